@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/* compiler.h - small helpers every file of libsonde may use. */
+#ifndef SD_COMPILER_H
+#define SD_COMPILER_H
+
+#include <stddef.h>
+
+#define likely(x)   __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+#define READ_ONCE(x)     __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define WRITE_ONCE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+#define LOAD_ACQUIRE(x)  __atomic_load_n(&(x), __ATOMIC_ACQUIRE)
+#define STORE_RELEASE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELEASE)
+#define smp_mb()         __atomic_thread_fence(__ATOMIC_SEQ_CST)
+#define barrier()        __asm__ __volatile__("" ::: "memory")
+
+/* Per-thread state the signal path touches must sit in the static TLS block. */
+#define SD_TLS_IE __thread __attribute__((tls_model("initial-exec")))
+
+/* Functions on the probe path: never probed, never instrumented. */
+#define SD_NOTRACE __attribute__((no_instrument_function, section("sonde_text")))
+
+#define SD_ALIGN_UP(x, a)   (((x) + (a) - 1) & ~((__typeof__(x))(a) - 1))
+#define SD_ALIGN_DOWN(x, a) ((x) & ~((__typeof__(x))(a) - 1))
+
+#endif

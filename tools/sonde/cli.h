@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cli.h - what the sonde commands share.
+ *
+ * Adding a command:
+ *  1. tools/sonde/cmd_<name>.c with int cmd_<name>(int argc, char **argv),
+ *     parsing its own options (argv[0] is the command's name) and printing
+ *     its own --help;
+ *  2. one line in the table in main.c;
+ *  3. a page in docs/man/sonde-<name>.md and a test under tests/.
+ * Commands return the process exit status. Only the CLI may exit().
+ */
+#ifndef SONDE_CLI_H
+#define SONDE_CLI_H
+
+#include <stdbool.h>
+
+int cmd_list(int argc, char **argv);
+
+/* print "sonde: <msg>\n" to stderr; returns 1 (an exit status) */
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* true when @arg is -h or --help */
+bool cli_is_help(const char *arg);
+
+#endif
