@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * arch.h - every hook the generic code may call, implemented per arch
+ * under src/arch/<arch>/.
+ *
+ * What the core guarantees to these hooks: decoding and slot building run
+ * in normal context under the probe mutex; sd_arch_emulate() and the
+ * register conversions run in the SIGTRAP handler and must not call libc.
+ */
+#ifndef SD_ARCH_H
+#define SD_ARCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sonde/kprobes.h>
+
+/* ---- instructions ------------------------------------------------------- */
+
+#define SD_INSN_MAX 15
+
+enum sd_insn_kind {
+	SD_INSN_PLAIN = 0, /* runs out of line as it is (rip-relative operand fixed) */
+	SD_INSN_JMP,       /* relative jmp: emulated */
+	SD_INSN_CALL,      /* relative call: emulated */
+	SD_INSN_JCC,       /* conditional relative jump: emulated */
+	SD_INSN_LOOP,      /* loop / loope / loopne: emulated */
+	SD_INSN_JRCXZ,     /* jrcxz / jecxz: emulated */
+	SD_INSN_RET,       /* near ret [imm16]: emulated */
+	SD_INSN_JMP_IND,   /* jmp r/m64: emulated */
+	SD_INSN_CALL_IND,  /* call r/m64: emulated */
+};
+
+struct sd_insn {
+	uint64_t addr; /* where it was decoded from */
+	uint8_t bytes[16];
+	uint8_t len;
+	uint8_t kind;  /* enum sd_insn_kind */
+	uint8_t cond;  /* JCC: condition code (low nibble of the opcode); LOOP: 0 loop, 1 loope, 2 loopne */
+	uint8_t addr32; /* 0x67 prefix: LOOP/JRCXZ test ecx instead of rcx */
+	int8_t riprel; /* offset of a rip-relative disp32 in bytes, or -1 */
+	uint16_t ret_pop; /* RET: immediate bytes popped after the return address */
+	uint64_t target; /* relative branches: absolute destination */
+};
+
+/*
+ * sd_arch_insn_decode - decode the instruction at @code (runtime address
+ * @addr, @avail bytes readable) for probing. Returns 0, -EILSEQ when the
+ * bytes are not a valid instruction, or -ENOTSUP when it is one a probe
+ * cannot sit on (int3, privileged, far transfers, transactions…); the
+ * reason is left in sonde_last_error().
+ */
+int sd_arch_insn_decode(const void *code, size_t avail, uint64_t addr, struct sd_insn *insn);
+
+/*
+ * sd_arch_insn_boundary - whether @addr starts an instruction of the
+ * function at @func (its bytes at @code, @size long), decoding from the
+ * start. Returns 0, or -EILSEQ with the nearest boundaries named in
+ * sonde_last_error(); @what names the function in the message.
+ */
+int sd_arch_insn_boundary(const void *code, size_t size, uint64_t func, uint64_t addr,
+			  const char *what);
+
+/* length of the instruction at @code, 0 if it does not decode */
+unsigned int sd_arch_insn_len(const void *code, size_t avail);
+
+/* ---- out-of-line execution ----------------------------------------------- */
+
+#define SD_XOL_SLOT_SIZE 64
+
+enum sd_xol_end {
+	SD_XOL_CLEAR_JMP, /* clear the thread's `active` byte, jump back */
+	SD_XOL_JMP,       /* jump back */
+	SD_XOL_TRAP,      /* breakpoint: the post_handlers run next */
+};
+
+struct sd_xol_tail {
+	int32_t active_tls_off; /* %fs-relative offset of the thread's `active` byte */
+	uint8_t end;            /* enum sd_xol_end */
+};
+
+/* the longest copy sd_arch_xol_build() makes */
+#define SD_XOL_COPY_MAX 32
+
+/*
+ * sd_arch_xol_build - the out-of-line copy of @insn as it will sit at
+ * @slot: the instruction (rip-relative displacement re-aimed), then the
+ * tail. Writes into @buf (SD_XOL_COPY_MAX bytes); returns the length, or
+ * -ERANGE when @slot is too far from what the instruction addresses.
+ */
+int sd_arch_xol_build(const struct sd_insn *insn, uint64_t slot, const struct sd_xol_tail *tail,
+		      uint8_t *buf);
+/* address of the trap byte in a slot built with tail->trap */
+uint64_t sd_arch_xol_trap_addr(const struct sd_insn *insn, uint64_t slot);
+
+/* the instruction is emulated rather than run out of line */
+static inline bool sd_arch_insn_emulated(const struct sd_insn *insn)
+{
+	return insn->kind != SD_INSN_PLAIN;
+}
+
+/*
+ * sd_arch_emulate - apply a branch instruction's effect to @regs
+ * (regs->ip is the instruction's address on entry). Signal-safe.
+ * Returns 0, or -EFAULT when an indirect branch's memory operand is
+ * unreadable: the caller then runs the slot copy, which takes the fault the
+ * program would have taken.
+ */
+int sd_arch_emulate(const struct sd_insn *insn, struct sonde_regs *regs);
+
+/* ---- registers ------------------------------------------------------------ */
+
+/* the interrupted context of a signal (ucontext_t *) to and from sonde_regs */
+void sd_arch_regs_from_uc(struct sonde_regs *regs, const void *uc);
+void sd_arch_regs_to_uc(void *uc, const struct sonde_regs *regs);
+uint64_t sd_arch_uc_ip(const void *uc);
+void sd_arch_uc_set_ip(void *uc, uint64_t ip);
+/* offset in struct sonde_regs of the register named @name ("di", "rdi"…), or -ENOENT */
+int sd_arch_reg_offset(const char *name);
+
+/* ---- breakpoints ------------------------------------------------------------ */
+
+#define SD_ARCH_BP_INSN 0xcc
+#define SD_ARCH_BP_LEN  1
+
+/* ---- text patching (poke.c) --------------------------------------------------- */
+
+struct sd_poke {
+	void *addr;
+	uint8_t len;
+	uint8_t old[16]; /* filled by sd_text_poke_batch */
+	uint8_t new[16];
+};
+
+/*
+ * sd_text_poke_batch - change live code that other threads may be running,
+ * the kernel's text_poke_bp way: a breakpoint over the first byte of every
+ * site, serialize every core, the tail bytes, serialize, the first bytes,
+ * serialize. A thread that meets a transient breakpoint waits in the trap
+ * handler until the batch is done and then runs the new instruction
+ * (sd_text_poke_trap). One-byte pokes skip the protocol (a byte is written
+ * atomically). Returns 0 or -errno; on failure nothing is changed.
+ */
+int sd_text_poke_batch(struct sd_poke *pokes, int n);
+
+/* write code no thread can be running yet (a fresh slot); no serialization */
+int sd_text_write(void *addr, const void *src, size_t len);
+
+/* make every thread of the process execute a core-serializing instruction */
+void sd_sync_cores(void);
+
+/*
+ * sd_text_poke_trap - called by the SIGTRAP handler for a breakpoint it does
+ * not own at @bp_addr: true when it is a transient one of a poke in progress
+ * (after waiting for the poke to finish; the caller resumes at @bp_addr).
+ */
+bool sd_text_poke_trap(uint64_t bp_addr);
+
+/* the kretprobe return trampoline (kretprobe_tramp.S) */
+extern const char sd_arch_kretprobe_trampoline[];
+extern const char sd_arch_kretprobe_trampoline_end[];
+
+#endif

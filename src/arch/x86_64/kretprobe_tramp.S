@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kretprobe_tramp.S - where a hooked function returns to.
+ *
+ * A kretprobe replaces the return address of the probed call with this
+ * trampoline. It arrives here by `ret`, with %rsp one word above the slot
+ * that held the return address (call it S), and must leave to the real
+ * return address with every register as the function returned it.
+ *
+ * It builds a struct sonde_regs on the stack (the area below S+8 is the dead
+ * callee frame), saves the SSE return registers the C handler may clobber,
+ * and calls sd_kretprobe_trampoline_handler(regs), which stores the real
+ * return address in regs->ip and also in the last word of the frame, which
+ * is S itself: so the frame below reads as an ordinary call frame to an
+ * unwinder, and the final `ret` from there leaves %rsp at S+8.
+ */
+	.text
+	.globl	sd_arch_kretprobe_trampoline
+	.hidden	sd_arch_kretprobe_trampoline
+	.globl	sd_arch_kretprobe_trampoline_end
+	.hidden	sd_arch_kretprobe_trampoline_end
+	.type	sd_arch_kretprobe_trampoline, @function
+	.p2align 4
+	.cfi_startproc
+	.cfi_undefined rip
+	/* unwinders look up return address - 1: keep that inside this FDE */
+	nop
+sd_arch_kretprobe_trampoline:
+	pushq	$0		/* ss: becomes S, the real return address */
+	.cfi_adjust_cfa_offset 8
+	pushq	$0		/* sp */
+	.cfi_adjust_cfa_offset 8
+	pushfq			/* flags */
+	.cfi_adjust_cfa_offset 8
+	pushq	$0		/* cs */
+	.cfi_adjust_cfa_offset 8
+	pushq	$0		/* ip */
+	.cfi_adjust_cfa_offset 8
+	pushq	$-1		/* orig_ax */
+	.cfi_adjust_cfa_offset 8
+	pushq	%rdi
+	.cfi_adjust_cfa_offset 8
+	pushq	%rsi
+	.cfi_adjust_cfa_offset 8
+	pushq	%rdx
+	.cfi_adjust_cfa_offset 8
+	pushq	%rcx
+	.cfi_adjust_cfa_offset 8
+	pushq	%rax
+	.cfi_adjust_cfa_offset 8
+	pushq	%r8
+	.cfi_adjust_cfa_offset 8
+	pushq	%r9
+	.cfi_adjust_cfa_offset 8
+	pushq	%r10
+	.cfi_adjust_cfa_offset 8
+	pushq	%r11
+	.cfi_adjust_cfa_offset 8
+	pushq	%rbx
+	.cfi_adjust_cfa_offset 8
+	pushq	%rbp
+	.cfi_adjust_cfa_offset 8
+	pushq	%r12
+	.cfi_adjust_cfa_offset 8
+	pushq	%r13
+	.cfi_adjust_cfa_offset 8
+	pushq	%r14
+	.cfi_adjust_cfa_offset 8
+	pushq	%r15
+	.cfi_adjust_cfa_offset 8
+	leaq	168(%rsp), %rax
+	movq	%rax, 152(%rsp)		/* regs->sp: the stack as the caller sees it */
+	movq	%rsp, %rbp
+	/* from here the frame reads as a call frame whose return address is at S */
+	.cfi_def_cfa rbp, 168
+	.cfi_offset rip, -8
+	.cfi_offset rbp, -136
+	subq	$32, %rsp
+	andq	$-16, %rsp
+	movdqu	%xmm0, 0(%rsp)
+	movdqu	%xmm1, 16(%rsp)
+	movq	%rbp, %rdi
+	call	sd_kretprobe_trampoline_handler
+	movdqu	0(%rsp), %xmm0
+	movdqu	16(%rsp), %xmm1
+	movq	%rbp, %rsp
+	movq	128(%rsp), %rax
+	movq	%rax, 160(%rsp)		/* the real return address, at S */
+	popq	%r15
+	popq	%r14
+	popq	%r13
+	popq	%r12
+	popq	%rbp
+	popq	%rbx
+	popq	%r11
+	popq	%r10
+	popq	%r9
+	popq	%r8
+	popq	%rax
+	popq	%rcx
+	popq	%rdx
+	popq	%rsi
+	popq	%rdi
+	leaq	24(%rsp), %rsp		/* orig_ax, ip, cs; lea leaves the flags alone */
+	popfq
+	leaq	8(%rsp), %rsp		/* sp */
+	ret				/* to S's contents; %rsp ends at S+8 */
+	.cfi_endproc
+sd_arch_kretprobe_trampoline_end:
+	.size	sd_arch_kretprobe_trampoline, . - sd_arch_kretprobe_trampoline
+
+	.section .note.GNU-stack,"",@progbits

@@ -1,0 +1,236 @@
+// SPDX-License-Identifier: MIT
+/*
+ * poke.c - changing code that other threads are running.
+ *
+ * Every change to live code goes through here. The protocol is the
+ * kernel's text_poke_bp_batch(), with membarrier() standing in for the IPI
+ * that serializes the other CPUs:
+ *
+ *   1. write int3 over the first byte of every site    sync every core
+ *   2. write the remaining new bytes of every site     sync every core
+ *   3. write the new first byte of every site          sync every core
+ *
+ * Between 1 and 3 a thread can only see an int3 or the old instruction
+ * (before 1), or the complete new instruction (after 3): never a mix. A
+ * thread that meets the transient int3 traps; the SIGTRAP handler asks
+ * sd_text_poke_trap(), which waits for the batch to end and has the thread
+ * resume at the site, where the new instruction now is. (The kernel
+ * emulates the new instruction instead because a CPU cannot wait; a thread
+ * can.)
+ *
+ * Bytes are written through /proc/self/mem, which writes a private copy of
+ * a read-only page without ever making it writable; if the kernel refuses
+ * that, the page is made writable for the length of one memcpy.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/membarrier.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <sd_arch/syscall.h>
+
+#define SD_LOG_PREFIX "poke"
+#include "arch/arch.h"
+#include "common/compiler.h"
+#include "common/log.h"
+
+static pthread_mutex_t poke_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* odd while a multi-byte batch is in progress; read by the trap handler */
+static volatile unsigned long poke_seq;
+
+static int membarrier_state; /* 0 unknown, 1 registered, -1 unavailable */
+
+static void membarrier_setup(void)
+{
+	long r;
+
+	if (membarrier_state)
+		return;
+	r = sd_raw_syscall3(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE, 0,
+			    0);
+	membarrier_state = r == 0 ? 1 : -1;
+	if (r)
+		sd_warn("membarrier(SYNC_CORE) unavailable (%s): falling back to a full barrier",
+			strerror((int)-r));
+}
+
+void sd_sync_cores(void)
+{
+	membarrier_setup();
+	if (membarrier_state > 0) {
+		long r = sd_raw_syscall3(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE,
+					 0, 0);
+		if (r == -EPERM) { /* registration lost, e.g. in a forked child */
+			membarrier_state = 0;
+			membarrier_setup();
+			if (membarrier_state > 0)
+				sd_raw_syscall3(SYS_membarrier,
+						MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0);
+		}
+	} else {
+		/* MEMBARRIER_CMD_GLOBAL at least orders memory on every CPU */
+		sd_raw_syscall3(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0);
+	}
+	sd_arch_serialize();
+}
+
+/* protection of the mapping containing @addr, from /proc/self/maps */
+static int page_prot(uintptr_t addr)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	char line[512], perms[8];
+	unsigned long lo, hi;
+	int prot = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3)
+			continue;
+		if (addr >= lo && addr < hi) {
+			prot = (perms[0] == 'r' ? PROT_READ : 0) | (perms[1] == 'w' ? PROT_WRITE : 0) |
+			       (perms[2] == 'x' ? PROT_EXEC : 0);
+			break;
+		}
+	}
+	fclose(f);
+	return prot;
+}
+
+static int write_mprotect(void *addr, const void *src, size_t len)
+{
+	uintptr_t page = SD_ALIGN_DOWN((uintptr_t)addr, 4096);
+	size_t span = SD_ALIGN_UP((uintptr_t)addr + len, 4096) - page;
+	int prot = page_prot((uintptr_t)addr);
+
+	if (prot < 0)
+		return -EFAULT;
+	if (mprotect((void *)page, span, prot | PROT_WRITE | PROT_EXEC))
+		return -errno;
+	memcpy(addr, src, len);
+	if (mprotect((void *)page, span, prot))
+		return -errno;
+	return 0;
+}
+
+static int mem_fd = -1;
+
+static int write_bytes(void *addr, const void *src, size_t len)
+{
+	if (mem_fd >= 0) {
+		ssize_t n = pwrite(mem_fd, src, len, (off_t)(uintptr_t)addr);
+
+		if (n == (ssize_t)len)
+			return 0;
+		if (n < 0 && errno != EIO && errno != EACCES && errno != EPERM)
+			return -errno;
+	}
+	return write_mprotect(addr, src, len);
+}
+
+static void mem_open(void)
+{
+	/* opened per batch so that the program never sees an extra descriptor linger */
+	mem_fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+}
+
+static void mem_close(void)
+{
+	if (mem_fd >= 0)
+		close(mem_fd);
+	mem_fd = -1;
+}
+
+int sd_text_write(void *addr, const void *src, size_t len)
+{
+	int err;
+
+	pthread_mutex_lock(&poke_lock);
+	mem_open();
+	err = write_bytes(addr, src, len);
+	mem_close();
+	pthread_mutex_unlock(&poke_lock);
+	if (err)
+		return sd_error(err, "cannot write code at %p: %s", addr, strerror(-err));
+	return 0;
+}
+
+int sd_text_poke_batch(struct sd_poke *v, int n)
+{
+	static const uint8_t bp = SD_ARCH_BP_INSN;
+	bool multi = false;
+	int err = 0, i;
+
+	for (i = 0; i < n; i++) {
+		if (!v[i].len || v[i].len > sizeof(v[i].new))
+			return sd_error(-EINVAL, "bad poke length %u", v[i].len);
+		memcpy(v[i].old, v[i].addr, v[i].len);
+		multi |= v[i].len > 1;
+	}
+
+	pthread_mutex_lock(&poke_lock);
+	mem_open();
+	if (!multi) {
+		for (i = 0; i < n && !err; i++)
+			err = write_bytes(v[i].addr, v[i].new, 1);
+		goto out_sync;
+	}
+
+	__atomic_add_fetch(&poke_seq, 1, __ATOMIC_SEQ_CST); /* odd: in progress */
+
+	for (i = 0; i < n && !err; i++)
+		err = write_bytes(v[i].addr, &bp, 1);
+	sd_sync_cores();
+	for (i = 0; i < n && !err; i++)
+		if (v[i].len > 1)
+			err = write_bytes((uint8_t *)v[i].addr + 1, v[i].new + 1, v[i].len - 1);
+	sd_sync_cores();
+	for (i = 0; i < n && !err; i++)
+		err = write_bytes(v[i].addr, v[i].new, 1);
+	if (err) {
+		/* put back what was there: int3 first, tails, then first bytes */
+		for (i = 0; i < n; i++)
+			write_bytes(v[i].addr, &bp, 1);
+		sd_sync_cores();
+		for (i = 0; i < n; i++)
+			if (v[i].len > 1)
+				write_bytes((uint8_t *)v[i].addr + 1, v[i].old + 1, v[i].len - 1);
+		sd_sync_cores();
+		for (i = 0; i < n; i++)
+			write_bytes(v[i].addr, v[i].old, 1);
+	}
+out_sync:
+	sd_sync_cores();
+	if (multi) {
+		__atomic_add_fetch(&poke_seq, 1, __ATOMIC_SEQ_CST); /* even: done */
+	}
+	mem_close();
+	pthread_mutex_unlock(&poke_lock);
+	if (err)
+		return sd_error(err, "cannot patch code: %s", strerror(-err));
+	return 0;
+}
+
+/*
+ * Signal context: a raw sched_yield, nothing from libc. Any breakpoint the
+ * dispatcher does not own that is met while a batch is in progress is
+ * treated as transient: after the batch the thread goes back to the site;
+ * if it was the program's own int3 it simply traps again, and is passed on.
+ */
+bool sd_text_poke_trap(uint64_t bp_addr)
+{
+	unsigned long seq = __atomic_load_n(&poke_seq, __ATOMIC_ACQUIRE);
+
+	(void)bp_addr;
+	if (!(seq & 1))
+		return false;
+	while (__atomic_load_n(&poke_seq, __ATOMIC_ACQUIRE) == seq)
+		sd_raw_syscall0(SYS_sched_yield);
+	return true;
+}

@@ -1,0 +1,608 @@
+// SPDX-License-Identifier: MIT
+/*
+ * kprobe.c - registering, arming and removing probes.
+ *
+ * Registration resolves the address, checks it is a probeable instruction
+ * boundary, finds or creates the site (decoding the instruction and
+ * building its out-of-line slots), publishes the site and the new probe
+ * list, and only then writes the breakpoint: a thread can never trap on a
+ * site the handler cannot find. Removal goes the other way: restore the
+ * byte, unpublish, sd_sync_threads(), free.
+ *
+ * Everything here runs under sd_probe_mutex with the thread marked as
+ * inside sonde, so that libsonde's own calls into libc (malloc, open…)
+ * pass through probes the user has put there without firing them.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SD_LOG_PREFIX "kprobe"
+#include "common/compiler.h"
+#include "common/log.h"
+#include "common/safe_mem.h"
+#include "probe/probe.h"
+#include "probe/thread.h"
+#include "probe/xol.h"
+#include "sym/sym.h"
+
+pthread_mutex_t sd_probe_mutex = PTHREAD_MUTEX_INITIALIZER;
+struct sd_site_table *sd_sites;
+
+/* section bounds of the probe path (SD_NOTRACE), provided by the linker */
+extern const char __start_sonde_text[] __attribute__((weak));
+extern const char __stop_sonde_text[] __attribute__((weak));
+
+static struct sd_maps *self_maps;
+
+static void lock(void)
+{
+	sd_enter_sonde();
+	pthread_mutex_lock(&sd_probe_mutex);
+}
+
+static void unlock(void)
+{
+	pthread_mutex_unlock(&sd_probe_mutex);
+	sd_leave_sonde();
+}
+
+/* ---- the site table --------------------------------------------------------- */
+
+static uint64_t site_hash(uint64_t addr)
+{
+	return (addr * 0x9e3779b97f4a7c15ULL) >> 20;
+}
+
+/* a copy of the current table with @add inserted and @del removed */
+static struct sd_site_table *table_rebuild(struct sd_site *add, struct sd_site *del)
+{
+	struct sd_site_table *old = sd_sites, *t;
+	unsigned int count = (old ? old->count : 0) + (add ? 1 : 0) - (del ? 1 : 0);
+	uint64_t size = 16;
+
+	while (size < 2 * (uint64_t)count + 2)
+		size <<= 1;
+	t = calloc(1, sizeof(*t) + size * sizeof(t->slot[0]));
+	if (!t)
+		return NULL;
+	t->mask = size - 1;
+	t->count = count;
+	for (uint64_t i = 0; old && i <= old->mask; i++) {
+		struct sd_site *s = old->slot[i];
+
+		if (!s || s == del)
+			continue;
+		for (uint64_t h = site_hash(s->addr);; h++)
+			if (!t->slot[h & t->mask]) {
+				t->slot[h & t->mask] = s;
+				break;
+			}
+	}
+	if (add)
+		for (uint64_t h = site_hash(add->addr);; h++)
+			if (!t->slot[h & t->mask]) {
+				t->slot[h & t->mask] = add;
+				break;
+			}
+	return t;
+}
+
+/* ---- resolving -------------------------------------------------------------- */
+
+static struct sd_maps *maps_self(bool refresh)
+{
+	if (refresh || !self_maps) {
+		struct sd_maps *m;
+
+		if (sd_maps_read(0, &m))
+			return NULL;
+		sd_maps_free(self_maps);
+		self_maps = m;
+	}
+	return self_maps;
+}
+
+/* the implementation an IFUNC resolved to, as the dynamic linker chose it */
+static int ifunc_target(struct sd_module *mod, const char *name, uint64_t *addr)
+{
+	void *h = dlopen(mod->is_main ? NULL : mod->path, RTLD_LAZY | RTLD_NOLOAD);
+	void *impl;
+
+	if (!h)
+		return sd_error(-ENOENT, "%s: '%s' is an IFUNC and the object is not loaded",
+				mod->name, name);
+	impl = dlsym(h, name);
+	dlclose(h);
+	if (!impl)
+		return sd_error(-ENOENT, "%s: cannot find the implementation of IFUNC '%s'",
+				mod->name, name);
+	*addr = (uint64_t)impl;
+	return 0;
+}
+
+static bool blacklisted(struct sd_maps *maps, uint64_t addr, const char **why)
+{
+	struct sd_module *self = sd_maps_find_addr(maps, (uint64_t)(uintptr_t)sonde_register_kprobe);
+	uint64_t restorer = sd_signal_restorer();
+
+	if (__start_sonde_text && addr >= (uint64_t)__start_sonde_text &&
+	    addr < (uint64_t)__stop_sonde_text) {
+		*why = "it is sonde's own probe handling code";
+		return true;
+	}
+	if (self && !self->is_main && addr >= self->start && addr < self->end) {
+		*why = "it is inside libsonde";
+		return true;
+	}
+	if (addr >= (uint64_t)sd_arch_kretprobe_trampoline - 1 &&
+	    addr < (uint64_t)sd_arch_kretprobe_trampoline_end) {
+		*why = "it is sonde's return trampoline";
+		return true;
+	}
+	if (restorer && addr >= restorer && addr < restorer + 16) {
+		*why = "it is the signal return trampoline";
+		return true;
+	}
+	return false;
+}
+
+int sd_kprobe_resolve(struct sonde_kprobe *p, uint64_t *out)
+{
+	struct sd_maps *maps = maps_self(false);
+	struct sd_resolved r;
+	const char *why;
+	char what[256];
+	int err;
+
+	if (!maps)
+		return -errno ? -errno : -EIO;
+	if (p->symbol_name) {
+		err = sd_resolve(maps, p->symbol_name, &r);
+		if (err == -ENOENT) { /* maybe dlopen()ed since we last looked */
+			maps = maps_self(true);
+			if (!maps)
+				return -EIO;
+			err = sd_resolve(maps, p->symbol_name, &r);
+		}
+		if (err)
+			return err;
+		if (r.sym && r.sym->type == SD_SYM_IFUNC && r.offset == 0) {
+			uint64_t impl = 0;
+
+			err = ifunc_target(r.mod, r.sym->name, &impl);
+			if (err)
+				return err;
+			r.addr = impl;
+			r.offset = 0;
+			r.sym = NULL;
+			r.mod = sd_maps_find_addr(maps, impl);
+			if (r.mod && sd_module_symtab(r.mod))
+				r.sym = sd_symtab_find_addr(r.mod->symtab, impl - r.mod->bias,
+							    &r.offset);
+		}
+		r.addr += p->offset;
+		r.offset += p->offset;
+		snprintf(what, sizeof(what), "%s", p->symbol_name);
+	} else {
+		if (!p->addr)
+			return sd_error(-EINVAL, "a kprobe needs symbol_name or addr");
+		r.addr = (uint64_t)(uintptr_t)p->addr + p->offset;
+		r.mod = sd_maps_find_addr(maps, r.addr);
+		if (!r.mod) {
+			maps = maps_self(true);
+			r.mod = maps ? sd_maps_find_addr(maps, r.addr) : NULL;
+		}
+		if (!r.mod)
+			return sd_error(-EINVAL, "0x%lx is not in the code of any loaded object",
+					(unsigned long)r.addr);
+		r.sym = NULL;
+		if (sd_module_symtab(r.mod))
+			r.sym = sd_symtab_find_addr(r.mod->symtab, r.addr - r.mod->bias, &r.offset);
+		snprintf(what, sizeof(what), "0x%lx", (unsigned long)r.addr);
+	}
+
+	if (r.mod && r.mod->symtab &&
+	    !sd_symtab_vaddr_is_exec(r.mod->symtab, r.addr - r.mod->bias))
+		return sd_error(-EINVAL, "%s: 0x%lx is not in executable code of %s", what,
+				(unsigned long)r.addr, r.mod->name);
+	if (blacklisted(maps, r.addr, &why))
+		return sd_error(-EINVAL, "%s: cannot probe 0x%lx: %s", what, (unsigned long)r.addr,
+				why);
+	/* the kernel refuses addresses that are not instruction boundaries */
+	if (r.sym && (r.sym->type == SD_SYM_FUNC || r.sym->type == SD_SYM_IFUNC) && r.sym->size &&
+	    r.offset) {
+		uint64_t func = r.addr - r.offset;
+
+		err = sd_arch_insn_boundary((const void *)func, r.sym->size, func, r.addr,
+					    r.sym->name);
+		if (err)
+			return err;
+	}
+	*out = r.addr;
+	return 0;
+}
+
+/* ---- sites -------------------------------------------------------------------- */
+
+static int build_slot(struct sd_site *s, uint8_t *slot, enum sd_xol_end end)
+{
+	struct sd_xol_tail tail = {.active_tls_off = sd_thread_active_tls_offset(), .end = end};
+	uint8_t buf[SD_XOL_COPY_MAX];
+	int n = sd_arch_xol_build(&s->insn, (uint64_t)slot, &tail, buf);
+
+	if (n < 0)
+		return n;
+	return sd_text_write(slot, buf, n);
+}
+
+static void site_free(struct sd_site *s)
+{
+	if (!s)
+		return;
+	sd_xol_free(s->slot);
+	sd_xol_free(s->slot_post);
+	free(s->probes);
+	free(s);
+}
+
+static int site_create(uint64_t addr, struct sd_site **out)
+{
+	uint8_t code[SD_INSN_MAX + 1];
+	struct sd_site *s;
+	size_t avail;
+	int err;
+
+	/* the instruction may end right at the end of a mapping */
+	for (avail = sizeof(code); avail && sd_safe_read(code, (void *)addr, avail); avail--)
+		;
+	if (!avail)
+		return sd_error(-EFAULT, "0x%lx: cannot read the code there", (unsigned long)addr);
+	if (code[0] == SD_ARCH_BP_INSN)
+		return sd_error(-EBUSY, "0x%lx: there is already a breakpoint there (a debugger or "
+					"another tracer?)",
+				(unsigned long)addr);
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->addr = addr;
+	err = sd_arch_insn_decode(code, avail, addr, &s->insn);
+	if (err)
+		goto fail;
+	err = -ENOMEM;
+	s->probes = calloc(1, sizeof(*s->probes));
+	s->slot = sd_xol_alloc(addr);
+	s->slot_nested = s->slot ? s->slot + SD_XOL_SLOT_SIZE / 2 : NULL;
+	if (!s->probes || !s->slot)
+		goto fail;
+	err = build_slot(s, s->slot, SD_XOL_CLEAR_JMP);
+	if (!err)
+		err = build_slot(s, s->slot_nested, SD_XOL_JMP);
+	if (err)
+		goto fail;
+	*out = s;
+	return 0;
+fail:
+	site_free(s);
+	return err;
+}
+
+static int site_add_post_slot(struct sd_site *s)
+{
+	uint8_t *slot;
+	int err;
+
+	if (s->slot_post)
+		return 0;
+	slot = sd_xol_alloc(s->addr);
+	if (!slot)
+		return -ENOMEM;
+	err = build_slot(s, slot, SD_XOL_TRAP);
+	if (err) {
+		sd_xol_free(slot);
+		return err;
+	}
+	s->post_trap = sd_arch_xol_trap_addr(&s->insn, (uint64_t)slot);
+	STORE_RELEASE(s->slot_post, slot);
+	return 0;
+}
+
+static bool site_any_enabled(struct sd_site *s)
+{
+	for (int i = 0; i < s->probes->n; i++)
+		if (sd_kprobe_enabled(s->probes->p[i]))
+			return true;
+	return false;
+}
+
+static int site_set_armed(struct sd_site *s, bool arm)
+{
+	struct sd_poke pk = {.addr = (void *)s->addr, .len = 1};
+	int err;
+
+	if (s->armed == arm)
+		return 0;
+	pk.new[0] = arm ? SD_ARCH_BP_INSN : s->insn.bytes[0];
+	err = sd_text_poke_batch(&pk, 1);
+	if (!err)
+		s->armed = arm;
+	return err;
+}
+
+/* a copy of @s's probe list with @add appended or @del removed */
+static struct sd_probe_list *list_rebuild(struct sd_site *s, struct sonde_kprobe *add,
+					  struct sonde_kprobe *del)
+{
+	struct sd_probe_list *old = s->probes, *l;
+	int n = 0;
+
+	l = calloc(1, sizeof(*l) + (old->n + 1) * sizeof(l->p[0]));
+	if (!l)
+		return NULL;
+	for (int i = 0; i < old->n; i++)
+		if (old->p[i] != del)
+			l->p[n++] = old->p[i];
+	if (add)
+		l->p[n++] = add;
+	l->n = n;
+	return l;
+}
+
+static struct sd_site *probe_site(const struct sonde_kprobe *p)
+{
+	return p->__priv;
+}
+
+/* ---- registration ---------------------------------------------------------------- */
+
+static int __register_kprobe(struct sonde_kprobe *p)
+{
+	struct sd_site *site, *fresh = NULL;
+	struct sd_site_table *table = NULL, *old_table = NULL;
+	struct sd_probe_list *list, *old_list;
+	uint64_t addr;
+	int err;
+
+	if (p->__reserved[0] & SD_KP_REGISTERED)
+		return sd_error(-EBUSY, "this kprobe is already registered");
+	err = sd_signal_setup();
+	if (err)
+		return err;
+	err = sd_kprobe_resolve(p, &addr);
+	if (err)
+		return err;
+
+	site = sd_site_lookup(addr);
+	if (!site) {
+		err = site_create(addr, &fresh);
+		if (err)
+			return err;
+		site = fresh;
+	}
+	if (p->post_handler) {
+		err = site_add_post_slot(site);
+		if (err)
+			goto fail;
+	}
+	list = list_rebuild(site, p, NULL);
+	if (!list) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	if (fresh) {
+		table = table_rebuild(fresh, NULL);
+		if (!table) {
+			free(list);
+			err = -ENOMEM;
+			goto fail;
+		}
+	}
+
+	p->addr = (void *)addr;
+	p->nhit = 0;
+	p->nmissed = 0;
+	p->__priv = site;
+	p->__reserved[0] |= SD_KP_REGISTERED;
+	p->flags &= ~SONDE_KPROBE_FLAG_GONE;
+	old_list = site->probes;
+	STORE_RELEASE(site->probes, list);
+	if (table) {
+		old_table = sd_sites;
+		STORE_RELEASE(sd_sites, table);
+	}
+	if (sd_kprobe_enabled(p)) {
+		err = site_set_armed(site, true);
+		if (err) {
+			/* unpublish what was published; nobody can have trapped on it */
+			STORE_RELEASE(site->probes, old_list);
+			if (table)
+				STORE_RELEASE(sd_sites, old_table);
+			sd_sync_threads();
+			free(list);
+			free(table);
+			p->__priv = NULL;
+			p->__reserved[0] &= ~SD_KP_REGISTERED;
+			goto fail;
+		}
+	}
+	/* a trap may still be reading the old list or table */
+	if (old_table || old_list) {
+		sd_sync_threads();
+		free(old_table);
+		free(old_list);
+	}
+	return 0;
+fail:
+	site_free(fresh);
+	return err;
+}
+
+/* unlink @p; returns the site if it became empty (the caller frees it after sync) */
+static struct sd_site *__unregister_kprobe(struct sonde_kprobe *p, void **garbage, int *ngarbage)
+{
+	struct sd_site *site = probe_site(p);
+	struct sd_probe_list *list;
+
+	if (!site || !(p->__reserved[0] & SD_KP_REGISTERED))
+		return NULL;
+	list = list_rebuild(site, NULL, p);
+	if (!list)
+		return NULL; /* out of memory: keep it registered rather than corrupt */
+	garbage[(*ngarbage)++] = site->probes;
+	STORE_RELEASE(site->probes, list);
+	p->__reserved[0] &= ~SD_KP_REGISTERED;
+	p->__priv = NULL;
+	if (list->n && site_any_enabled(site))
+		return NULL;
+	site_set_armed(site, false);
+	if (list->n)
+		return NULL;
+	struct sd_site_table *t = table_rebuild(NULL, site);
+	if (!t) {
+		/* cannot shrink the table now: the disarmed site stays findable */
+		return NULL;
+	}
+	garbage[(*ngarbage)++] = sd_sites;
+	STORE_RELEASE(sd_sites, t);
+	return site;
+}
+
+SONDE_API int sonde_register_kprobe(struct sonde_kprobe *p)
+{
+	int err;
+
+	if (!p)
+		return -EINVAL;
+	lock();
+	sd_error_clear();
+	err = __register_kprobe(p);
+	unlock();
+	if (err)
+		errno = -err;
+	return err;
+}
+
+SONDE_API int sonde_register_kprobes(struct sonde_kprobe **kps, int num)
+{
+	int i, err = 0;
+
+	if (!kps || num <= 0)
+		return -EINVAL;
+	for (i = 0; i < num; i++) {
+		err = sonde_register_kprobe(kps[i]);
+		if (err) {
+			char msg[512];
+
+			snprintf(msg, sizeof(msg), "%s", sonde_last_error());
+			sonde_unregister_kprobes(kps, i);
+			sd_error(err, "kprobe %d of %d: %s", i, num, msg);
+			return err;
+		}
+	}
+	return 0;
+}
+
+static void unregister_batch(struct sonde_kprobe **kps, int num)
+{
+	void **garbage;
+	struct sd_site **sites;
+	int ngarbage = 0, nsites = 0;
+
+	garbage = calloc(2 * num + 1, sizeof(*garbage));
+	sites = calloc(num + 1, sizeof(*sites));
+	if (!garbage || !sites) {
+		/* one at a time needs no arrays beyond one entry each */
+		free(garbage);
+		free(sites);
+		for (int i = 0; i < num; i++) {
+			void *g[2];
+			int ng = 0;
+			struct sd_site *s = __unregister_kprobe(kps[i], g, &ng);
+
+			sd_sync_threads();
+			for (int k = 0; k < ng; k++)
+				free(g[k]);
+			site_free(s);
+		}
+		return;
+	}
+	for (int i = 0; i < num; i++) {
+		struct sd_site *s;
+
+		if (!kps[i])
+			continue;
+		s = __unregister_kprobe(kps[i], garbage, &ngarbage);
+		if (s)
+			sites[nsites++] = s;
+	}
+	if (sd_sync_threads() == 0) {
+		for (int k = 0; k < ngarbage; k++)
+			free(garbage[k]);
+		for (int k = 0; k < nsites; k++)
+			site_free(sites[k]);
+	}
+	free(garbage);
+	free(sites);
+}
+
+SONDE_API void sonde_unregister_kprobe(struct sonde_kprobe *p)
+{
+	if (!p)
+		return;
+	sonde_unregister_kprobes(&p, 1);
+}
+
+SONDE_API void sonde_unregister_kprobes(struct sonde_kprobe **kps, int num)
+{
+	if (!kps || num <= 0)
+		return;
+	lock();
+	unregister_batch(kps, num);
+	unlock();
+}
+
+static int set_enabled(struct sonde_kprobe *p, bool enable)
+{
+	struct sd_site *site;
+	int err = 0;
+
+	if (!p)
+		return -EINVAL;
+	lock();
+	site = probe_site(p);
+	if (!site || !(p->__reserved[0] & SD_KP_REGISTERED)) {
+		err = sd_error(-EINVAL, "the kprobe is not registered");
+		goto out;
+	}
+	if (enable)
+		__atomic_and_fetch(&p->flags, ~SONDE_KPROBE_FLAG_DISABLED, __ATOMIC_RELEASE);
+	else
+		__atomic_or_fetch(&p->flags, SONDE_KPROBE_FLAG_DISABLED, __ATOMIC_RELEASE);
+	err = site_set_armed(site, site_any_enabled(site));
+out:
+	unlock();
+	return err;
+}
+
+SONDE_API int sonde_enable_kprobe(struct sonde_kprobe *p)
+{
+	return set_enabled(p, true);
+}
+
+SONDE_API int sonde_disable_kprobe(struct sonde_kprobe *p)
+{
+	return set_enabled(p, false);
+}
+
+SONDE_API unsigned long sonde_kprobe_hits(const struct sonde_kprobe *p)
+{
+	return __atomic_load_n(&p->nhit, __ATOMIC_RELAXED);
+}
+
+SONDE_API unsigned long sonde_kprobe_missed(const struct sonde_kprobe *p)
+{
+	return __atomic_load_n(&p->nmissed, __ATOMIC_RELAXED);
+}

@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: MIT
+/*
+ * signal.c - owning SIGTRAP without taking it from the program.
+ *
+ * Probes need the SIGTRAP handler, but the program may have its own (a
+ * debugger-aware runtime, a test framework) and may install it after sonde
+ * did. So sonde interposes sigaction() and signal(): for a signal sonde
+ * owns, the program's calls read and write a shadow disposition, and every
+ * trap that is not sonde's is handed to that disposition exactly as the
+ * kernel would have (sd_signal_chain). Signals sonde does not own pass
+ * straight through to libc.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sd_arch/syscall.h>
+
+#define SD_LOG_PREFIX "signal"
+#include "common/compiler.h"
+#include "common/log.h"
+#include "probe/probe.h"
+
+/* libc's own entry points, not the interposed ones below */
+extern int __sigaction(int sig, const struct sigaction *act, struct sigaction *old);
+extern __sighandler_t bsd_signal(int sig, __sighandler_t handler);
+
+static struct sigaction prog_act[_NSIG]; /* what the program believes is installed */
+static volatile bool owned[_NSIG];
+
+/* the kernel's struct sigaction layout, for the raw system calls */
+struct ksigaction {
+	void *handler;
+	unsigned long flags;
+	void *restorer;
+	uint64_t mask;
+};
+
+SD_NOTRACE static void trap_entry(int sig, siginfo_t *si, void *uc)
+{
+	sd_trap_handler(sig, si, uc);
+}
+
+int sd_signal_setup(void)
+{
+	struct sigaction act, old;
+
+	if (owned[SIGTRAP])
+		return 0;
+	memset(&act, 0, sizeof(act));
+	act.sa_sigaction = trap_entry;
+	/* NODEFER: a handler may hit another probe (counted as missed) */
+	act.sa_flags = SA_SIGINFO | SA_NODEFER | SA_RESTART;
+	/* asynchronous signals wait until the probe is handled */
+	sigfillset(&act.sa_mask);
+	sigdelset(&act.sa_mask, SIGTRAP);
+	sigdelset(&act.sa_mask, SIGSEGV);
+	sigdelset(&act.sa_mask, SIGBUS);
+	sigdelset(&act.sa_mask, SIGILL);
+	sigdelset(&act.sa_mask, SIGFPE);
+	if (__sigaction(SIGTRAP, &act, &old))
+		return sd_error(-errno, "cannot install the SIGTRAP handler: %s", strerror(errno));
+	prog_act[SIGTRAP] = old;
+	__atomic_store_n(&owned[SIGTRAP], true, __ATOMIC_RELEASE);
+	return 0;
+}
+
+uint64_t sd_signal_restorer(void)
+{
+	struct ksigaction k;
+
+	if (sd_raw_syscall6(SYS_rt_sigaction, SIGTRAP, 0, (long)&k, 8, 0, 0))
+		return 0;
+	return (uint64_t)k.restorer;
+}
+
+/* signal context */
+SD_NOTRACE void sd_signal_chain(int sig, void *info, void *uc)
+{
+	struct sigaction *a = &prog_act[sig];
+	const siginfo_t *si = info;
+	uint64_t old_mask, mask;
+
+	if (a->sa_handler == SIG_IGN && si->si_code != SI_KERNEL)
+		return;
+	if (a->sa_handler == SIG_DFL || a->sa_handler == SIG_IGN) {
+		/*
+		 * The default action (a kernel-raised trap ignores SIG_IGN too):
+		 * put the default back and send the signal again; it lands when
+		 * this handler returns and ends the process as it would have.
+		 */
+		struct ksigaction dfl = {.handler = SIG_DFL};
+
+		sd_raw_syscall6(SYS_rt_sigaction, sig, (long)&dfl, 0, 8, 0, 0);
+		owned[sig] = false;
+		sd_raw_syscall3(SYS_tgkill, sd_raw_syscall0(SYS_getpid), sd_raw_gettid(), sig);
+		return;
+	}
+	memcpy(&mask, &a->sa_mask, sizeof(mask));
+	if (!(a->sa_flags & SA_NODEFER))
+		mask |= 1ULL << (sig - 1);
+	sd_raw_syscall6(SYS_rt_sigprocmask, SIG_BLOCK, (long)&mask, (long)&old_mask, 8, 0, 0);
+	if (a->sa_flags & SA_SIGINFO)
+		a->sa_sigaction(sig, (siginfo_t *)info, uc);
+	else
+		a->sa_handler(sig);
+	if (a->sa_flags & SA_RESETHAND)
+		a->sa_handler = SIG_DFL;
+	sd_raw_syscall6(SYS_rt_sigprocmask, SIG_SETMASK, (long)&old_mask, 0, 8, 0, 0);
+}
+
+/* ---- interposed libc entry points ---------------------------------------- */
+
+__attribute__((visibility("default"))) int sigaction(int sig, const struct sigaction *act,
+						     struct sigaction *old)
+{
+	if (sig > 0 && sig < _NSIG && __atomic_load_n(&owned[sig], __ATOMIC_ACQUIRE)) {
+		if (old)
+			*old = prog_act[sig];
+		if (act)
+			prog_act[sig] = *act;
+		return 0;
+	}
+	return __sigaction(sig, act, old);
+}
+
+__attribute__((visibility("default"))) __sighandler_t signal(int sig, __sighandler_t handler)
+{
+	if (sig > 0 && sig < _NSIG && __atomic_load_n(&owned[sig], __ATOMIC_ACQUIRE)) {
+		__sighandler_t prev = prog_act[sig].sa_handler;
+
+		/* BSD semantics, as glibc's signal() */
+		memset(&prog_act[sig], 0, sizeof(prog_act[sig]));
+		prog_act[sig].sa_handler = handler;
+		prog_act[sig].sa_flags = SA_RESTART;
+		sigaddset(&prog_act[sig].sa_mask, sig);
+		return prev;
+	}
+	return bsd_signal(sig, handler);
+}

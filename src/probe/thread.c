@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: MIT
+/*
+ * thread.c - the list of threads that have entered the probe path, and
+ * sd_sync_threads().
+ *
+ * A thread registers itself the first time it traps, from the signal
+ * handler, so registration takes no lock and allocates with mmap only:
+ * the list is a chain of fixed chunks of pointers, slots claimed by CAS and
+ * never freed (an exiting thread clears its slot from a pthread key
+ * destructor). The watcher reads another thread's TLS through
+ * sd_safe_read(): a thread may exit, and its stack and TLS be unmapped,
+ * between the moment the watcher reads its slot and the moment it looks.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include <sd_arch/syscall.h>
+
+#define SD_LOG_PREFIX "thread"
+#include "common/log.h"
+#include "common/safe_mem.h"
+#include "probe/thread.h"
+
+SD_TLS_IE struct sd_thread sd_self;
+
+#define CHUNK_SLOTS 254
+
+struct chunk {
+	struct chunk *next;
+	unsigned long unused;
+	struct sd_thread *slot[CHUNK_SLOTS];
+};
+
+static struct chunk *chunks;
+static pthread_key_t exit_key;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+static bool key_ok;
+
+int32_t sd_thread_active_tls_offset(void)
+{
+	uint64_t tp;
+
+	__asm__("mov %%fs:0, %0" : "=r"(tp));
+	return (int32_t)((int64_t)(uintptr_t)&sd_self.active - (int64_t)tp);
+}
+
+static void thread_exit(void *arg)
+{
+	struct sd_thread *t = arg;
+
+	if (t->shadow)
+		sd_shadow_thread_exit(t);
+	for (struct chunk *c = LOAD_ACQUIRE(chunks); c; c = c->next)
+		for (int i = 0; i < CHUNK_SLOTS; i++)
+			if (LOAD_ACQUIRE(c->slot[i]) == t)
+				STORE_RELEASE(c->slot[i], NULL);
+	t->registered = 0;
+}
+
+static void fork_child(void)
+{
+	/* only the forking thread lives on in the child */
+	for (struct chunk *c = chunks; c; c = c->next)
+		for (int i = 0; i < CHUNK_SLOTS; i++)
+			if (c->slot[i] != &sd_self)
+				c->slot[i] = NULL;
+}
+
+static void key_init(void)
+{
+	key_ok = pthread_key_create(&exit_key, thread_exit) == 0;
+	pthread_atfork(NULL, NULL, fork_child);
+}
+
+/* called once from the API before any trap can happen */
+__attribute__((constructor)) static void thread_init(void)
+{
+	pthread_once(&key_once, key_init);
+}
+
+static bool claim(struct chunk *c, struct sd_thread *t)
+{
+	for (int i = 0; i < CHUNK_SLOTS; i++) {
+		struct sd_thread *expect = NULL;
+
+		if (!LOAD_ACQUIRE(c->slot[i]) &&
+		    __atomic_compare_exchange_n(&c->slot[i], &expect, t, false, __ATOMIC_SEQ_CST,
+						__ATOMIC_RELAXED))
+			return true;
+	}
+	return false;
+}
+
+void sd_thread_register(struct sd_thread *t)
+{
+	struct chunk *c, *fresh;
+
+	t->tid = sd_raw_gettid();
+	for (;;) {
+		for (c = LOAD_ACQUIRE(chunks); c; c = c->next)
+			if (claim(c, t))
+				goto done;
+		fresh = (void *)sd_raw_syscall6(SYS_mmap, 0, sizeof(struct chunk),
+						PROT_READ | PROT_WRITE,
+						MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if ((unsigned long)fresh > -4096UL)
+			return; /* unwatched: sync cannot wait for this thread */
+		fresh->next = LOAD_ACQUIRE(chunks);
+		if (!__atomic_compare_exchange_n(&chunks, &fresh->next, fresh, false,
+						 __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+			sd_raw_syscall2(SYS_munmap, fresh, sizeof(struct chunk));
+	}
+done:
+	/* glibc keeps the first 32 keys in the thread descriptor: no malloc here */
+	if (key_ok)
+		pthread_setspecific(exit_key, t);
+	t->registered = 1;
+}
+
+struct watch {
+	struct sd_thread *t;
+	unsigned long seq;
+	int tid;
+};
+
+static bool still_inside(const struct watch *w)
+{
+	struct sd_thread now;
+
+	if (sd_safe_read(&now, w->t, sizeof(now)))
+		return false; /* gone with its thread */
+	return now.active && now.seq == w->seq;
+}
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+#define SYNC_TIMEOUT_MS 5000
+
+int sd_sync_threads(void)
+{
+	struct timespec nap = {0, 20 * 1000};
+	struct watch *ws = NULL;
+	size_t n = 0, cap = 0;
+	long deadline;
+	int err = 0;
+
+	smp_mb(); /* pairs with the barrier after `active` is set in the handler */
+	for (struct chunk *c = LOAD_ACQUIRE(chunks); c; c = c->next) {
+		for (int i = 0; i < CHUNK_SLOTS; i++) {
+			struct sd_thread *t = LOAD_ACQUIRE(c->slot[i]), now;
+
+			if (!t || t == &sd_self)
+				continue;
+			if (sd_safe_read(&now, t, sizeof(now)) || !now.active)
+				continue;
+			if (n == cap) {
+				struct watch *bigger = realloc(ws, (cap = cap ? 2 * cap : 16) * sizeof(*ws));
+
+				if (!bigger) {
+					free(ws);
+					return -ENOMEM;
+				}
+				ws = bigger;
+			}
+			ws[n].t = t;
+			ws[n].seq = now.seq;
+			ws[n].tid = now.tid;
+			n++;
+		}
+	}
+	deadline = now_ms() + SYNC_TIMEOUT_MS;
+	for (size_t k = 0; k < n; k++) {
+		while (still_inside(&ws[k])) {
+			if (now_ms() > deadline) {
+				sd_warn("thread %d stayed inside a probe for seconds; what it may "
+					"use is kept, not freed",
+					ws[k].tid);
+				err = -ETIMEDOUT;
+				goto out;
+			}
+			nanosleep(&nap, NULL);
+		}
+	}
+out:
+	free(ws);
+	return err;
+}

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * thread.h - per-thread state of the probe path, and waiting for threads to
+ * leave it.
+ *
+ * Every thread that takes a probe trap has a struct sd_thread in its static
+ * TLS block. Its `active` byte says where the thread is:
+ *
+ *   0                          nowhere in sonde: quiescent
+ *   SD_ACTIVE_HANDLER          in the trap handler or a trampoline handler
+ *   SD_ACTIVE_SLOT             running a probe's out-of-line slot; the slot
+ *                              itself stores 0 when it is done
+ *
+ * `seq` counts outermost entries into the handler; a change of seq proves
+ * that whatever the thread was doing before has ended.
+ *
+ * sd_sync_threads() is the user-space stand-in for synchronize_rcu(): after
+ * a probe is unlinked from everything a new trap could find, it returns once
+ * every thread that might still be using it has been seen quiescent.
+ */
+#ifndef SD_PROBE_THREAD_H
+#define SD_PROBE_THREAD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/compiler.h"
+
+#define SD_ACTIVE_HANDLER 0x1
+#define SD_ACTIVE_SLOT    0x2
+
+struct sd_site;
+struct sd_shadow;
+
+struct sd_thread {
+	volatile uint8_t active; /* SD_ACTIVE_*; cleared by the slot code */
+	uint8_t registered;
+	uint8_t in_sonde;        /* inside libsonde's own API: probes pass through */
+	uint8_t post_prev;       /* `active` to restore after the post_handler trap */
+	volatile unsigned long seq;
+	struct sd_site *post_site; /* waiting for the post_handler trap of this site */
+	struct sd_shadow *shadow;  /* kretprobe return stack */
+	int tid;
+};
+
+extern SD_TLS_IE struct sd_thread sd_self;
+
+/* the %fs-relative offset of sd_self.active, for slot code */
+int32_t sd_thread_active_tls_offset(void);
+
+/* put this thread on the list sd_sync_threads() watches (signal-safe) */
+void sd_thread_register(struct sd_thread *t);
+
+/*
+ * sd_sync_threads - wait until every other thread has been quiescent at
+ * least once since the call. Returns 0, or -ETIMEDOUT when a thread stayed
+ * inside for seconds (stopped in a debugger, or left a slot by longjmp from
+ * a signal handler): the caller must then leak what it meant to free.
+ */
+int sd_sync_threads(void);
+
+/* the API side: mark this thread as running libsonde's own code */
+static inline void sd_enter_sonde(void)
+{
+	sd_self.in_sonde++;
+	barrier();
+}
+
+static inline void sd_leave_sonde(void)
+{
+	barrier();
+	sd_self.in_sonde--;
+}
+
+/* called when a thread exits with a shadow stack (kretprobe.c) */
+void sd_shadow_thread_exit(struct sd_thread *t);
+
+#endif

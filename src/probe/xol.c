@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: MIT
+/*
+ * xol.c - pages of execute-only-from-here slots near the probed code.
+ *
+ * A page is mapped read+execute in a free gap of the address space within
+ * reach of the probe (found in /proc/self/maps) and is never writable:
+ * slots are filled through sd_text_write(). A page with no slot in use is
+ * unmapped, so a process that had probes ends with no sonde mappings left.
+ * Callers hold the probe mutex.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#define SD_LOG_PREFIX "xol"
+#include "arch/arch.h"
+#include "common/compiler.h"
+#include "common/log.h"
+#include "probe/xol.h"
+
+#define PAGE          4096UL
+#define SLOTS_PER_PAGE (PAGE / SD_XOL_SLOT_SIZE)
+
+struct xol_page {
+	struct xol_page *next;
+	uint64_t base;
+	uint64_t used; /* bitmap of SLOTS_PER_PAGE (64) slots */
+};
+
+static struct xol_page *pages;
+
+static uint64_t distance(uint64_t a, uint64_t b)
+{
+	return a > b ? a - b : b - a;
+}
+
+/* a free page-sized hole as close to @near as /proc/self/maps shows */
+static uint64_t find_hole(uint64_t near)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	char line[512];
+	uint64_t prev_end = 0x10000, best = 0, lo, hi;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx", &lo, &hi) != 2)
+			continue;
+		if (lo > prev_end) {
+			/* candidates: the page just below lo, and the page at prev_end */
+			uint64_t cand[2] = {lo - PAGE, prev_end};
+
+			for (int i = 0; i < 2; i++)
+				if (distance(cand[i], near) < SD_XOL_NEAR - PAGE &&
+				    (!best || distance(cand[i], near) < distance(best, near)))
+					best = cand[i];
+		}
+		if (hi > prev_end)
+			prev_end = hi;
+	}
+	fclose(f);
+	if (!best && prev_end < 0x7ffffffff000UL && distance(prev_end, near) < SD_XOL_NEAR - PAGE)
+		best = prev_end;
+	return best;
+}
+
+static struct xol_page *map_page(uint64_t near)
+{
+	struct xol_page *pg;
+
+	for (int tries = 0; tries < 4; tries++) {
+		uint64_t hole = find_hole(near);
+		void *p;
+
+		if (!hole)
+			break;
+		p = mmap((void *)hole, PAGE, PROT_READ | PROT_EXEC,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+		if (p == MAP_FAILED)
+			continue; /* raced with another mapping: look again */
+		pg = calloc(1, sizeof(*pg));
+		if (!pg) {
+			munmap(p, PAGE);
+			return NULL;
+		}
+		pg->base = (uint64_t)p;
+		pg->next = pages;
+		pages = pg;
+		return pg;
+	}
+	sd_error(-ENOMEM, "no room for an out-of-line slot within 1 GiB of 0x%lx",
+		 (unsigned long)near);
+	return NULL;
+}
+
+void *sd_xol_alloc(uint64_t near)
+{
+	struct xol_page *pg;
+
+	for (pg = pages; pg; pg = pg->next)
+		if (~pg->used && distance(pg->base, near) < SD_XOL_NEAR - PAGE)
+			break;
+	if (!pg)
+		pg = map_page(near);
+	if (!pg)
+		return NULL;
+	for (unsigned int i = 0; i < SLOTS_PER_PAGE; i++) {
+		if (!(pg->used & (1UL << i))) {
+			pg->used |= 1UL << i;
+			return (void *)(pg->base + i * SD_XOL_SLOT_SIZE);
+		}
+	}
+	return NULL;
+}
+
+void sd_xol_free(void *slot)
+{
+	uint64_t a = (uint64_t)slot;
+
+	if (!slot)
+		return;
+	for (struct xol_page **pp = &pages, *pg; (pg = *pp); pp = &pg->next) {
+		if (a < pg->base || a >= pg->base + PAGE)
+			continue;
+		pg->used &= ~(1UL << ((a - pg->base) / SD_XOL_SLOT_SIZE));
+		if (!pg->used) {
+			*pp = pg->next;
+			munmap((void *)pg->base, PAGE);
+			free(pg);
+		}
+		return;
+	}
+}
+
+void sd_xol_stats(size_t *slots, size_t *npages)
+{
+	*slots = 0;
+	*npages = 0;
+	for (struct xol_page *pg = pages; pg; pg = pg->next) {
+		(*npages)++;
+		*slots += __builtin_popcountl(pg->used);
+	}
+}

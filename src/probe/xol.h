@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * xol.h - executable slots for out-of-line copies and detours, allocated
+ * near the code they stand in for (+-1 GiB), so that rip-relative operands
+ * and rel32 jumps reach from one to the other.
+ */
+#ifndef SD_PROBE_XOL_H
+#define SD_PROBE_XOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SD_XOL_NEAR (1UL << 30)
+
+/* a slot of SD_XOL_SLOT_SIZE bytes within SD_XOL_NEAR of @near, or NULL */
+void *sd_xol_alloc(uint64_t near);
+/* the caller has made sure no thread can be running it (sd_sync_threads) */
+void sd_xol_free(void *slot);
+/* number of slots in use, and pages mapped (for tests and detach checks) */
+void sd_xol_stats(size_t *slots, size_t *pages);
+
+#endif
