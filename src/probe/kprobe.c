@@ -93,6 +93,23 @@ static struct sd_site_table *table_rebuild(struct sd_site *add, struct sd_site *
 
 /* ---- resolving -------------------------------------------------------------- */
 
+/*
+ * Code as it was before sonde touched it: armed sites read back as int3, so
+ * decoding live bytes would misalign (the kernel's
+ * recover_probed_instruction()).
+ */
+static void recover_code(uint8_t *buf, uint64_t start, size_t len)
+{
+	struct sd_site_table *t = sd_sites;
+
+	for (uint64_t i = 0; t && i <= t->mask; i++) {
+		struct sd_site *s = t->slot[i];
+
+		if (s && s->armed && s->addr >= start && s->addr < start + len)
+			buf[s->addr - start] = s->insn.bytes[0];
+	}
+}
+
 static struct sd_maps *maps_self(bool refresh)
 {
 	if (refresh || !self_maps) {
@@ -216,9 +233,18 @@ int sd_kprobe_resolve(struct sonde_kprobe *p, uint64_t *out)
 	if (r.sym && (r.sym->type == SD_SYM_FUNC || r.sym->type == SD_SYM_IFUNC) && r.sym->size &&
 	    r.offset) {
 		uint64_t func = r.addr - r.offset;
+		uint8_t *code = malloc(r.sym->size);
 
-		err = sd_arch_insn_boundary((const void *)func, r.sym->size, func, r.addr,
-					    r.sym->name);
+		if (!code)
+			return -ENOMEM;
+		err = sd_safe_read(code, (const void *)func, r.sym->size);
+		if (!err) {
+			recover_code(code, func, r.sym->size);
+			err = sd_arch_insn_boundary(code, r.sym->size, func, r.addr, r.sym->name);
+		} else {
+			err = sd_error(-EFAULT, "%s: cannot read the code of %s", what, r.sym->name);
+		}
+		free(code);
 		if (err)
 			return err;
 	}
