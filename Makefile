@@ -18,13 +18,18 @@ $(BUILD)/CMakeCache.txt:
 deps:
 	./scripts/install-deps.sh
 
-test: all
+# test and demo first make sure the Debian packages are there (a no-op when
+# they are); plain `make` only builds.
+test: deps
+	$(MAKE) all
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
-bench: all
+bench: deps
+	$(MAKE) all
 	./bench/run.sh $(BUILD)
 
-demo: all
+demo: deps
+	$(MAKE) all
 	./demo/run.sh $(BUILD)
 
 format:
