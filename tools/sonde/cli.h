@@ -19,6 +19,8 @@ int cmd_list(int argc, char **argv);
 
 /* print "sonde: <msg>\n" to stderr; returns 1 (an exit status) */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* cli_error, then return @err (a negative errno) */
+int cli_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* true when @arg is -h or --help */
 bool cli_is_help(const char *arg);
 

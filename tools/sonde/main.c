@@ -30,6 +30,18 @@ int cli_error(const char *fmt, ...)
 	return 1;
 }
 
+int cli_fail(int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("sonde: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return err;
+}
+
 bool cli_is_help(const char *arg)
 {
 	return !strcmp(arg, "-h") || !strcmp(arg, "--help");

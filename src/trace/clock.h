@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * clock.h - trace clocks, as the kernel's trace_clock offers them.
+ *
+ *   local, global, perf   the TSC, converted to ns (invariant TSC here, so
+ *                         local is global)
+ *   counter               an atomic counter: orders, does not time
+ *   uptime                jiffies-like: CLOCK_MONOTONIC_COARSE
+ *   mono, mono_raw, boot, tai   the POSIX clocks, read through the vDSO
+ *   x86-tsc               raw TSC cycles
+ *
+ * sd_clock_read() is signal-safe and calls no libc function (the vDSO's
+ * clock_gettime is found once at start), so a probe on clock_gettime never
+ * sees sonde.
+ */
+#ifndef SD_TRACE_CLOCK_H
+#define SD_TRACE_CLOCK_H
+
+#include <stdint.h>
+
+enum sd_clock_id {
+	SD_CLOCK_LOCAL = 0,
+	SD_CLOCK_GLOBAL,
+	SD_CLOCK_COUNTER,
+	SD_CLOCK_UPTIME,
+	SD_CLOCK_PERF,
+	SD_CLOCK_MONO,
+	SD_CLOCK_MONO_RAW,
+	SD_CLOCK_BOOT,
+	SD_CLOCK_TAI,
+	SD_CLOCK_X86_TSC,
+	SD_CLOCK_NR,
+};
+
+/* "[local] global counter ..." as trace_clock reads */
+extern const char *const sd_clock_names[SD_CLOCK_NR];
+int sd_clock_by_name(const char *name);
+
+/* conversion from raw TSC to ns, shared with consumers in the region header */
+struct sd_clock_params {
+	uint64_t tsc_hz;
+	uint64_t mult;  /* ns = ((tsc - tsc0) * mult) >> shift + ns0 */
+	uint32_t shift;
+	uint64_t tsc0, ns0;
+};
+
+void sd_clock_init(struct sd_clock_params *p);
+/* a raw timestamp of clock @id, and the cpu the thread runs on */
+uint64_t sd_clock_read(int id, uint16_t *cpu);
+/* a raw timestamp of @id in nanoseconds (x86-tsc and counter: unchanged) */
+uint64_t sd_clock_to_ns(const struct sd_clock_params *p, int id, uint64_t raw);
+
+#endif

@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: MIT
+/*
+ * symbolize.c - "func+0x1c/0x80" for an address of a process, for printing
+ * (the kernel's %pS), in this process or another one.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "sym/sym.h"
+#include "trace/symbolize.h"
+
+struct sd_symbolizer {
+	pid_t pid;
+	struct sd_maps *maps;
+	time_t refreshed;
+};
+
+int sd_symbolizer_new(pid_t pid, struct sd_symbolizer **out)
+{
+	struct sd_symbolizer *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return -ENOMEM;
+	s->pid = pid;
+	*out = s;
+	return 0;
+}
+
+void sd_symbolizer_free(struct sd_symbolizer *s)
+{
+	if (!s)
+		return;
+	sd_maps_free(s->maps);
+	free(s);
+}
+
+static struct sd_module *find(struct sd_symbolizer *s, uint64_t addr)
+{
+	struct sd_module *m = s->maps ? sd_maps_find_addr(s->maps, addr) : NULL;
+	time_t now;
+
+	if (m)
+		return m;
+	/* a library loaded since: look again, but not more than once a second */
+	now = time(NULL);
+	if (s->maps && now == s->refreshed)
+		return NULL;
+	s->refreshed = now;
+	{
+		struct sd_maps *fresh;
+
+		if (sd_maps_read(s->pid, &fresh))
+			return NULL;
+		sd_maps_free(s->maps);
+		s->maps = fresh;
+	}
+	return sd_maps_find_addr(s->maps, addr);
+}
+
+int sd_symbolize(void *arg, uint64_t addr, char *buf, size_t len)
+{
+	struct sd_symbolizer *s = arg;
+	struct sd_module *m = find(s, addr);
+	const struct sd_sym *sym;
+	uint64_t off;
+	int n;
+
+	if (!m || !sd_module_symtab(m))
+		return -1;
+	sym = sd_symtab_find_addr(m->symtab, addr - m->bias, &off);
+	if (!sym)
+		return -1;
+	n = snprintf(buf, len, "%s+0x%lx/0x%lx", sym->name, (unsigned long)off,
+		     (unsigned long)sym->size);
+	return n < 0 || (size_t)n >= len ? -1 : n;
+}
+
+struct sd_maps *sd_symbolizer_maps(struct sd_symbolizer *s)
+{
+	if (!s->maps)
+		find(s, 0);
+	return s->maps;
+}

@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * trace.h - the process's trace instance (the kernel's global trace_array):
+ * its ring buffer, clock, on/off switch and the registry of events.
+ *
+ * Locking: sd_trace_lock() serializes every change (event creation,
+ * enabling, buffer resizing); the event-writing path (sd_trace_reserve /
+ * sd_trace_commit) takes no lock and runs in signal handlers.
+ */
+#ifndef SD_TRACE_TRACE_H
+#define SD_TRACE_TRACE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "trace/clock.h"
+#include "trace/event.h"
+#include "trace/ringbuf.h"
+
+#define SD_EVENT_ID_FIRST 1000 /* dynamic events; static tracepoints below */
+#define SD_EVENTS_MAX     4096   /* at once */
+
+struct sd_trace_res {
+	struct sd_rb_region *region;
+	struct sd_rb_res rb;
+	void *entry;
+	uint32_t len;
+	uint16_t cpu;
+};
+
+struct sd_trace {
+	struct sd_rb_region *rb; /* replaced whole when buffer_size_kb or overwrite change */
+	unsigned int gen;        /* bumps with each new region */
+	int clock;               /* enum sd_clock_id */
+	struct sd_clock_params clock_params;
+	size_t buffer_kb;
+	unsigned int max_bufs;
+	bool overwrite;
+	bool tracing_on;
+
+	struct sd_event *events[SD_EVENTS_MAX]; /* in no order; ids grow, never reused */
+	unsigned int nevents;
+	unsigned int next_id;
+};
+
+/* the one instance of this process; created on first use */
+struct sd_trace *sd_trace_get(void);
+void sd_trace_lock(void);
+void sd_trace_unlock(void);
+
+/* ---- events ------------------------------------------------------------------- */
+
+/* add @ev (id assigned here); -EEXIST when system/name exists */
+int sd_trace_add_event(struct sd_event *ev);
+/* remove and free @ev (disabled first); -EBUSY if it cannot be disabled */
+int sd_trace_remove_event(struct sd_event *ev);
+struct sd_event *sd_trace_find_event(const char *system, const char *name);
+struct sd_event *sd_trace_event_by_id(unsigned int id);
+/* call @fn for every event, in id order; stops when @fn returns nonzero */
+int sd_trace_for_each_event(int (*fn)(struct sd_event *ev, void *arg), void *arg);
+
+int sd_trace_enable_event(struct sd_event *ev, bool on);
+/* set or clear (text NULL, "0" or "") an event's filter; errors go to error_log */
+int sd_trace_set_filter(struct sd_event *ev, const char *text, struct sd_parse_error *err);
+
+/* ---- buffer settings ------------------------------------------------------------ */
+
+int sd_trace_set_buffer_kb(size_t kb);
+int sd_trace_set_overwrite(bool on);
+int sd_trace_set_clock(int clock);
+
+/* ---- writing (signal-safe) -------------------------------------------------------- */
+
+/*
+ * sd_trace_reserve - room for an entry of @len bytes for @ev; the common
+ * header is filled in. NULL when tracing is off, the event disabled, or the
+ * ring full (the loss is counted by the ring).
+ */
+void *sd_trace_reserve(struct sd_event *ev, uint32_t len, struct sd_trace_res *res);
+/* apply the event's filter, then commit or discard */
+void sd_trace_commit(struct sd_event *ev, struct sd_trace_res *res);
+
+/* the thread's name, as $comm and the ring's buffer owner show it */
+const char *sd_trace_comm(void);
+
+#endif
