@@ -37,6 +37,8 @@
 #include "probe/thread.h"
 
 #define SHADOW_MAX 16384
+/* two slots this close are taken to be on the same stack (thread stacks are 8 MiB) */
+#define SAME_STACK_SPAN (8UL << 20)
 
 struct sd_ri {
 	struct sd_rp *rp;
@@ -168,7 +170,8 @@ SD_NOTRACE static struct sd_shadow *shadow_get(struct sd_thread *t)
 /* drop frames that were jumped over (longjmp, unwinding): their slot is below @sp */
 SD_NOTRACE static void shadow_trim(struct sd_shadow *sh, uint64_t sp)
 {
-	while (sh->depth && sh->f[sh->depth - 1].slot < sp)
+	while (sh->depth && sh->f[sh->depth - 1].slot < sp &&
+	       sp - sh->f[sh->depth - 1].slot < SAME_STACK_SPAN)
 		ri_put(sh->f[--sh->depth].ri);
 }
 
@@ -232,12 +235,15 @@ SD_NOTRACE int sd_kretprobe_pre_handler(struct sonde_kprobe *kp, struct sonde_re
 		goto missed;
 	/*
 	 * Entries at or below this slot belong to frames that are gone, except
-	 * a tail call: the slot then still holds the trampoline.
+	 * a tail call (the slot then still holds the trampoline) and frames on
+	 * another stack: a signal handler on an alternate stack, a coroutine.
+	 * Those are left for the return path, which finds its frame by slot.
 	 */
 	while (sh->depth) {
 		struct sd_frame *top = &sh->f[sh->depth - 1];
 
-		if (top->slot < slot || (top->slot == slot && ret != tramp()))
+		if ((top->slot < slot && slot - top->slot < SAME_STACK_SPAN) ||
+		    (top->slot == slot && ret != tramp()))
 			ri_put(sh->f[--sh->depth].ri);
 		else
 			break;
@@ -274,15 +280,23 @@ SD_NOTRACE uint64_t sd_kretprobe_trampoline_handler(struct sonde_regs *regs)
 	struct sd_shadow *sh = t->shadow;
 	uint64_t slot = regs->sp - 8, ret = 0;
 	uint8_t prev = t->active;
+	int top = -1, first;
 
 	if (!prev)
 		t->seq++;
 	t->active = prev | SD_ACTIVE_HANDLER;
-	barrier();
+	smp_mb(); /* pairs with unregister: clearing ri->rp, then sd_sync_threads() */
 
-	if (sh)
-		shadow_trim(sh, slot);
-	if (!sh || !sh->depth || sh->f[sh->depth - 1].slot != slot) {
+	/*
+	 * The newest frame hooked at this slot is ours. Frames above it on the
+	 * shadow stack were jumped over (longjmp, an exception) and are gone.
+	 */
+	for (int i = sh ? (int)sh->depth - 1 : -1; i >= 0; i--)
+		if (sh->f[i].slot == slot && !sh->f[i].unhooked) {
+			top = i;
+			break;
+		}
+	if (top < 0) {
 		static const char msg[] = "sonde: kretprobe: return address lost (shadow stack "
 					  "out of step); cannot continue\n";
 
@@ -290,20 +304,26 @@ SD_NOTRACE uint64_t sd_kretprobe_trampoline_handler(struct sonde_regs *regs)
 		sd_raw_syscall2(SYS_kill, sd_raw_syscall0(SYS_getpid), SIGABRT);
 		return 0;
 	}
-	do {
-		struct sd_frame *f = &sh->f[--sh->depth];
-		struct sd_ri *ri = f->ri;
+	while ((int)sh->depth > top + 1)
+		ri_put(sh->f[--sh->depth].ri);
+
+	/* tail calls hook one slot several times: the real address is the oldest */
+	first = top;
+	while (first > 0 && sh->f[first].ret == tramp() && sh->f[first - 1].slot == slot)
+		first--;
+	ret = sh->f[first].ret;
+	/* the word above the frame is S: make the frame unwindable at once */
+	regs->ss = ret;
+	while ((int)sh->depth > first) {
+		struct sd_ri *ri = sh->f[--sh->depth].ri;
 		struct sonde_kretprobe *urp = __atomic_load_n(&ri->pub.rp, __ATOMIC_ACQUIRE);
 
-		ret = f->ret;
+		ri->pub.ret_addr = (void *)ret;
 		regs->ip = ret;
-		/* the word above the frame is S: make the frame unwindable at once */
-		regs->ss = ret;
 		if (urp && ri->rp->handler)
 			ri->rp->handler(&ri->pub, regs);
 		ri_put(ri);
-	} while (ret == tramp() && sh->depth && sh->f[sh->depth - 1].slot == slot);
-
+	}
 	regs->ip = ret;
 	barrier();
 	t->active = prev;

@@ -7,7 +7,8 @@
  * would end in std::terminate(). While any kretprobe exists, sonde puts
  * internal probes on the unwinder's entry points:
  *
- *   _Unwind_RaiseException, _Unwind_Resume_or_Rethrow, _Unwind_ForcedUnwind
+ *   _Unwind_RaiseException, _Unwind_Resume_or_Rethrow, _Unwind_ForcedUnwind,
+ *   _Unwind_Resume
  *       put every real return address of this thread back on its stack
  *   __cxa_begin_catch
  *       the exception landed: frames below the catcher are gone (dropped,
@@ -48,6 +49,8 @@ static struct {
 	{.name = "_Unwind_RaiseException", .fn = on_throw},
 	{.name = "_Unwind_Resume_or_Rethrow", .fn = on_throw},
 	{.name = "_Unwind_ForcedUnwind", .fn = on_throw},
+	/* a cleanup pad resumes unwinding: a catch inside it may have hooked frames again */
+	{.name = "_Unwind_Resume", .fn = on_throw},
 	{.name = "__cxa_begin_catch", .fn = on_catch},
 };
 
