@@ -157,6 +157,39 @@ void sd_sync_cores(void);
  */
 bool sd_text_poke_trap(uint64_t bp_addr);
 
+/* ---- jump-optimized probes (optimize.c, optprobe_tramp.S) ------------------------ */
+
+#define SD_OPT_JUMP_LEN  5  /* jmp rel32 */
+#define SD_OPT_MAX_INSNS 5
+#define SD_OPT_DETOUR_MAX 128
+
+/* a piece of original code: the function, and its .cold part if any */
+struct sd_opt_code {
+	uint64_t start;
+	size_t len;
+	const uint8_t *bytes; /* as it was before any probe */
+};
+
+struct sd_opt_region {
+	uint64_t addr;
+	unsigned int len; /* bytes the jump replaces: whole instructions, >= 5 */
+	int ninsn;
+	struct sd_insn insn[SD_OPT_MAX_INSNS];
+};
+
+/*
+ * sd_arch_opt_analyze - whether the probe at @addr can become a jump, by the
+ * kernel's rules; @code[0] is the function containing @addr, the others are
+ * more code of it (.cold). 0 and the region, or -EOPNOTSUPP with @why.
+ */
+int sd_arch_opt_analyze(const struct sd_opt_code *code, int ncode, uint64_t addr,
+			struct sd_opt_region *r, const char **why);
+/* the detour for @r at @detour, entering the common trampoline with @index */
+int sd_arch_opt_build_detour(const struct sd_opt_region *r, uint64_t detour, uint32_t index,
+			     const void *common, uint8_t *buf, size_t cap);
+/* the bytes to write over the region: the jump, then int3 padding */
+void sd_arch_opt_jump(const struct sd_opt_region *r, uint64_t detour, uint8_t *out);
+
 /* the kretprobe return trampoline (kretprobe_tramp.S) */
 extern const char sd_arch_kretprobe_trampoline[];
 extern const char sd_arch_kretprobe_trampoline_end[];
