@@ -70,15 +70,28 @@ unsigned int sd_arch_insn_len(const void *code, size_t avail);
 #define SD_XOL_SLOT_SIZE 64
 
 enum sd_xol_end {
-	SD_XOL_CLEAR_JMP, /* clear the thread's `active` byte, jump back */
-	SD_XOL_JMP,       /* jump back */
-	SD_XOL_TRAP,      /* breakpoint: the post_handlers run next */
+	SD_XOL_EXIT, /* leave through the exit stub: it clears `active`, jumps to `resume` */
+	SD_XOL_JMP,  /* jump back directly */
+	SD_XOL_TRAP, /* breakpoint: the post_handlers run next */
 };
 
 struct sd_xol_tail {
-	int32_t active_tls_off; /* %fs-relative offset of the thread's `active` byte */
-	uint8_t end;            /* enum sd_xol_end */
+	uint64_t exit_stub; /* SD_XOL_EXIT: sd_arch_xol_exit_stub()'s code */
+	uint8_t end;        /* enum sd_xol_end */
 };
+
+/*
+ * The way out of a slot. A thread must not be seen quiescent while it still
+ * fetches instructions from a slot (it may be freed the moment it is), so a
+ * slot ends with an absolute jump, read while the thread is still marked,
+ * to this stub in memory that is never freed:
+ *
+ *     movb $0, %fs:active      the thread is out of every slot
+ *     jmp  *%fs:resume         where the handler said to go back to
+ *
+ * Writes the stub into @buf (at most 32 bytes) and returns its length.
+ */
+int sd_arch_xol_exit_stub(int32_t active_tls_off, int32_t resume_tls_off, uint8_t *buf);
 
 /* the longest copy sd_arch_xol_build() makes */
 #define SD_XOL_COPY_MAX 32

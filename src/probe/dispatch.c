@@ -100,6 +100,8 @@ SD_NOTRACE static void pass_through(struct sd_thread *t, struct sd_site *site, v
 			return;
 		}
 	}
+	if (!prev)
+		t->resume = site->addr + site->insn.len;
 	sd_arch_uc_set_ip(uc, (uint64_t)(prev ? site->slot_nested : site->slot));
 	barrier();
 	t->active = prev ? prev : SD_ACTIVE_SLOT;
@@ -227,7 +229,13 @@ SD_NOTRACE void sd_trap_handler(int sig, void *info, void *uc)
 		t->active = SD_ACTIVE_SLOT | prev;
 		return;
 	}
-	/* a slot that clears `active` is only right when nothing was active before */
+	/*
+	 * The exit stub clears `active` and jumps to `resume`: only right when
+	 * nothing was active before (a signal handler may have interrupted a
+	 * slot whose own resume must survive).
+	 */
+	if (!prev)
+		t->resume = site->addr + site->insn.len;
 	regs.ip = (uint64_t)(prev ? site->slot_nested : site->slot);
 	sd_arch_regs_to_uc(uc, &regs);
 	barrier();

@@ -256,9 +256,13 @@ int sd_kprobe_resolve(struct sonde_kprobe *p, uint64_t *out)
 
 static int build_slot(struct sd_site *s, uint8_t *slot, enum sd_xol_end end)
 {
-	struct sd_xol_tail tail = {.active_tls_off = sd_thread_active_tls_offset(), .end = end};
+	struct sd_xol_tail tail = {.exit_stub = sd_xol_exit_stub(), .end = end};
 	uint8_t buf[SD_XOL_COPY_MAX];
-	int n = sd_arch_xol_build(&s->insn, (uint64_t)slot, &tail, buf);
+	int n;
+
+	if (!tail.exit_stub)
+		return -ENOMEM;
+	n = sd_arch_xol_build(&s->insn, (uint64_t)slot, &tail, buf);
 
 	if (n < 0)
 		return n;
@@ -304,7 +308,7 @@ static int site_create(uint64_t addr, struct sd_site **out)
 	s->slot_nested = s->slot ? s->slot + SD_XOL_SLOT_SIZE / 2 : NULL;
 	if (!s->probes || !s->slot)
 		goto fail;
-	err = build_slot(s, s->slot, SD_XOL_CLEAR_JMP);
+	err = build_slot(s, s->slot, SD_XOL_EXIT);
 	if (!err)
 		err = build_slot(s, s->slot_nested, SD_XOL_JMP);
 	if (err)

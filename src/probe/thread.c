@@ -48,6 +48,14 @@ int32_t sd_thread_active_tls_offset(void)
 	return (int32_t)((int64_t)(uintptr_t)&sd_self.active - (int64_t)tp);
 }
 
+int32_t sd_thread_resume_tls_offset(void)
+{
+	uint64_t tp;
+
+	__asm__("mov %%fs:0, %0" : "=r"(tp));
+	return (int32_t)((int64_t)(uintptr_t)&sd_self.resume - (int64_t)tp);
+}
+
 static void thread_exit(void *arg)
 {
 	struct sd_thread *t = arg;

@@ -8,8 +8,8 @@
  *
  *   0                          nowhere in sonde: quiescent
  *   SD_ACTIVE_HANDLER          in the trap handler or a trampoline handler
- *   SD_ACTIVE_SLOT             running a probe's out-of-line slot; the slot
- *                              itself stores 0 when it is done
+ *   SD_ACTIVE_SLOT             running a probe's out-of-line slot; the exit
+ *                              stub stores 0 once the thread is out of it
  *
  * `seq` counts outermost entries into the handler; a change of seq proves
  * that whatever the thread was doing before has ended.
@@ -38,6 +38,7 @@ struct sd_thread {
 	uint8_t in_sonde;        /* inside libsonde's own API: probes pass through */
 	uint8_t post_prev;       /* `active` to restore after the post_handler trap */
 	volatile unsigned long seq;
+	uint64_t resume;           /* where the slot exit stub jumps back to */
 	struct sd_site *post_site; /* waiting for the post_handler trap of this site */
 	struct sd_shadow *shadow;  /* kretprobe return stack */
 	int tid;
@@ -45,8 +46,9 @@ struct sd_thread {
 
 extern SD_TLS_IE struct sd_thread sd_self;
 
-/* the %fs-relative offset of sd_self.active, for slot code */
+/* the %fs-relative offsets of sd_self.active and sd_self.resume, for slot code */
 int32_t sd_thread_active_tls_offset(void);
+int32_t sd_thread_resume_tls_offset(void);
 
 /* put this thread on the list sd_sync_threads() watches (signal-safe) */
 void sd_thread_register(struct sd_thread *t);

@@ -17,6 +17,7 @@
 #include "arch/arch.h"
 #include "common/compiler.h"
 #include "common/log.h"
+#include "probe/thread.h"
 #include "probe/xol.h"
 
 #define PAGE          4096UL
@@ -131,6 +132,28 @@ void sd_xol_free(void *slot)
 		}
 		return;
 	}
+}
+
+uint64_t sd_xol_exit_stub(void)
+{
+	static uint64_t stub;
+	uint8_t buf[32];
+	void *p;
+	int n;
+
+	if (stub)
+		return stub;
+	/* one page for the life of the process: a thread may be in it at any time */
+	p = mmap(NULL, PAGE, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return 0;
+	n = sd_arch_xol_exit_stub(sd_thread_active_tls_offset(), sd_thread_resume_tls_offset(), buf);
+	if (sd_text_write(p, buf, n)) {
+		munmap(p, PAGE);
+		return 0;
+	}
+	stub = (uint64_t)p;
+	return stub;
 }
 
 void sd_xol_stats(size_t *slots, size_t *npages)

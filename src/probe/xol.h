@@ -16,6 +16,8 @@
 void *sd_xol_alloc(uint64_t near);
 /* the caller has made sure no thread can be running it (sd_sync_threads) */
 void sd_xol_free(void *slot);
+/* the slots' way out (sd_arch_xol_exit_stub), made once; 0 if it cannot be */
+uint64_t sd_xol_exit_stub(void);
 /* number of slots in use, and pages mapped (for tests and detach checks) */
 void sd_xol_stats(size_t *slots, size_t *pages);
 

@@ -13,6 +13,7 @@
 #ifndef SD_TRACE_ERRLOG_H
 #define SD_TRACE_ERRLOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "trace/seq.h"
@@ -22,9 +23,18 @@ struct sd_parse_error {
 	const char *msg;       /* static text, e.g. "Invalid register name" */
 	int pos;               /* byte offset of the offending token in the command */
 	int err;               /* negative errno to return (-EINVAL mostly) */
+	/*
+	 * pos counts in the command re-joined from its whitespace-separated
+	 * words with single spaces, which is how the kernel's probe parsers
+	 * log it (error_log then shows the command that way too)
+	 */
+	bool words;
 };
 
-/* record an error; returns e->err so parsers can `return sd_parse_fail(...)` */
+/*
+ * record an error (e->err = -EINVAL, e->words = false); returns e->err so
+ * parsers can `return sd_parse_fail(...)`
+ */
 int sd_parse_fail(struct sd_parse_error *e, const char *subsystem, int pos, const char *msg);
 
 /* the error_log file: entries kept (at most 8, as the kernel), printed, cleared */

@@ -37,15 +37,63 @@ enum sd_probe_kind {
 #define SD_MAXACTIVE_MAX      4096
 #define SD_PROBE_STRING_MAX   4096 /* bytes fetched for a string at most */
 
-struct sd_fetch_insn; /* a compiled fetch program (fetch.c) */
+/*
+ * A compiled fetch program: the kernel's staged fetch_insn idea. One load
+ * (register, stack, immediate…), then dereferences, one store into the
+ * record, an optional bitfield modification, an optional array loop, END.
+ * Built by probe_parse.c, run by fetch.c.
+ */
+enum sd_fetch_op {
+	SD_FOP_NOP = 0,
+	/* stage 1: load */
+	SD_FOP_REG,    /* .param: byte offset of the register in struct sonde_regs */
+	SD_FOP_STACK,  /* .param: index of the stack word */
+	SD_FOP_STACKP, /* the stack pointer */
+	SD_FOP_RETVAL, /* the return value */
+	SD_FOP_IMM,    /* .imm */
+	SD_FOP_COMM,   /* the thread's name */
+	SD_FOP_ARG,    /* .param: function argument (0-based) */
+	SD_FOP_FOFFS,  /* .imm: a file offset of the probed object */
+	SD_FOP_DATA,   /* .data: an immediate string */
+	SD_FOP_EDATA,  /* .offset: a value saved at function entry (return probes) */
+	/* stage 2: dereference */
+	SD_FOP_DEREF,  /* .offset */
+	SD_FOP_UDEREF, /* .offset (user memory: the same thing in user space) */
+	/* stage 3: store into the record */
+	SD_FOP_ST_RAW,     /* .param: size */
+	SD_FOP_ST_MEM,     /* .offset, .param: size */
+	SD_FOP_ST_UMEM,    /* .offset, .param: size */
+	SD_FOP_ST_STRING,  /* .offset: a NUL-terminated string into dynamic data */
+	SD_FOP_ST_USTRING, /* .offset */
+	SD_FOP_ST_SYMSTR,  /* .offset: "sym+off/size" of the address into dynamic data */
+	/* stage 4: modify */
+	SD_FOP_MOD_BF, /* .basesize, .lshift, .rshift */
+	/* stage 5: loop */
+	SD_FOP_LP_ARRAY, /* .param: element count */
+	SD_FOP_END,
+	SD_FOP_SYMBOL, /* .data: an unresolved "@SYM[+|-offs]"; the IMM after it gets the address */
+};
+
+#define SD_FETCH_INSN_MAX 16 /* as the kernel's FETCH_INSN_MAX: limits the nesting */
+
+struct sd_fetch_insn {
+	uint8_t op; /* enum sd_fetch_op */
+	uint8_t basesize, lshift, rshift;
+	uint32_t param;
+	int64_t offset;
+	uint64_t imm;
+	char *data;
+};
 
 struct sd_probe_arg {
 	char *name;  /* "a", or "arg1"… when not named */
 	char *comm;  /* the fetch expression as written: "+0(%si)" */
 	char *type;  /* the type as written without ':' ("u32", "string"), NULL: default */
+	/* the record field; field.name is @name, field.c_type is owned by the arg */
 	struct sd_field field;
-	struct sd_fetch_insn *code;
+	struct sd_fetch_insn *code; /* ends with SD_FOP_END */
 	bool needs_symbol; /* @SYM in the expression: resolve with sd_probe_def_resolve() */
+	int pos;           /* where the argument starts in the command (error positions) */
 };
 
 struct sd_probe_def {
@@ -71,6 +119,15 @@ struct sd_probe_def {
 	int nargs;
 	uint32_t fixed_size; /* bytes of the entry before dynamic data */
 	char *print_fmt;     /* the format file's print fmt */
+
+	int loc_pos; /* where the location starts in the command (error positions) */
+	/*
+	 * kprobe return probes reading $argN: the function arguments (0-based)
+	 * to save at entry, one unsigned long each, in this order (see
+	 * sd_probe_entry_data_size()).
+	 */
+	unsigned int *entry_args;
+	int nr_entry_args;
 };
 
 /* ---- parsing ------------------------------------------------------------------ */
@@ -79,10 +136,15 @@ struct sd_probe_def {
  * sd_probe_parse - parse one kprobe_events (@kind SD_PROBE_KPROBE) or
  * uprobe_events line. Returns 0 and *out; 1 and *remove_group/
  * *remove_event (caller buffers of SD_EVENT_NAME_MAX) for a `-:` line; or a
- * negative errno with @err giving the kernel's message and position.
+ * negative errno with @err giving the kernel's message and position
+ * (err->words: positions count in the command's words re-joined with
+ * single spaces, as the kernel logs them). A line the kernel hands to no
+ * parser at all (not p/r/-, a uprobe location without '/' or ':'…) is
+ * -EINVAL with err->msg NULL and the reason in sonde_last_error().
  * Default names follow the kernel: group "kprobes"/"uprobes", event
- * "p_<sym>_<offs>", "r_<sym>_<offs>", "p_<basename>_0x<offset>", arguments
- * "arg1", "arg2"…
+ * "p_<sym>_<offs>", "r_<sym>_<offs>" (decimal offset; ':', '.', '-' made
+ * '_'), "p_<basename up to . - or _>_0x<offset>" (return uprobes too),
+ * arguments "arg1", "arg2"…
  */
 int sd_probe_parse(const char *cmd, int kind, struct sd_probe_def **out, char *remove_group,
 		   char *remove_event, struct sd_parse_error *err);
@@ -105,6 +167,8 @@ struct sd_fetch_ctx {
 	const struct sonde_regs *regs; /* at the probe; for return probes, at return */
 	const char *comm;              /* the thread's name ($comm) */
 	uint64_t file_base;            /* uprobes: runtime address of file offset 0 (@+OFFSET) */
+	/* return probes: what sd_probe_store_entry_data() saved at entry ($argN), or NULL */
+	const void *edata;
 	/* symstr: "func+0x10/0x40" for an address; must be signal-safe */
 	sd_symbolize_fn sym;
 	void *sym_arg;
@@ -120,6 +184,16 @@ uint32_t sd_probe_dynamic_size(const struct sd_probe_def *def, const struct sd_f
 void sd_probe_store_args(const struct sd_probe_def *def, const struct sd_fetch_ctx *ctx,
 			 void *entry, uint32_t dyn_size);
 
+/*
+ * Return probes reading $argN (kprobe_events, as the kernel's kretprobe
+ * entry_handler does): the bytes of per-instance data to keep (0: none,
+ * no entry handler needed), and, at function entry, saving the arguments
+ * into it (signal-safe). The return handler passes it as ctx->edata.
+ */
+uint32_t sd_probe_entry_data_size(const struct sd_probe_def *def);
+void sd_probe_store_entry_data(const struct sd_probe_def *def, const struct sonde_regs *regs,
+			       void *edata);
+
 /* ---- printing ---------------------------------------------------------------------- */
 
 /*
@@ -134,5 +208,8 @@ void sd_probe_print(struct sd_seq *s, const struct sd_probe_def *def, const void
 /* fill @fields/@nfields (allocated; the caller frees names, types and the array) */
 int sd_probe_def_fields(const struct sd_probe_def *def, struct sd_field **fields,
 			unsigned int *nfields);
+
+/* (probe_print.c, for the parser) build def->print_fmt from the arguments' fields */
+int sd_probe_def_set_print_fmt(struct sd_probe_def *def);
 
 #endif

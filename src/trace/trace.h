@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "trace/clock.h"
+#include "trace/errlog.h"
 #include "trace/event.h"
 #include "trace/ringbuf.h"
 

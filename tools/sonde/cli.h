@@ -16,6 +16,10 @@
 #include <stdbool.h>
 
 int cmd_list(int argc, char **argv);
+int cmd_trace(int argc, char **argv);
+int cmd_record(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_ctl(int argc, char **argv);
 
 /* print "sonde: <msg>\n" to stderr; returns 1 (an exit status) */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -15,7 +15,11 @@ struct cmd {
 };
 
 static const struct cmd commands[] = {
-	{"list", cmd_list, "list probeable functions of a binary or a running process"},
+	{"trace", cmd_trace, "run a program, print its events live (trace_pipe)"},
+	{"record", cmd_record, "run a program, record its events to a file"},
+	{"report", cmd_report, "print a recorded trace"},
+	{"list", cmd_list, "list probeable functions or events of a binary or a process"},
+	{"ctl", cmd_ctl, "read and write the virtual tracefs of a traced process"},
 };
 
 int cli_error(const char *fmt, ...)

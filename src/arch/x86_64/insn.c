@@ -239,20 +239,35 @@ int sd_arch_xol_build(const struct sd_insn *insn, uint64_t slot, const struct sd
 		buf[n++] = SD_ARCH_BP_INSN;
 		return n;
 	}
-	if (tail->end == SD_XOL_CLEAR_JMP) {
-		/* movb $0, %fs:active_tls_off -- leaves the flags alone */
-		buf[n++] = 0x64;
-		buf[n++] = 0xc6;
-		buf[n++] = 0x04;
-		buf[n++] = 0x25;
-		memcpy(buf + n, &tail->active_tls_off, 4);
-		n += 4;
-		buf[n++] = 0x00;
+	if (tail->end == SD_XOL_EXIT) {
+		/* jmp *0(%rip), then the stub's address */
+		memcpy(buf + n, "\xff\x25\x00\x00\x00\x00", 6);
+		n += 6;
+		memcpy(buf + n, &tail->exit_stub, 8);
+		return n + 8;
 	}
 	buf[n++] = 0xe9;
 	if (put_rel32(buf + n, slot + n + 4, insn->addr + insn->len))
 		return sd_error(-ERANGE, "0x%lx: out-of-line slot too far to jump back",
 				(unsigned long)insn->addr);
+	n += 4;
+	return n;
+}
+
+int sd_arch_xol_exit_stub(int32_t active_tls_off, int32_t resume_tls_off, uint8_t *buf)
+{
+	int n = 0;
+
+	/* movb $0, %fs:active_tls_off */
+	memcpy(buf + n, "\x64\xc6\x04\x25", 4);
+	n += 4;
+	memcpy(buf + n, &active_tls_off, 4);
+	n += 4;
+	buf[n++] = 0x00;
+	/* jmp *%fs:resume_tls_off */
+	memcpy(buf + n, "\x64\xff\x24\x25", 4);
+	n += 4;
+	memcpy(buf + n, &resume_tls_off, 4);
 	n += 4;
 	return n;
 }

@@ -55,13 +55,14 @@ static struct sd_probe_event *to_pe(struct sd_event *ev)
 /* ---- the handlers (signal context) ------------------------------------------------ */
 
 SD_NOTRACE static void write_event(struct sd_probe_event *pe, const struct sonde_regs *regs,
-				   uint64_t ip, uint64_t ret_ip)
+				   uint64_t ip, uint64_t ret_ip, const void *edata)
 {
 	const struct sd_probe_def *def = pe->def;
 	struct sd_fetch_ctx ctx = {
 		.regs = regs,
 		.comm = sd_trace_comm(),
 		.file_base = pe->file_base,
+		.edata = edata,
 	};
 	struct sd_trace_res res;
 	uint32_t dyn;
@@ -86,7 +87,17 @@ SD_NOTRACE static int entry_handler(struct sonde_kprobe *kp, struct sonde_regs *
 {
 	struct sd_probe_event *pe = container_of(kp, struct sd_probe_event, kp);
 
-	write_event(pe, regs, pe->addr, 0);
+	write_event(pe, regs, pe->addr, 0, NULL);
+	return 0;
+}
+
+/* return probes with $argN: the arguments are saved at entry, in the instance */
+SD_NOTRACE static int return_entry_handler(struct sonde_kretprobe_instance *ri,
+					   struct sonde_regs *regs)
+{
+	struct sd_probe_event *pe = container_of(ri->rp, struct sd_probe_event, rp);
+
+	sd_probe_store_entry_data(pe->def, regs, ri->data);
 	return 0;
 }
 
@@ -94,7 +105,8 @@ SD_NOTRACE static int return_handler(struct sonde_kretprobe_instance *ri, struct
 {
 	struct sd_probe_event *pe = container_of(ri->rp, struct sd_probe_event, rp);
 
-	write_event(pe, regs, pe->addr, (uint64_t)ri->ret_addr);
+	write_event(pe, regs, pe->addr, (uint64_t)ri->ret_addr,
+		    sd_probe_entry_data_size(pe->def) ? ri->data : NULL);
 	return 0;
 }
 
@@ -249,6 +261,9 @@ static int register_probe(struct sd_probe_event *pe, struct sd_parse_error *err,
 	if (def->is_return) {
 		pe->rp.handler = return_handler;
 		pe->rp.maxactive = def->maxactive;
+		pe->rp.data_size = sd_probe_entry_data_size(def);
+		if (pe->rp.data_size)
+			pe->rp.entry_handler = return_entry_handler;
 		r = sonde_register_kretprobe(&pe->rp);
 	} else {
 		kp->pre_handler = entry_handler;

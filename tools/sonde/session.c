@@ -119,7 +119,9 @@ static int listen_here(struct session *s)
 	if (err)
 		return cli_fail(err, "%s", sonde_last_error());
 	snprintf(s->listen_path, sizeof(s->listen_path), "%s/cmd-%d.sock", dir, (int)getpid());
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", s->listen_path);
+	if (strlen(s->listen_path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, s->listen_path, strlen(s->listen_path) + 1);
 	s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (s->listen_fd < 0)
 		return -errno;
@@ -257,7 +259,9 @@ int session_connect(struct session *s, pid_t pid)
 	err = sd_ctl_agent_path(pid, path, sizeof(path));
 	if (err)
 		return err;
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
 	s->ctl = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (s->ctl < 0)
 		return -errno;
@@ -423,8 +427,12 @@ int session_open_ring(struct session *s)
 	s->ring = NULL;
 	err = sd_rb_region_attach(m.fd, &s->ring);
 	sd_ctl_msg_free(&m);
-	if (!err && !s->sym)
+	if (!err && !s->sym) {
 		err = sd_symbolizer_new(s->pid, &s->sym);
+		/* read the maps now: a short-lived program may be gone by the time we print */
+		if (!err)
+			sd_symbolizer_maps(s->sym);
+	}
 	return err;
 }
 

@@ -13,6 +13,7 @@
 #include "session.h"
 #include "sym/sym.h"
 #include "trace/output.h"
+#include "trace/trace.h"
 #include "tracefile.h"
 
 struct file_mod {
