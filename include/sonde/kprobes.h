@@ -115,6 +115,19 @@ SONDE_API void sonde_unregister_kprobes(struct sonde_kprobe **kps, int num);
 SONDE_API int sonde_enable_kprobe(struct sonde_kprobe *p);
 SONDE_API int sonde_disable_kprobe(struct sonde_kprobe *p);
 
+/*
+ * Jump optimization, as the kernel's optprobes: a probe without a
+ * post_handler on instructions that can move becomes a 5-byte jump to a
+ * detour a few milliseconds after registration (SONDE_KPROBE_FLAG_OPTIMIZED
+ * says it happened). Handlers of an optimized probe cannot redirect
+ * execution: changes to regs->ip and regs->sp are ignored (give the probe a
+ * post_handler, or turn optimization off, to keep them).
+ */
+/* 0 turns optimization off (and undoes it), 1 back on: debug.kprobes_optimization */
+SONDE_API int sonde_set_kprobe_optimization(int on);
+/* wait until pending optimizations are done (tests, benchmarks) */
+SONDE_API void sonde_wait_kprobe_optimizer(void);
+
 /** sonde_kprobe_hits - current hit count of @p (atomic read of nhit). */
 SONDE_API unsigned long sonde_kprobe_hits(const struct sonde_kprobe *p);
 /** sonde_kprobe_missed - current miss count of @p (atomic read of nmissed). */

@@ -241,7 +241,17 @@ static int start_thread(void)
 	int err;
 
 	/* the thread inherits this mask: no program signal is ever delivered to it */
+	/*
+	 * Asynchronous signals never reach sonde's threads; synchronous ones
+	 * stay open: they step on probes (malloc…) like any thread, and a
+	 * blocked SIGTRAP at a breakpoint would kill the process.
+	 */
 	sigfillset(&all);
+	sigdelset(&all, SIGTRAP);
+	sigdelset(&all, SIGSEGV);
+	sigdelset(&all, SIGBUS);
+	sigdelset(&all, SIGILL);
+	sigdelset(&all, SIGFPE);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	err = pthread_create(&agent.thread, NULL, agent_main, NULL);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);

@@ -160,6 +160,13 @@ int sd_text_poke_batch(struct sd_poke *pokes, int n);
 /* write code no thread can be running yet (a fresh slot); no serialization */
 int sd_text_write(void *addr, const void *src, size_t len);
 
+/*
+ * Bumped before and after every change of code or of the probe tables: a
+ * trap handler that finds nothing at its address, and an int3 there, can
+ * tell whether the picture changed while it looked.
+ */
+extern volatile unsigned long sd_code_gen;
+
 /* make every thread of the process execute a core-serializing instruction */
 void sd_sync_cores(void);
 
@@ -174,7 +181,7 @@ bool sd_text_poke_trap(uint64_t bp_addr);
 
 #define SD_OPT_JUMP_LEN  5  /* jmp rel32 */
 #define SD_OPT_MAX_INSNS 5
-#define SD_OPT_DETOUR_MAX 128
+#define SD_OPT_DETOUR_MAX 512
 
 /* a piece of original code: the function, and its .cold part if any */
 struct sd_opt_code {
@@ -193,13 +200,37 @@ struct sd_opt_region {
 /*
  * sd_arch_opt_analyze - whether the probe at @addr can become a jump, by the
  * kernel's rules; @code[0] is the function containing @addr, the others are
- * more code of it (.cold). 0 and the region, or -EOPNOTSUPP with @why.
+ * more code of it (.cold); @module_targets are the sorted branch targets of
+ * the whole object. 0 and the region, or -EOPNOTSUPP with @why.
  */
 int sd_arch_opt_analyze(const struct sd_opt_code *code, int ncode, uint64_t addr,
-			struct sd_opt_region *r, const char **why);
-/* the detour for @r at @detour, entering the common trampoline with @index */
-int sd_arch_opt_build_detour(const struct sd_opt_region *r, uint64_t detour, uint32_t index,
-			     const void *common, uint8_t *buf, size_t cap);
+			const uint64_t *module_targets, size_t nmodule, struct sd_opt_region *r,
+			const char **why);
+/* every direct branch target in some code, sorted (malloc'd) */
+int sd_arch_scan_targets(const uint8_t *code, uint64_t base, size_t len, uint64_t **out,
+			 size_t *nout);
+struct sd_opt_detour_spec {
+	uint64_t detour;        /* where it will sit */
+	uint32_t index;         /* the site's index for the trampoline */
+	uint64_t common;        /* the common trampoline */
+	uint64_t exit_stub;     /* sd_arch_xol_exit_stub() */
+	int32_t resume_tls_off; /* %fs offset of the thread's `resume` */
+};
+
+struct sd_opt_layout {
+	uint64_t ret_main;   /* the trampoline returns here: lea, then the main copy */
+	uint64_t main;       /* the main copy itself (an int3 hit resumes here) */
+	uint64_t ret_nested; /* lea, then the nested copy */
+	uint64_t nested;     /* the nested copy itself */
+	size_t len;
+};
+
+/* the detour for @r (@cap bytes, the last 8 hold data); returns bytes of code */
+int sd_arch_opt_build_detour(const struct sd_opt_region *r, const struct sd_opt_detour_spec *spec,
+			     uint8_t *buf, size_t cap, struct sd_opt_layout *lay);
+/* the common trampolines (optprobe_tramp.S): with and without the vector state */
+extern const char sd_arch_optprobe_tramp[];
+extern const char sd_arch_optprobe_tramp_lite[];
 /* the bytes to write over the region: the jump, then int3 padding */
 void sd_arch_opt_jump(const struct sd_opt_region *r, uint64_t detour, uint8_t *out);
 

@@ -85,10 +85,30 @@ SD_NOTRACE static bool wants_post(struct sd_site *site)
  * before this trap; when something was active its state must survive, so
  * the slot that leaves `active` alone is used.
  */
+/*
+ * An optimized site (or one being optimized) continues in its detour's copy
+ * of the whole region: resuming after the first instruction would land in
+ * the middle of the jump. The main copy's exits clear `active`. The detour
+ * is read once: the unoptimizer waits for this thread (marked active) before
+ * it frees it.
+ */
+SD_NOTRACE static bool to_detour(struct sd_thread *t, struct sd_site *site, void *uc, uint8_t prev)
+{
+	if (!LOAD_ACQUIRE(site->detour))
+		return false;
+	sd_arch_uc_set_ip(uc, prev ? site->layout.nested : site->layout.main);
+	barrier();
+	t->active = prev ? prev : SD_ACTIVE_SLOT;
+	return true;
+}
+
 SD_NOTRACE static void pass_through(struct sd_thread *t, struct sd_site *site, void *uc,
 				    uint8_t prev)
 {
 	struct sonde_regs regs;
+
+	if (to_detour(t, site, uc, prev))
+		return;
 
 	if (sd_arch_insn_emulated(&site->insn)) {
 		sd_arch_regs_from_uc(&regs, uc);
@@ -125,15 +145,20 @@ SD_NOTRACE static void post_trap(struct sd_thread *t, void *uc)
 }
 
 SD_NOTRACE static void no_site(struct sd_thread *t, uint64_t bp, int sig, void *info, void *uc,
-			       uint8_t prev)
+			       uint8_t prev, unsigned long gen)
 {
 	t->active = prev;
 	if (sd_text_poke_trap(bp)) {
 		sd_arch_uc_set_ip(uc, bp);
 		return;
 	}
-	if (*(volatile uint8_t *)bp != SD_ARCH_BP_INSN) {
-		/* the probe went away after this thread trapped on it */
+	if (*(volatile uint8_t *)bp != SD_ARCH_BP_INSN ||
+	    __atomic_load_n(&sd_code_gen, __ATOMIC_SEQ_CST) != gen) {
+		/*
+		 * The probe went away after this thread trapped on it, or the
+		 * code and tables changed while we looked (a probe just put back
+		 * at this address): run the instruction there again.
+		 */
 		sd_arch_uc_set_ip(uc, bp);
 		return;
 	}
@@ -146,6 +171,7 @@ SD_NOTRACE void sd_trap_handler(int sig, void *info, void *uc)
 	const siginfo_t *si = info;
 	uint64_t bp = sd_arch_uc_ip(uc) - SD_ARCH_BP_LEN;
 	uint8_t prev = t->active;
+	unsigned long gen = __atomic_load_n(&sd_code_gen, __ATOMIC_SEQ_CST);
 	struct sd_probe_list *l;
 	struct sd_site *site;
 	struct sonde_regs regs;
@@ -166,7 +192,7 @@ SD_NOTRACE void sd_trap_handler(int sig, void *info, void *uc)
 		/* a handler hit a probe: the outer entry keeps the thread visible */
 		site = sd_site_lookup(bp);
 		if (!site) {
-			no_site(t, bp, sig, info, uc, prev);
+			no_site(t, bp, sig, info, uc, prev, gen);
 			return;
 		}
 		count_missed(site);
@@ -182,7 +208,7 @@ SD_NOTRACE void sd_trap_handler(int sig, void *info, void *uc)
 
 	site = sd_site_lookup(bp);
 	if (!site) {
-		no_site(t, bp, sig, info, uc, prev);
+		no_site(t, bp, sig, info, uc, prev, gen);
 		return;
 	}
 	if (t->in_sonde) {
@@ -212,6 +238,9 @@ SD_NOTRACE void sd_trap_handler(int sig, void *info, void *uc)
 	}
 
 	regs.ip = bp;
+	sd_arch_regs_to_uc(uc, &regs);
+	if (to_detour(t, site, uc, prev))
+		return;
 	if (sd_arch_insn_emulated(&site->insn) && !sd_arch_emulate(&site->insn, &regs)) {
 		run_post(site, &regs);
 		sd_arch_regs_to_uc(uc, &regs);

@@ -98,7 +98,7 @@ static struct sd_site_table *table_rebuild(struct sd_site *add, struct sd_site *
  * decoding live bytes would misalign (the kernel's
  * recover_probed_instruction()).
  */
-static void recover_code(uint8_t *buf, uint64_t start, size_t len)
+void sd_recover_code(uint8_t *buf, uint64_t start, size_t len)
 {
 	struct sd_site_table *t = sd_sites;
 
@@ -110,7 +110,7 @@ static void recover_code(uint8_t *buf, uint64_t start, size_t len)
 	}
 }
 
-static struct sd_maps *maps_self(bool refresh)
+struct sd_maps *sd_probe_maps(bool refresh)
 {
 	if (refresh || !self_maps) {
 		struct sd_maps *m;
@@ -169,7 +169,7 @@ static bool blacklisted(struct sd_maps *maps, uint64_t addr, const char **why)
 
 int sd_kprobe_resolve(struct sonde_kprobe *p, uint64_t *out)
 {
-	struct sd_maps *maps = maps_self(false);
+	struct sd_maps *maps = sd_probe_maps(false);
 	struct sd_resolved r;
 	const char *why;
 	char what[256];
@@ -180,7 +180,7 @@ int sd_kprobe_resolve(struct sonde_kprobe *p, uint64_t *out)
 	if (p->symbol_name) {
 		err = sd_resolve(maps, p->symbol_name, &r);
 		if (err == -ENOENT) { /* maybe dlopen()ed since we last looked */
-			maps = maps_self(true);
+			maps = sd_probe_maps(true);
 			if (!maps)
 				return -EIO;
 			err = sd_resolve(maps, p->symbol_name, &r);
@@ -210,7 +210,7 @@ int sd_kprobe_resolve(struct sonde_kprobe *p, uint64_t *out)
 		r.addr = (uint64_t)(uintptr_t)p->addr + p->offset;
 		r.mod = sd_maps_find_addr(maps, r.addr);
 		if (!r.mod) {
-			maps = maps_self(true);
+			maps = sd_probe_maps(true);
 			r.mod = maps ? sd_maps_find_addr(maps, r.addr) : NULL;
 		}
 		if (!r.mod)
@@ -239,7 +239,7 @@ int sd_kprobe_resolve(struct sonde_kprobe *p, uint64_t *out)
 			return -ENOMEM;
 		err = sd_safe_read(code, (const void *)func, r.sym->size);
 		if (!err) {
-			recover_code(code, func, r.sym->size);
+			sd_recover_code(code, func, r.sym->size);
 			err = sd_arch_insn_boundary(code, r.sym->size, func, r.addr, r.sym->name);
 		} else {
 			err = sd_error(-EFAULT, "%s: cannot read the code of %s", what, r.sym->name);
@@ -442,6 +442,7 @@ static int __register_kprobe(struct sonde_kprobe *p)
 	if (table) {
 		old_table = sd_sites;
 		STORE_RELEASE(sd_sites, table);
+		__atomic_add_fetch(&sd_code_gen, 1, __ATOMIC_SEQ_CST);
 	}
 	if (sd_kprobe_enabled(p)) {
 		err = site_set_armed(site, true);
@@ -464,6 +465,12 @@ static int __register_kprobe(struct sonde_kprobe *p)
 		free(old_table);
 		free(old_list);
 	}
+	if (site->detour && p->post_handler)
+		sd_site_unoptimize(site, true); /* post_handlers need the breakpoint */
+	else if (site->optimized)
+		__atomic_or_fetch(&p->flags, SONDE_KPROBE_FLAG_OPTIMIZED, __ATOMIC_RELAXED);
+	else if (site->armed)
+		sd_site_queue_optimize(site);
 	return 0;
 fail:
 	site_free(fresh);
@@ -485,8 +492,10 @@ static struct sd_site *__unregister_kprobe(struct sonde_kprobe *p, void **garbag
 	STORE_RELEASE(site->probes, list);
 	p->__reserved[0] &= ~SD_KP_REGISTERED;
 	p->__priv = NULL;
+	__atomic_and_fetch(&p->flags, ~SONDE_KPROBE_FLAG_OPTIMIZED, __ATOMIC_RELAXED);
 	if (list->n && site_any_enabled(site))
 		return NULL;
+	sd_site_unoptimize(site, false);
 	site_set_armed(site, false);
 	if (list->n)
 		return NULL;
@@ -497,6 +506,7 @@ static struct sd_site *__unregister_kprobe(struct sonde_kprobe *p, void **garbag
 	}
 	garbage[(*ngarbage)++] = sd_sites;
 	STORE_RELEASE(sd_sites, t);
+	__atomic_add_fetch(&sd_code_gen, 1, __ATOMIC_SEQ_CST);
 	return site;
 }
 
@@ -611,7 +621,11 @@ static int set_enabled(struct sonde_kprobe *p, bool enable)
 		__atomic_and_fetch(&p->flags, ~SONDE_KPROBE_FLAG_DISABLED, __ATOMIC_RELEASE);
 	else
 		__atomic_or_fetch(&p->flags, SONDE_KPROBE_FLAG_DISABLED, __ATOMIC_RELEASE);
+	if (!site_any_enabled(site))
+		sd_site_unoptimize(site, false);
 	err = site_set_armed(site, site_any_enabled(site));
+	if (!err && site->armed)
+		sd_site_queue_optimize(site);
 out:
 	unlock();
 	return err;

@@ -35,6 +35,17 @@ struct sd_site {
 	uint64_t post_trap;   /* address of the trap byte in slot_post */
 	struct sd_probe_list *probes;
 	bool armed;
+
+	/* jump optimization (optprobe.c) */
+	bool optimized;         /* the jump is written */
+	const char *opt_why;    /* why it is not, for kprobe_profile and tests */
+	uint8_t *detour;
+	struct sd_opt_layout layout;
+	struct sd_opt_region region;
+	uint32_t opt_index;
+	bool lite;              /* handlers never touch the vector state */
+	bool opt_queued;        /* waiting for the optimizer */
+	uint8_t opt_tries;
 };
 
 struct sd_site_table {
@@ -52,6 +63,21 @@ struct sd_site *sd_site_lookup(uint64_t addr);
 /* private bits kept in sonde_kprobe.__reserved[0] */
 #define SD_KP_REGISTERED 0x1UL
 #define SD_KP_INTERNAL   0x2UL /* sonde's own probe: never listed */
+#define SD_KP_NOFPU      0x4UL /* its handlers never touch vector registers */
+
+/* ---- jump optimization (optprobe.c); callers hold sd_probe_mutex ------------------ */
+
+/* whether probes are optimized at all (the kernel's debug.kprobes_optimization) */
+extern bool sd_opt_allowed;
+/* have the optimizer try to turn @site's breakpoint into a jump, shortly */
+void sd_site_queue_optimize(struct sd_site *site);
+/* back to the breakpoint (or to the original code when @keep_int3 is false) */
+int sd_site_unoptimize(struct sd_site *site, bool keep_int3);
+/* the code of the function around @addr as it was before any probe: a copy */
+int sd_recover_function(uint64_t addr, struct sd_opt_code *code, int max, int *n);
+void sd_recover_code(uint8_t *buf, uint64_t start, size_t len);
+/* this process's objects, read again when @refresh (kprobe.c) */
+struct sd_maps *sd_probe_maps(bool refresh);
 
 static inline bool sd_kprobe_enabled(const struct sonde_kprobe *p)
 {
@@ -60,6 +86,23 @@ static inline bool sd_kprobe_enabled(const struct sonde_kprobe *p)
 
 /* install the SIGTRAP handler (signal.c) */
 int sd_signal_setup(void);
+/* take @sig for sonde; the program's own uses of it are passed on */
+int sd_signal_own(int sig, void (*handler)(int sig, void *info, void *uc));
+
+/* the real-time signal that asks a thread where it is (threads_ip.c) */
+#define SD_SAMPLE_SIGNAL 62
+
+struct sd_range {
+	uint64_t start, end;
+};
+
+/*
+ * sd_threads_outside - wait until no other thread's instruction pointer is
+ * inside any of @ranges, sampling them up to @attempts times (a
+ * millisecond apart). 0, or -EBUSY when a thread stayed inside (or could
+ * not be asked).
+ */
+int sd_threads_outside(const struct sd_range *ranges, int n, int attempts);
 /* hand a trap that is not ours to the program's own handler */
 void sd_signal_chain(int sig, void *info, void *uc);
 /* the signal return trampoline of libc (never probed) */

@@ -20,6 +20,7 @@
 #define SD_LOG_PREFIX "signal"
 #include "common/compiler.h"
 #include "common/log.h"
+#include "arch/arch.h"
 #include "probe/probe.h"
 
 /* libc's own entry points, not the interposed ones below */
@@ -37,33 +38,47 @@ struct ksigaction {
 	uint64_t mask;
 };
 
-SD_NOTRACE static void trap_entry(int sig, siginfo_t *si, void *uc)
+typedef void (*owned_handler_t)(int sig, void *info, void *uc);
+static owned_handler_t handlers[_NSIG];
+
+SD_NOTRACE static void owned_entry(int sig, siginfo_t *si, void *uc)
 {
-	sd_trap_handler(sig, si, uc);
+	handlers[sig](sig, si, uc);
 }
 
-int sd_signal_setup(void)
+int sd_signal_own(int sig, void (*handler)(int sig, void *info, void *uc))
 {
 	struct sigaction act, old;
 
-	if (owned[SIGTRAP])
+	if (sig <= 0 || sig >= _NSIG)
+		return -EINVAL;
+	if (owned[sig])
 		return 0;
+	handlers[sig] = handler;
 	memset(&act, 0, sizeof(act));
-	act.sa_sigaction = trap_entry;
+	act.sa_sigaction = owned_entry;
+	act.sa_flags = SA_SIGINFO | SA_RESTART;
 	/* NODEFER: a handler may hit another probe (counted as missed) */
-	act.sa_flags = SA_SIGINFO | SA_NODEFER | SA_RESTART;
-	/* asynchronous signals wait until the probe is handled */
+	if (sig == SIGTRAP)
+		act.sa_flags |= SA_NODEFER;
+	/* asynchronous signals wait until sonde's handler is done */
 	sigfillset(&act.sa_mask);
 	sigdelset(&act.sa_mask, SIGTRAP);
 	sigdelset(&act.sa_mask, SIGSEGV);
 	sigdelset(&act.sa_mask, SIGBUS);
 	sigdelset(&act.sa_mask, SIGILL);
 	sigdelset(&act.sa_mask, SIGFPE);
-	if (__sigaction(SIGTRAP, &act, &old))
-		return sd_error(-errno, "cannot install the SIGTRAP handler: %s", strerror(errno));
-	prog_act[SIGTRAP] = old;
-	__atomic_store_n(&owned[SIGTRAP], true, __ATOMIC_RELEASE);
+	if (__sigaction(sig, &act, &old))
+		return sd_error(-errno, "cannot install a handler for signal %d: %s", sig,
+				strerror(errno));
+	prog_act[sig] = old;
+	__atomic_store_n(&owned[sig], true, __ATOMIC_RELEASE);
 	return 0;
+}
+
+int sd_signal_setup(void)
+{
+	return sd_signal_own(SIGTRAP, sd_trap_handler);
 }
 
 uint64_t sd_signal_restorer(void)
@@ -85,6 +100,17 @@ SD_NOTRACE void sd_signal_chain(int sig, void *info, void *uc)
 	if (a->sa_handler == SIG_IGN && si->si_code != SI_KERNEL)
 		return;
 	if (a->sa_handler == SIG_DFL || a->sa_handler == SIG_IGN) {
+		/* the process is about to die of it: say where, for whoever debugs it */
+		if (sig == SIGTRAP && si->si_code == SI_KERNEL) {
+			char msg[80] = "sonde: a breakpoint that is not sonde's, at 0x";
+			uint64_t ip = sd_arch_uc_ip(uc) - 1;
+			int n = 46;
+
+			for (int sh = 60; sh >= 0; sh -= 4)
+				msg[n++] = "0123456789abcdef"[(ip >> sh) & 0xf];
+			msg[n++] = '\n';
+			sd_raw_syscall3(SYS_write, 2, msg, n);
+		}
 		/*
 		 * The default action (a kernel-raised trap ignores SIG_IGN too):
 		 * put the default back and send the signal again; it lands when

@@ -22,6 +22,7 @@
 
 #define SD_LOG_PREFIX "thread"
 #include "common/log.h"
+#include "arch/arch.h"
 #include "common/safe_mem.h"
 #include "probe/thread.h"
 
@@ -162,7 +163,11 @@ int sd_sync_threads(void)
 	long deadline;
 	int err = 0;
 
-	smp_mb(); /* pairs with the barrier after `active` is set in the handler */
+	/*
+	 * Handlers on the jump path set `active` without a fence; a membarrier
+	 * makes every thread's earlier stores visible before we look.
+	 */
+	sd_sync_cores();
 	for (struct chunk *c = LOAD_ACQUIRE(chunks); c; c = c->next) {
 		for (int i = 0; i < CHUNK_SLOTS; i++) {
 			struct sd_thread *t = LOAD_ACQUIRE(c->slot[i]), now;

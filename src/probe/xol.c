@@ -95,36 +95,48 @@ static struct xol_page *map_page(uint64_t near)
 	return NULL;
 }
 
-void *sd_xol_alloc(uint64_t near)
+/* @n consecutive slots within reach of @near */
+void *sd_xol_alloc_n(uint64_t near, unsigned int n)
 {
+	uint64_t want = n >= 64 ? ~0UL : ((1UL << n) - 1);
 	struct xol_page *pg;
 
-	for (pg = pages; pg; pg = pg->next)
-		if (~pg->used && distance(pg->base, near) < SD_XOL_NEAR - PAGE)
-			break;
-	if (!pg)
-		pg = map_page(near);
-	if (!pg)
+	if (!n || n > SLOTS_PER_PAGE)
 		return NULL;
-	for (unsigned int i = 0; i < SLOTS_PER_PAGE; i++) {
-		if (!(pg->used & (1UL << i))) {
-			pg->used |= 1UL << i;
-			return (void *)(pg->base + i * SD_XOL_SLOT_SIZE);
+	for (int pass = 0; pass < 2; pass++) {
+		for (pg = pages; pg; pg = pg->next) {
+			if (distance(pg->base, near) >= SD_XOL_NEAR - PAGE)
+				continue;
+			for (unsigned int i = 0; i + n <= SLOTS_PER_PAGE; i++) {
+				if (!(pg->used & (want << i))) {
+					pg->used |= want << i;
+					return (void *)(pg->base + i * SD_XOL_SLOT_SIZE);
+				}
+			}
 		}
+		if (pass == 0 && !map_page(near))
+			return NULL;
 	}
 	return NULL;
 }
 
-void sd_xol_free(void *slot)
+void *sd_xol_alloc(uint64_t near)
+{
+	return sd_xol_alloc_n(near, 1);
+}
+
+void sd_xol_free_n(void *slot, unsigned int n)
 {
 	uint64_t a = (uint64_t)slot;
 
 	if (!slot)
 		return;
 	for (struct xol_page **pp = &pages, *pg; (pg = *pp); pp = &pg->next) {
+		uint64_t want = n >= 64 ? ~0UL : ((1UL << n) - 1);
+
 		if (a < pg->base || a >= pg->base + PAGE)
 			continue;
-		pg->used &= ~(1UL << ((a - pg->base) / SD_XOL_SLOT_SIZE));
+		pg->used &= ~(want << ((a - pg->base) / SD_XOL_SLOT_SIZE));
 		if (!pg->used) {
 			*pp = pg->next;
 			munmap((void *)pg->base, PAGE);
@@ -132,6 +144,11 @@ void sd_xol_free(void *slot)
 		}
 		return;
 	}
+}
+
+void sd_xol_free(void *slot)
+{
+	sd_xol_free_n(slot, 1);
 }
 
 uint64_t sd_xol_exit_stub(void)

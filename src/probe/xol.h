@@ -16,6 +16,9 @@
 void *sd_xol_alloc(uint64_t near);
 /* the caller has made sure no thread can be running it (sd_sync_threads) */
 void sd_xol_free(void *slot);
+/* @n consecutive slots (a detour), and their release */
+void *sd_xol_alloc_n(uint64_t near, unsigned int n);
+void sd_xol_free_n(void *slot, unsigned int n);
 /* the slots' way out (sd_arch_xol_exit_stub), made once; 0 if it cannot be */
 uint64_t sd_xol_exit_stub(void);
 /* number of slots in use, and pages mapped (for tests and detach checks) */

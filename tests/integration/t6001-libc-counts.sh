@@ -149,7 +149,7 @@ run() {
 		setarch "$ARCH" -R env -i PATH=/usr/bin:/bin LC_ALL=C PYTHONHASHSEED=0 \
 		PYTHONDONTWRITEBYTECODE=1 GLIBC_TUNABLES="$TUNABLES" SONDE_COUNT_MODE="$r_mode" \
 		SONDE_COUNT_FUNCS="$r_funcs" SONDE_COUNT_OUT="$TMP/counts" \
-		SONDE_COUNT_ENABLE="$ENABLE" LD_PRELOAD="$r_lib" \
+		SONDE_COUNT_ENABLE="$ENABLE" SONDE_NOOPT="${NOOPT:-0}" LD_PRELOAD="$r_lib" \
 		"$@" <"$r_in" >"$r_out" 2>"$r_out.err"
 	r_rc=$?
 	echo "$r_rc" >"$r_out.rc"
@@ -297,20 +297,40 @@ kernel_compare() {
 		}
 		END { for (ev in n) print ev, n[ev] }' "$TMP/$k_tag.trace" >"$TMP/$k_tag.kcounts"
 
+	# breakpoint probes (issue 2), then jump-optimized ones (issue 4)
+	NOOPT=1
 	sonde_run "$k_tag" "$k_funcs" "$k_in" -- "$@"
+	mv "$TMP/$k_tag.sonde" "$TMP/$k_tag.sonde.int3"
+	if [ "$k_tag" = python3 ]; then
+		# the optimizer's thread maps memory of its own, and CPython's
+		# address-dependent work then differs by a few memcpy calls
+		echo "t6001: note: python3: optimized probes not compared (memory map differs)"
+	else
+		NOOPT=0
+		sonde_run "$k_tag" "$k_funcs" "$k_in" -- "$@"
+		mv "$TMP/$k_tag.sonde" "$TMP/$k_tag.sonde.optimized"
+		# the run must really have used jumps (where the kernel's rules allow)
+		k_jumps=$(awk '$5 == "jump"' "$TMP/$k_tag.sonde.optimized" | wc -l)
+		echo "t6001: $k_tag: $k_jumps of $(wc -l <"$TMP/$k_tag.sonde.optimized") probes optimized"
+		[ "$k_jumps" -gt 0 ] || fail "$k_tag: no probe was optimized in the optimized run"
+	fi
+	NOOPT=
 
-	# name kernel sonde missed; sonde must have probed the resolved site
-	: >"$TMP/$k_tag.table"
-	while read -r name ev site; do
-		k=$(awk -v e="$ev" '$1 == e { print $2 }' "$TMP/$k_tag.kcounts")
-		line=$(awk -v f="$name" '$1 == f' "$TMP/$k_tag.sonde")
-		[ -n "$line" ] || fail "$k_tag: no sonde count for $name"
-		set -- $line
-		[ "$4" = "$site" ] ||
-			fail "$k_tag: sonde probed $name at $4, the dynamic linker resolves it to $site"
-		echo "$name ${k:-0} $2 $3" >>"$TMP/$k_tag.table"
-	done <"$TMP/$k_tag.events"
-	show "$k_tag" kernel "$TMP/$k_tag.table"
+	for k_what in int3 optimized; do
+		[ -f "$TMP/$k_tag.sonde.$k_what" ] || continue
+		# name kernel sonde missed; sonde must have probed the resolved site
+		: >"$TMP/$k_tag.table"
+		while read -r name ev site; do
+			k=$(awk -v e="$ev" '$1 == e { print $2 }' "$TMP/$k_tag.kcounts")
+			line=$(awk -v f="$name" '$1 == f' "$TMP/$k_tag.sonde.$k_what")
+			[ -n "$line" ] || fail "$k_tag: no sonde count for $name"
+			set -- $line
+			[ "$4" = "$site" ] ||
+				fail "$k_tag: sonde probed $name at $4, the dynamic linker resolves it to $site"
+			echo "$name ${k:-0} $2 $3" >>"$TMP/$k_tag.table"
+		done <"$TMP/$k_tag.events"
+		show "$k_tag-$k_what" kernel "$TMP/$k_tag.table"
+	done
 }
 
 if setup_tracefs; then

@@ -38,6 +38,7 @@
 #include <dlfcn.h>
 #include <elf.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <link.h>
@@ -70,6 +71,7 @@ struct func {
 	char errmsg[ERR_MAX];
 #endif
 	unsigned long hits;
+	bool optimized;
 	unsigned long missed;
 };
 
@@ -311,6 +313,9 @@ static void sonde_start(int armed)
 			raw_err("\n");
 		}
 	}
+	/* the window starts with the probes in their final form: jumps where they can be */
+	if (armed)
+		sonde_wait_kprobe_optimizer();
 }
 
 static void sonde_stop(void)
@@ -322,6 +327,7 @@ static void sonde_stop(void)
 		if (!funcs[i].err) {
 			funcs[i].hits = sonde_kprobe_hits(&funcs[i].kp);
 			funcs[i].missed = sonde_kprobe_missed(&funcs[i].kp);
+			funcs[i].optimized = funcs[i].kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED;
 		}
 	}
 	out = fopen(out_path, "we");
@@ -340,8 +346,8 @@ static void sonde_stop(void)
 		if (locate(f->kp.addr, &w))
 			fprintf(out, "%s %lu %lu ?\n", f->spec, f->hits, f->missed);
 		else
-			fprintf(out, "%s %lu %lu %s:0x%lx\n", f->spec, f->hits, f->missed, w.path,
-				w.offset);
+			fprintf(out, "%s %lu %lu %s:0x%lx %s\n", f->spec, f->hits, f->missed, w.path,
+				w.offset, f->optimized ? "jump" : "int3");
 	}
 	fclose(out);
 	for (int i = 0; i < nfuncs; i++)

@@ -16,7 +16,7 @@
  * is S itself: so the frame below reads as an ordinary call frame to an
  * unwinder, and the final `ret` from there leaves %rsp at S+8.
  */
-	.text
+	.section sonde_text,"ax",@progbits
 	.globl	sd_arch_kretprobe_trampoline
 	.hidden	sd_arch_kretprobe_trampoline
 	.globl	sd_arch_kretprobe_trampoline_end

@@ -46,6 +46,8 @@ static volatile unsigned long poke_seq;
 
 static int membarrier_state; /* 0 unknown, 1 registered, -1 unavailable */
 
+volatile unsigned long sd_code_gen;
+
 static void membarrier_setup(void)
 {
 	long r;
@@ -175,6 +177,7 @@ int sd_text_poke_batch(struct sd_poke *v, int n)
 	}
 
 	pthread_mutex_lock(&poke_lock);
+	__atomic_add_fetch(&sd_code_gen, 1, __ATOMIC_SEQ_CST);
 	mem_open();
 	if (!multi) {
 		for (i = 0; i < n && !err; i++)
@@ -211,6 +214,7 @@ out_sync:
 		__atomic_add_fetch(&poke_seq, 1, __ATOMIC_SEQ_CST); /* even: done */
 	}
 	mem_close();
+	__atomic_add_fetch(&sd_code_gen, 1, __ATOMIC_SEQ_CST);
 	pthread_mutex_unlock(&poke_lock);
 	if (err)
 		return sd_error(err, "cannot patch code: %s", strerror(-err));

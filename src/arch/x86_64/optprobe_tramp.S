@@ -16,7 +16,7 @@
  * sd_arch_optprobe_tramp_lite is the same without the vector state, for
  * handlers known not to touch it (sonde's own event writers).
  */
-	.text
+	.section sonde_text,"ax",@progbits
 
 .macro SAVE_REGS
 	pushq	$0			/* ss */

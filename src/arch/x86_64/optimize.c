@@ -1,0 +1,415 @@
+// SPDX-License-Identifier: MIT
+/*
+ * optimize.c - turning a breakpoint probe into a jump (the kernel's
+ * optprobes, arch/x86/kernel/kprobes/opt.c).
+ *
+ * The 5-byte `jmp rel32` written over the probe replaces one or more whole
+ * instructions (the "region"). That is safe only when, as the kernel
+ * checks:
+ *   - the region lies inside one function;
+ *   - no direct branch of the function (or of its .cold part) lands inside
+ *     the region except at its first byte;
+ *   - the function has no indirect jump (a jump table could land there);
+ *   - every instruction of the region can run elsewhere: no call (its
+ *     return address would point into the detour), no loop/jrcxz (rel8 only),
+ *     nothing unprobeable.
+ *
+ * The detour, allocated within +-1 GiB:
+ *
+ *     lea   -128(%rsp), %rsp      step over the red zone
+ *     push  $index                which optimized site this is
+ *     call  <common trampoline>   save registers, run the handlers
+ *   main:
+ *     lea   136(%rsp), %rsp
+ *     <the region's instructions, relocated; every exit sets the thread's
+ *      `resume` and leaves through the exit stub, which clears `active`>
+ *   nested:
+ *     lea   136(%rsp), %rsp
+ *     <the region's instructions with plain jumps: for a handler's own hit>
+ *     jmp   <probe + region length>
+ *     .quad <exit stub>
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <Zydis/Zydis.h>
+
+#define SD_LOG_PREFIX "optimize"
+#include "arch/arch.h"
+#include "common/log.h"
+
+#define MAX_TARGETS 4096
+
+static void decoder_init(ZydisDecoder *d)
+{
+	ZydisDecoderInit(d, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
+}
+
+/*
+ * Walk [base, base+len) of original code; record direct branch targets in
+ * @targets and note indirect jumps. Returns -EILSEQ if it does not decode.
+ */
+static int scan(const uint8_t *code, uint64_t base, size_t len, uint64_t *targets, int *ntargets,
+		bool *indirect)
+{
+	ZydisDecoder d;
+	ZydisDecodedInstruction in;
+	ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
+	size_t off = 0;
+
+	decoder_init(&d);
+	while (off < len) {
+		if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(&d, code + off, len - off, &in, ops)))
+			return -EILSEQ;
+		if (in.meta.category == ZYDIS_CATEGORY_UNCOND_BR ||
+		    in.meta.category == ZYDIS_CATEGORY_COND_BR || in.mnemonic == ZYDIS_MNEMONIC_CALL ||
+		    in.mnemonic == ZYDIS_MNEMONIC_LOOP || in.mnemonic == ZYDIS_MNEMONIC_LOOPE ||
+		    in.mnemonic == ZYDIS_MNEMONIC_LOOPNE || in.mnemonic == ZYDIS_MNEMONIC_JRCXZ ||
+		    in.mnemonic == ZYDIS_MNEMONIC_JECXZ) {
+			if (in.operand_count_visible >= 1 &&
+			    ops[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE && ops[0].imm.is_relative) {
+				if (*ntargets < MAX_TARGETS)
+					targets[(*ntargets)++] =
+						base + off + in.length + ops[0].imm.value.s;
+				else
+					*indirect = true; /* too many to check: be safe */
+			} else if (in.mnemonic == ZYDIS_MNEMONIC_JMP) {
+				*indirect = true;
+			}
+		}
+		off += in.length;
+	}
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Every direct branch target in [base, base+len): linear decoding, resyncing
+ * one byte at a time over bytes that do not decode (data, padding).
+ */
+int sd_arch_scan_targets(const uint8_t *code, uint64_t base, size_t len, uint64_t **out,
+			 size_t *nout)
+{
+	ZydisDecoder d;
+	ZydisDecodedInstruction in;
+	ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
+	uint64_t *v = NULL;
+	size_t n = 0, cap = 0, off = 0;
+
+	decoder_init(&d);
+	while (off < len) {
+		if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(&d, code + off, len - off, &in, ops))) {
+			off++;
+			continue;
+		}
+		if (in.operand_count_visible >= 1 && ops[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE &&
+		    ops[0].imm.is_relative &&
+		    (in.meta.category == ZYDIS_CATEGORY_UNCOND_BR ||
+		     in.meta.category == ZYDIS_CATEGORY_COND_BR ||
+		     in.mnemonic == ZYDIS_MNEMONIC_CALL || in.mnemonic == ZYDIS_MNEMONIC_LOOP ||
+		     in.mnemonic == ZYDIS_MNEMONIC_LOOPE || in.mnemonic == ZYDIS_MNEMONIC_LOOPNE ||
+		     in.mnemonic == ZYDIS_MNEMONIC_JRCXZ || in.mnemonic == ZYDIS_MNEMONIC_JECXZ)) {
+			if (n == cap) {
+				uint64_t *w = realloc(v, (cap = cap ? 2 * cap : 4096) * sizeof(*v));
+
+				if (!w) {
+					free(v);
+					return -ENOMEM;
+				}
+				v = w;
+			}
+			v[n++] = base + off + in.length + ops[0].imm.value.s;
+		}
+		off += in.length;
+	}
+	qsort(v, n, sizeof(*v), cmp_u64);
+	*out = v;
+	*nout = n;
+	return 0;
+}
+
+static bool target_between(const uint64_t *v, size_t n, uint64_t lo, uint64_t hi)
+{
+	size_t a = 0, b = n;
+
+	/* the first target > lo */
+	while (a < b) {
+		size_t m = (a + b) / 2;
+
+		if (v[m] <= lo)
+			a = m + 1;
+		else
+			b = m;
+	}
+	return a < n && v[a] < hi;
+}
+
+int sd_arch_opt_analyze(const struct sd_opt_code *code, int ncode, uint64_t addr,
+			const uint64_t *module_targets, size_t nmodule, struct sd_opt_region *r,
+			const char **why)
+{
+	static uint64_t targets[MAX_TARGETS];
+	const struct sd_opt_code *fn = &code[0];
+	bool indirect = false;
+	int ntargets = 0, err;
+	uint64_t pc;
+
+	memset(r, 0, sizeof(*r));
+	r->addr = addr;
+	for (int i = 0; i < ncode; i++) {
+		err = scan(code[i].bytes, code[i].start, code[i].len, targets, &ntargets, &indirect);
+		if (err) {
+			*why = "the function does not decode";
+			return err;
+		}
+	}
+	if (indirect) {
+		*why = "the function has an indirect jump";
+		return -EOPNOTSUPP;
+	}
+	/* the region: whole instructions from addr, at least a jump's worth */
+	pc = addr;
+	while (pc < addr + SD_OPT_JUMP_LEN) {
+		struct sd_insn *in;
+
+		if (r->ninsn == SD_OPT_MAX_INSNS || pc >= fn->start + fn->len) {
+			*why = "the region would leave the function";
+			return -EOPNOTSUPP;
+		}
+		in = &r->insn[r->ninsn];
+		err = sd_arch_insn_decode(fn->bytes + (pc - fn->start), fn->start + fn->len - pc,
+					  pc, in);
+		if (err) {
+			*why = "an instruction of the region cannot be probed";
+			return -EOPNOTSUPP;
+		}
+		switch (in->kind) {
+		case SD_INSN_CALL:
+		case SD_INSN_CALL_IND:
+			*why = "a call in the region";
+			return -EOPNOTSUPP;
+		case SD_INSN_LOOP:
+		case SD_INSN_JRCXZ:
+			*why = "a loop/jrcxz in the region";
+			return -EOPNOTSUPP;
+		default:
+			break;
+		}
+		r->ninsn++;
+		pc += in->len;
+	}
+	r->len = (unsigned int)(pc - addr);
+	if (pc > fn->start + fn->len) {
+		*why = "the region would leave the function";
+		return -EOPNOTSUPP;
+	}
+	for (int i = 0; i < ntargets; i++) {
+		if (targets[i] > addr && targets[i] < addr + r->len) {
+			*why = "a branch of the function lands inside the region";
+			return -EOPNOTSUPP;
+		}
+	}
+	/* other functions may jump into this one (glibc's multi-entry assembly) */
+	if (module_targets && target_between(module_targets, nmodule, addr, addr + r->len)) {
+		*why = "a branch elsewhere in the object lands inside the region";
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
+static int rel32(uint8_t *p, uint64_t from_end, uint64_t to)
+{
+	int64_t d = (int64_t)(to - from_end);
+	int32_t v = (int32_t)d;
+
+	if (d != v)
+		return -ERANGE;
+	memcpy(p, &v, 4);
+	return 0;
+}
+
+struct emit {
+	uint8_t *buf;
+	size_t n, cap;
+	uint64_t base; /* runtime address of buf[0] */
+	int err;
+};
+
+static void put(struct emit *e, const void *p, size_t len)
+{
+	if (e->n + len > e->cap) {
+		e->err = -ENOSPC;
+		return;
+	}
+	memcpy(e->buf + e->n, p, len);
+	e->n += len;
+}
+
+static void put_rel32(struct emit *e, uint64_t to)
+{
+	uint8_t b[4] = {0};
+
+	if (rel32(b, e->base + e->n + 4, to))
+		e->err = -ERANGE;
+	put(e, b, 4);
+}
+
+/* movl $lo, %fs:res; movl $hi, %fs:res+4 -- leaves the flags alone */
+static void put_set_resume(struct emit *e, int32_t res_off, uint64_t to)
+{
+	uint32_t half[2] = {(uint32_t)to, (uint32_t)(to >> 32)};
+
+	for (int i = 0; i < 2; i++) {
+		int32_t off = res_off + 4 * i;
+
+		put(e, "\x64\xc7\x04\x25", 4);
+		put(e, &off, 4);
+		put(e, &half[i], 4);
+	}
+}
+
+/* jmp *stub_slot(%rip): the exit stub's address is stored at @stub_slot */
+static void put_exit(struct emit *e, uint64_t stub_slot)
+{
+	put(e, "\xff\x25", 2);
+	put_rel32(e, stub_slot);
+}
+
+static void put_insn_copy(struct emit *e, const struct sd_insn *in)
+{
+	size_t at = e->n;
+
+	put(e, in->bytes, in->len);
+	if (e->err || in->riprel < 0)
+		return;
+	{
+		int32_t disp;
+
+		memcpy(&disp, in->bytes + in->riprel, 4);
+		if (rel32(e->buf + at + in->riprel, e->base + at + in->len,
+			  in->addr + in->len + (int64_t)disp))
+			e->err = -ERANGE;
+	}
+}
+
+int sd_arch_opt_build_detour(const struct sd_opt_region *r, const struct sd_opt_detour_spec *spec,
+			     uint8_t *buf, size_t cap, struct sd_opt_layout *lay)
+{
+	struct emit e = {.buf = buf, .cap = cap, .base = spec->detour};
+	uint64_t stub_slot, taken[SD_OPT_MAX_INSNS];
+	size_t taken_at[SD_OPT_MAX_INSNS];
+	int ntaken = 0;
+
+	/* the data word (the exit stub's address) goes last; reserve its place */
+	if (cap < 8)
+		return -ENOSPC;
+	e.cap = cap - 8;
+
+	/* prologue: off the red zone, tell the trampoline which site, call it */
+	put(&e, "\x48\x8d\x64\x24\x80", 5); /* lea -128(%rsp), %rsp */
+	put(&e, "\x68", 1);                    /* push $index */
+	put(&e, &spec->index, 4);
+	put(&e, "\xe8", 1);                    /* call common */
+	put_rel32(&e, spec->common);
+	lay->ret_main = spec->detour + e.n;
+	put(&e, "\x48\x8d\xa4\x24\x88\x00\x00\x00", 8); /* lea 136(%rsp), %rsp */
+	lay->main = spec->detour + e.n;
+
+	/*
+	 * Every way out of the main copy goes through the exit stub with the
+	 * destination in the thread's `resume`, so the thread is marked until it
+	 * is out of the detour.
+	 */
+	stub_slot = spec->detour + cap - 8;
+	for (int i = 0; i < r->ninsn && !e.err; i++) {
+		const struct sd_insn *in = &r->insn[i];
+
+		switch (in->kind) {
+		case SD_INSN_JMP:
+			put_set_resume(&e, spec->resume_tls_off, in->target);
+			put_exit(&e, stub_slot);
+			break;
+		case SD_INSN_JCC:
+			put(&e, "\x0f", 1);
+			put(&e, (uint8_t[]){0x80 | in->cond}, 1);
+			taken_at[ntaken] = e.n;
+			taken[ntaken++] = in->target;
+			put(&e, "\0\0\0\0", 4); /* filled below */
+			break;
+		case SD_INSN_RET:
+			/* popq %fs:resume, then the bytes the ret pops besides */
+			put(&e, "\x64\x8f\x04\x25", 4);
+			put(&e, &spec->resume_tls_off, 4);
+			if (in->ret_pop) {
+				uint32_t imm = in->ret_pop;
+
+				put(&e, "\x48\x8d\xa4\x24", 4); /* lea imm32(%rsp), %rsp */
+				put(&e, &imm, 4);
+			}
+			put_exit(&e, stub_slot);
+			break;
+		default:
+			put_insn_copy(&e, in);
+			break;
+		}
+	}
+	put_set_resume(&e, spec->resume_tls_off, r->addr + r->len);
+	put_exit(&e, stub_slot);
+	for (int i = 0; i < ntaken && !e.err; i++) {
+		uint64_t here = spec->detour + e.n;
+
+		if (rel32(buf + taken_at[i], spec->detour + taken_at[i] + 4, here)) {
+			e.err = -ERANGE;
+			break;
+		}
+		put_set_resume(&e, spec->resume_tls_off, taken[i]);
+		put_exit(&e, stub_slot);
+	}
+
+	/* the nested copy: a handler's own hit, under its `active`; plain jumps */
+	lay->ret_nested = spec->detour + e.n;
+	put(&e, "\x48\x8d\xa4\x24\x88\x00\x00\x00", 8);
+	lay->nested = spec->detour + e.n;
+	for (int i = 0; i < r->ninsn && !e.err; i++) {
+		const struct sd_insn *in = &r->insn[i];
+
+		switch (in->kind) {
+		case SD_INSN_JMP:
+			put(&e, "\xe9", 1);
+			put_rel32(&e, in->target);
+			break;
+		case SD_INSN_JCC:
+			put(&e, "\x0f", 1);
+			put(&e, (uint8_t[]){0x80 | in->cond}, 1);
+			put_rel32(&e, in->target);
+			break;
+		default:
+			put_insn_copy(&e, in);
+			break;
+		}
+	}
+	put(&e, "\xe9", 1);
+	put_rel32(&e, r->addr + r->len);
+
+	if (e.err)
+		return e.err;
+	memcpy(buf + cap - 8, &spec->exit_stub, 8);
+	lay->len = cap;
+	return (int)e.n;
+}
+
+void sd_arch_opt_jump(const struct sd_opt_region *r, uint64_t detour, uint8_t *out)
+{
+	out[0] = 0xe9;
+	rel32(out + 1, r->addr + SD_OPT_JUMP_LEN, detour);
+	/* the rest of the region: int3, never executed (nothing lands there) */
+	for (unsigned int i = SD_OPT_JUMP_LEN; i < r->len; i++)
+		out[i] = SD_ARCH_BP_INSN;
+}

@@ -1,0 +1,703 @@
+// SPDX-License-Identifier: MIT
+/*
+ * optprobe.c - breakpoint probes made into jumps (the kernel's optprobes).
+ *
+ * A probe starts as an int3. If every probe at the site has no
+ * post_handler and the instructions under it can move (optimize.c says
+ * which), the site gets a detour and its breakpoint becomes a jump:
+ *
+ *  1. build the detour and publish it: from now on an int3 hit resumes in
+ *     the detour's copy of the whole region, never inside the region;
+ *  2. sd_sync_threads(): every thread that took the int3 earlier is out of
+ *     the old slot;
+ *  3. make sure no thread sits between two instructions of the region
+ *     (threads_ip.c); otherwise try later;
+ *  4. write the jump with the text_poke protocol (the int3 is already the
+ *     first byte).
+ *
+ * Undoing it writes the original bytes back behind an int3, waits for the
+ * handlers (sd_sync_threads) and for any thread still in the detour's
+ * first instructions (which run before a thread is marked), then frees it.
+ *
+ * A hit enters sd_optprobe_handler() on the thread's own stack, not in a
+ * signal handler: it is nanoseconds, not microseconds. As in the kernel,
+ * handlers of an optimized probe cannot change where execution continues
+ * (regs->ip and regs->sp are ignored); other registers they change are
+ * restored changed.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#define SD_LOG_PREFIX "optprobe"
+#include "common/compiler.h"
+#include "common/log.h"
+#include "common/safe_mem.h"
+#include "probe/probe.h"
+#include "probe/thread.h"
+#include "probe/xol.h"
+#include "sym/sym.h"
+
+#define OPT_MAX (1u << 16)
+
+bool sd_opt_allowed = true;
+
+/* SONDE_NOOPT=1 in the environment: breakpoints only, as debug.kprobes_optimization=0 */
+__attribute__((constructor)) static void opt_env(void)
+{
+	const char *e = getenv("SONDE_NOOPT");
+
+	if (e && *e && strcmp(e, "0"))
+		sd_opt_allowed = false;
+}
+
+extern const char __stop_sonde_text[] __attribute__((weak));
+
+/*
+ * index -> what the handler needs, read without locks. A retired detour
+ * keeps its slot (site NULL, layout kept) until the optimizer frees both:
+ * a thread may still be on its way from the jump to the handler.
+ */
+struct opt_slot {
+	struct sd_site *site;
+	struct sd_opt_layout layout;
+	uint8_t *detour;
+	bool used;
+};
+
+static struct opt_slot *opt_table;
+static uint32_t opt_free_hint;
+
+static int index_alloc(uint32_t *out)
+{
+	if (!opt_table) {
+		void *p = mmap(NULL, OPT_MAX * sizeof(*opt_table), PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+		if (p == MAP_FAILED)
+			return -ENOMEM;
+		opt_table = p;
+	}
+	for (uint32_t k = 0; k < OPT_MAX; k++) {
+		uint32_t i = (opt_free_hint + k) % OPT_MAX;
+
+		if (!opt_table[i].used) {
+			opt_table[i].used = true;
+			opt_free_hint = i + 1;
+			*out = i;
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
+
+/* ---- the hit ------------------------------------------------------------------------ */
+
+SD_NOTRACE void sd_optprobe_handler(uint32_t index, struct sonde_regs *regs);
+SD_NOTRACE void sd_optprobe_handler(uint32_t index, struct sonde_regs *regs)
+{
+	struct opt_slot *slot = &opt_table[index];
+	struct sd_thread *t = &sd_self;
+	uint8_t prev = t->active;
+	/* the trampoline returns to the word above the saved registers */
+	uint64_t *ret = (uint64_t *)(regs + 1);
+	struct sd_probe_list *l;
+	struct sd_site *site;
+
+	if (!prev)
+		t->seq++;
+	t->active = prev | SD_ACTIVE_HANDLER;
+	/* no fence: sd_sync_threads() orders every thread with membarrier */
+	barrier();
+	site = LOAD_ACQUIRE(slot->site);
+	if (prev)
+		*ret = slot->layout.ret_nested; /* the outer activity keeps its mark */
+	if (site && !(prev & SD_ACTIVE_HANDLER) && likely(!t->in_sonde)) {
+		regs->ip = site->addr;
+		l = LOAD_ACQUIRE(site->probes);
+		for (int i = 0; i < l->n; i++) {
+			struct sonde_kprobe *p = l->p[i];
+
+			if (!sd_kprobe_enabled(p))
+				continue;
+			__atomic_add_fetch(&p->nhit, 1, __ATOMIC_RELAXED);
+			if (p->pre_handler)
+				p->pre_handler(p, regs);
+		}
+	} else if (site && (prev & SD_ACTIVE_HANDLER)) {
+		l = LOAD_ACQUIRE(site->probes);
+		for (int i = 0; i < l->n; i++)
+			if (sd_kprobe_enabled(l->p[i]))
+				__atomic_add_fetch(&l->p[i]->nmissed, 1, __ATOMIC_RELAXED);
+	}
+	barrier();
+	/* out through the main copy, whose exits clear `active` */
+	t->active = prev ? prev : SD_ACTIVE_SLOT;
+}
+
+/* ---- the code around a probe ------------------------------------------------------------ */
+
+static int read_piece(uint64_t start, size_t len, struct sd_opt_code *c)
+{
+	uint8_t *b = malloc(len);
+
+	if (!b)
+		return -ENOMEM;
+	if (sd_safe_read(b, (const void *)start, len)) {
+		free(b);
+		return -EFAULT;
+	}
+	sd_recover_code(b, start, len);
+	c->start = start;
+	c->len = len;
+	c->bytes = b;
+	return 0;
+}
+
+int sd_recover_function(uint64_t addr, struct sd_opt_code *code, int max, int *n)
+{
+	struct sd_maps *maps = sd_probe_maps(false);
+	struct sd_module *m = maps ? sd_maps_find_addr(maps, addr) : NULL;
+	struct sd_symtab *st = m ? sd_module_symtab(m) : NULL;
+	const struct sd_sym *sym, *cold;
+	uint64_t off;
+	char name[512];
+	int err;
+
+	*n = 0;
+	if (!st)
+		return -ENOENT;
+	sym = sd_symtab_find_addr(st, addr - m->bias, &off);
+	if (!sym || !sym->size || (sym->type != SD_SYM_FUNC && sym->type != SD_SYM_IFUNC))
+		return -ENOENT;
+	err = read_piece(m->bias + sym->value, sym->size, &code[(*n)++]);
+	if (err)
+		return err;
+	/* gcc splits unlikely paths into NAME.cold: they may jump back into NAME */
+	snprintf(name, sizeof(name), "%s.cold", sym->name);
+	cold = sd_symtab_lookup(st, name);
+	if (cold && cold->size && *n < max && read_piece(m->bias + cold->value, cold->size,
+							   &code[*n]) == 0)
+		(*n)++;
+	return 0;
+}
+
+/* ---- optimizing and undoing it ----------------------------------------------------------- */
+
+static bool another_site_inside(struct sd_site *site, unsigned int len)
+{
+	for (unsigned int i = 1; i < len; i++)
+		if (sd_site_lookup(site->addr + i))
+			return true;
+	return false;
+}
+
+static bool all_lite(struct sd_site *site)
+{
+	for (int i = 0; i < site->probes->n; i++)
+		if (!(site->probes->p[i]->__reserved[0] & SD_KP_NOFPU))
+			return false;
+	return true;
+}
+
+static bool wants_int3(struct sd_site *site)
+{
+	for (int i = 0; i < site->probes->n; i++)
+		if (site->probes->p[i]->post_handler)
+			return true;
+	return false;
+}
+
+static void set_flag(struct sd_site *site, bool on)
+{
+	for (int i = 0; i < site->probes->n; i++) {
+		if (on)
+			__atomic_or_fetch(&site->probes->p[i]->flags, SONDE_KPROBE_FLAG_OPTIMIZED,
+					  __ATOMIC_RELAXED);
+		else
+			__atomic_and_fetch(&site->probes->p[i]->flags, ~SONDE_KPROBE_FLAG_OPTIMIZED,
+					   __ATOMIC_RELAXED);
+	}
+}
+
+/* ---- the optimizer ---------------------------------------------------------------------- */
+
+/*
+ * Like the kernel's kprobe_optimizer, a worker does the slow part a little
+ * after registration, for many sites at once: one sd_sync_threads(), one
+ * look at where every thread is, one text_poke batch. Registration returns
+ * at once with a working breakpoint probe.
+ */
+#define OPT_DELAY_MS   5
+#define OPT_BATCH      256
+#define OPT_RETRIES    20
+
+struct retired {
+	uint32_t index;
+	uint8_t *detour;
+};
+
+static pthread_t optimizer;
+static bool optimizer_running;
+static pthread_cond_t opt_cond = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t opt_done = PTHREAD_COND_INITIALIZER;
+static struct sd_site **queue;
+static size_t nqueue, capqueue;
+static struct retired *retired;
+static size_t nretired, capretired;
+static unsigned long rounds;
+
+static void retire(struct sd_site *site)
+{
+	uint32_t i = site->opt_index;
+
+	__atomic_store_n(&site->detour, NULL, __ATOMIC_RELEASE);
+	STORE_RELEASE(opt_table[i].site, NULL);
+	if (nretired == capretired) {
+		size_t c = capretired ? 2 * capretired : 64;
+		struct retired *r = realloc(retired, c * sizeof(*r));
+
+		if (!r) {
+			sd_warn("out of memory: a detour is kept for the life of the process");
+			return;
+		}
+		retired = r;
+		capretired = c;
+	}
+	retired[nretired++] = (struct retired){.index = i, .detour = opt_table[i].detour};
+}
+
+static void dequeue(struct sd_site *site)
+{
+	for (size_t i = 0; i < nqueue; i++)
+		if (queue[i] == site) {
+			queue[i] = queue[--nqueue];
+			return;
+		}
+}
+
+/* ---- branch targets of whole objects ------------------------------------------------- */
+
+struct obj_targets {
+	uint64_t start, end; /* the object's mapped range */
+	uint64_t *v;
+	size_t n;
+};
+
+static struct obj_targets *objs;
+static size_t nobjs;
+
+/* the executable mappings of the object containing @addr, as /proc/self/maps shows */
+static int scan_object(uint64_t addr, struct obj_targets *o)
+{
+	struct sd_maps *maps = sd_probe_maps(false);
+	struct sd_module *m = maps ? sd_maps_find_addr(maps, addr) : NULL;
+	FILE *f;
+	char line[4096];
+	uint64_t *all = NULL;
+	size_t nall = 0;
+
+	if (!m)
+		return -ENOENT;
+	o->start = m->start;
+	o->end = m->end;
+	f = fopen("/proc/self/maps", "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		char perms[8];
+		uint8_t *code;
+		uint64_t *v;
+		size_t n;
+
+		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3 || perms[2] != 'x' ||
+		    lo < m->start || hi > m->end)
+			continue;
+		code = malloc(hi - lo);
+		if (!code || sd_safe_read(code, (void *)lo, hi - lo)) {
+			free(code);
+			continue;
+		}
+		sd_recover_code(code, lo, hi - lo);
+		if (sd_arch_scan_targets(code, lo, hi - lo, &v, &n) == 0) {
+			uint64_t *w = realloc(all, (nall + n) * sizeof(*w));
+
+			if (w) {
+				memcpy(w + nall, v, n * sizeof(*v));
+				all = w;
+				nall += n;
+			}
+			free(v);
+		}
+		free(code);
+	}
+	fclose(f);
+	o->v = all;
+	o->n = nall;
+	return 0;
+}
+
+static const struct obj_targets *object_targets(uint64_t addr)
+{
+	struct obj_targets o, *bigger;
+
+	for (size_t i = 0; i < nobjs; i++)
+		if (addr >= objs[i].start && addr < objs[i].end)
+			return &objs[i];
+	if (scan_object(addr, &o))
+		return NULL;
+	bigger = realloc(objs, (nobjs + 1) * sizeof(*objs));
+	if (!bigger) {
+		free(o.v);
+		return NULL;
+	}
+	objs = bigger;
+	objs[nobjs] = o;
+	return &objs[nobjs++];
+}
+
+/* analyse the site and publish its detour; int3 hits go there from now on */
+static int prepare(struct sd_site *site)
+{
+	struct sd_opt_code code[2];
+	struct sd_opt_detour_spec spec;
+	uint8_t buf[SD_OPT_DETOUR_MAX];
+	uint8_t *detour;
+	const char *why = NULL;
+	int n = 0, err;
+
+	if (!site->armed || wants_int3(site)) {
+		site->opt_why = "a probe here has a post_handler";
+		return -EOPNOTSUPP;
+	}
+	err = sd_recover_function(site->addr, code, 2, &n);
+	if (err) {
+		site->opt_why = "no function symbol around the probe";
+		return err;
+	}
+	{
+		const struct obj_targets *ot = object_targets(site->addr);
+
+		if (!ot) {
+			for (int i = 0; i < n; i++)
+				free((void *)code[i].bytes);
+			site->opt_why = "cannot read the object's code";
+			return -ENOENT;
+		}
+		err = sd_arch_opt_analyze(code, n, site->addr, ot->v, ot->n, &site->region, &why);
+	}
+	for (int i = 0; i < n; i++)
+		free((void *)code[i].bytes);
+	if (err) {
+		site->opt_why = why;
+		return err;
+	}
+	if (another_site_inside(site, site->region.len)) {
+		site->opt_why = "another probe sits inside the jump's bytes";
+		return -EBUSY;
+	}
+	detour = sd_xol_alloc_n(site->addr, SD_OPT_DETOUR_MAX / SD_XOL_SLOT_SIZE);
+	if (!detour) {
+		site->opt_why = "no room for a detour near the probe";
+		return -ENOMEM;
+	}
+	site->lite = all_lite(site);
+	spec = (struct sd_opt_detour_spec){
+		.detour = (uint64_t)detour,
+		.common = (uint64_t)(site->lite ? sd_arch_optprobe_tramp_lite
+						: sd_arch_optprobe_tramp),
+		.exit_stub = sd_xol_exit_stub(),
+		.resume_tls_off = sd_thread_resume_tls_offset(),
+	};
+	err = index_alloc(&spec.index);
+	if (err) {
+		sd_xol_free_n(detour, SD_OPT_DETOUR_MAX / SD_XOL_SLOT_SIZE);
+		site->opt_why = "too many optimized probes";
+		return err;
+	}
+	err = sd_arch_opt_build_detour(&site->region, &spec, buf, SD_OPT_DETOUR_MAX,
+				       &opt_table[spec.index].layout);
+	if (err >= 0)
+		err = sd_text_write(detour, buf, SD_OPT_DETOUR_MAX);
+	if (err < 0) {
+		sd_xol_free_n(detour, SD_OPT_DETOUR_MAX / SD_XOL_SLOT_SIZE);
+		opt_table[spec.index].used = false;
+		site->opt_why = "the detour cannot reach what the region addresses";
+		return err;
+	}
+	site->opt_index = spec.index;
+	site->layout = opt_table[spec.index].layout;
+	opt_table[spec.index].detour = detour;
+	STORE_RELEASE(opt_table[spec.index].site, site);
+	/* the detour is published last: only complete, it is reachable */
+	__atomic_store_n(&site->detour, detour, __ATOMIC_RELEASE);
+	return 0;
+}
+
+static void optimize_batch(void)
+{
+	struct sd_site *ready[OPT_BATCH];
+	struct sd_range ranges[OPT_BATCH];
+	struct sd_poke *pokes;
+	int nready = 0, nranges = 0, err;
+
+	/* 1: detours for every pending site; int3 hits now resume in them */
+	while (nqueue && nready < OPT_BATCH) {
+		struct sd_site *site = queue[--nqueue];
+
+		site->opt_queued = false;
+		if (site->detour || !site->armed)
+			continue;
+		if (prepare(site) == 0)
+			ready[nready++] = site;
+	}
+	if (!nready)
+		return;
+	/* 2: nobody is still in an old slot on its way back into a region */
+	sd_sync_threads();
+	/* 3: nobody stopped between two instructions of a region */
+	for (int i = 0; i < nready; i++)
+		if (ready[i]->region.ninsn > 1)
+			ranges[nranges++] = (struct sd_range){ready[i]->addr + 1,
+							      ready[i]->addr + ready[i]->region.len};
+	if (nranges && sd_threads_outside(ranges, nranges, 20)) {
+		for (int i = 0; i < nready; i++) {
+			ready[i]->opt_why = "a thread stayed inside the region";
+			retire(ready[i]);
+			if (++ready[i]->opt_tries < OPT_RETRIES)
+				sd_site_queue_optimize(ready[i]);
+		}
+		return;
+	}
+	/* 4: the jumps */
+	pokes = calloc(nready, sizeof(*pokes));
+	if (!pokes) {
+		for (int i = 0; i < nready; i++)
+			retire(ready[i]);
+		return;
+	}
+	for (int i = 0; i < nready; i++) {
+		pokes[i].addr = (void *)ready[i]->addr;
+		pokes[i].len = (uint8_t)ready[i]->region.len;
+		sd_arch_opt_jump(&ready[i]->region, (uint64_t)ready[i]->detour, pokes[i].new);
+	}
+	err = sd_text_poke_batch(pokes, nready);
+	free(pokes);
+	for (int i = 0; i < nready; i++) {
+		if (err) {
+			ready[i]->opt_why = "the jump could not be written";
+			retire(ready[i]);
+			continue;
+		}
+		ready[i]->optimized = true;
+		ready[i]->opt_why = NULL;
+		set_flag(ready[i], true);
+	}
+}
+
+extern const char __start_sonde_text[] __attribute__((weak));
+
+/* free the retired detours no thread can be in any more */
+static void reclaim(void)
+{
+	struct sd_range *r;
+	size_t n = nretired;
+
+	if (!n)
+		return;
+	r = calloc(n + 1, sizeof(*r));
+	if (!r)
+		return;
+	/* every retirement happened before this: marked threads are waited for */
+	sd_sync_threads();
+	for (size_t i = 0; i < n; i++)
+		r[i] = (struct sd_range){(uint64_t)retired[i].detour,
+					 (uint64_t)retired[i].detour + SD_OPT_DETOUR_MAX};
+	/* unmarked ones: between a jump and the handler's first store */
+	if (__start_sonde_text)
+		r[n] = (struct sd_range){(uint64_t)__start_sonde_text, (uint64_t)__stop_sonde_text};
+	if (sd_threads_outside(r, (int)n + (__start_sonde_text ? 1 : 0), 20) == 0) {
+		for (size_t i = 0; i < n; i++) {
+			sd_xol_free_n(retired[i].detour, SD_OPT_DETOUR_MAX / SD_XOL_SLOT_SIZE);
+			opt_table[retired[i].index].detour = NULL;
+			opt_table[retired[i].index].used = false;
+		}
+		memmove(retired, retired + n, (nretired - n) * sizeof(*retired));
+		nretired -= n;
+	}
+	free(r);
+}
+
+static void *optimizer_main(void *arg)
+{
+	sd_enter_sonde();
+	pthread_mutex_lock(&sd_probe_mutex);
+	for (;;) {
+		while (!nqueue && !nretired)
+			pthread_cond_wait(&opt_cond, &sd_probe_mutex);
+		/* let more work arrive: one batch for a burst of registrations */
+		pthread_mutex_unlock(&sd_probe_mutex);
+		{
+			struct timespec d = {0, OPT_DELAY_MS * 1000 * 1000};
+
+			nanosleep(&d, NULL);
+		}
+		pthread_mutex_lock(&sd_probe_mutex);
+		if (sd_opt_allowed)
+			optimize_batch();
+		else
+			nqueue = 0;
+		reclaim();
+		rounds++;
+		pthread_cond_broadcast(&opt_done);
+	}
+	return NULL;
+}
+
+static void optimizer_fork_child(void)
+{
+	optimizer_running = false; /* the child has no worker; one starts on demand */
+}
+
+static void optimizer_start(void)
+{
+	sigset_t all, old;
+
+	if (optimizer_running)
+		return;
+	/*
+	 * Asynchronous signals never reach sonde's threads; synchronous ones
+	 * stay open: they step on probes (malloc…) like any thread, and a
+	 * blocked SIGTRAP at a breakpoint would kill the process.
+	 */
+	sigfillset(&all);
+	sigdelset(&all, SIGTRAP);
+	sigdelset(&all, SIGSEGV);
+	sigdelset(&all, SIGBUS);
+	sigdelset(&all, SIGILL);
+	sigdelset(&all, SIGFPE);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	if (pthread_create(&optimizer, NULL, optimizer_main, NULL) == 0) {
+		optimizer_running = true;
+		pthread_detach(optimizer);
+		pthread_setname_np(optimizer, "sonde-optimizer");
+		static bool atfork;
+
+		if (!atfork) {
+			pthread_atfork(NULL, NULL, optimizer_fork_child);
+			atfork = true;
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+void sd_site_queue_optimize(struct sd_site *site)
+{
+	if (!sd_opt_allowed || site->opt_queued || site->detour)
+		return;
+	if (nqueue == capqueue) {
+		size_t c = capqueue ? 2 * capqueue : 64;
+		struct sd_site **q = realloc(queue, c * sizeof(*q));
+
+		if (!q)
+			return;
+		queue = q;
+		capqueue = c;
+	}
+	queue[nqueue++] = site;
+	site->opt_queued = true;
+	optimizer_start();
+	pthread_cond_signal(&opt_cond);
+}
+
+int sd_site_unoptimize(struct sd_site *site, bool keep_int3)
+{
+	struct sd_poke pk;
+	int err;
+
+	if (site->opt_queued) {
+		dequeue(site);
+		site->opt_queued = false;
+	}
+	if (!site->detour)
+		return 0;
+	if (site->optimized) {
+		memset(&pk, 0, sizeof(pk));
+		pk.addr = (void *)site->addr;
+		pk.len = (uint8_t)site->region.len;
+		for (int k = 0, at = 0; k < site->region.ninsn; k++) {
+			memcpy(pk.new + at, site->region.insn[k].bytes, site->region.insn[k].len);
+			at += site->region.insn[k].len;
+		}
+		if (keep_int3)
+			pk.new[0] = SD_ARCH_BP_INSN;
+		err = sd_text_poke_batch(&pk, 1);
+		if (err)
+			return err;
+		site->optimized = false;
+		site->armed = keep_int3;
+	}
+	set_flag(site, false);
+	/* the optimizer frees it once nobody can be in it */
+	retire(site);
+	if (optimizer_running)
+		pthread_cond_signal(&opt_cond);
+	else
+		optimizer_start();
+	return 0;
+}
+
+/* caller holds sd_probe_mutex */
+static void wait_optimizer_locked(void)
+{
+	unsigned long start = rounds;
+
+	while (optimizer_running && (nqueue || rounds == start))
+		pthread_cond_wait(&opt_done, &sd_probe_mutex);
+}
+
+SONDE_API void sonde_wait_kprobe_optimizer(void)
+{
+	sd_enter_sonde();
+	pthread_mutex_lock(&sd_probe_mutex);
+	if (nqueue || nretired)
+		wait_optimizer_locked();
+	pthread_mutex_unlock(&sd_probe_mutex);
+	sd_leave_sonde();
+}
+
+static void set_all(bool on)
+{
+	struct sd_site_table *t = sd_sites;
+
+	for (uint64_t i = 0; t && i <= t->mask; i++) {
+		struct sd_site *s = t->slot[i];
+
+		if (!s)
+			continue;
+		if (on && s->armed)
+			sd_site_queue_optimize(s);
+		else if (!on && s->detour)
+			sd_site_unoptimize(s, s->armed);
+	}
+}
+
+SONDE_API int sonde_set_kprobe_optimization(int on)
+{
+	sd_enter_sonde();
+	pthread_mutex_lock(&sd_probe_mutex);
+	if (sd_opt_allowed != !!on) {
+		sd_opt_allowed = !!on;
+		set_all(sd_opt_allowed);
+	}
+	pthread_mutex_unlock(&sd_probe_mutex);
+	sd_leave_sonde();
+	return 0;
+}
