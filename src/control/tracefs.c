@@ -481,7 +481,9 @@ static int read_trace(FILE *out)
 
 	sd_rb_stats(t->rb, &st);
 	sd_seq_init(&s, line, sizeof(line));
-	sd_render_header(&s, "nop", st.entries, st.written, (int)sysconf(_SC_NPROCESSORS_ONLN));
+	/* as the kernel: written counts what is in the buffer and what was overwritten */
+	sd_render_header(&s, "nop", st.entries, st.entries + st.overrun,
+			 (int)sysconf(_SC_NPROCESSORS_ONLN));
 	fputs(line, out);
 	err = sd_rb_reader_open(t->rb, false, &rd);
 	if (err)

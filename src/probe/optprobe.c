@@ -237,6 +237,7 @@ static void set_flag(struct sd_site *site, bool on)
 #define OPT_DELAY_MS   5
 #define OPT_BATCH      256
 #define OPT_RETRIES    20
+#define RECLAIM_BATCH  32
 
 struct retired {
 	uint32_t index;
@@ -252,6 +253,7 @@ static size_t nqueue, capqueue;
 static struct retired *retired;
 static size_t nretired, capretired;
 static unsigned long rounds;
+static bool urgent; /* someone waits: no batching delay */
 
 static void retire(struct sd_site *site)
 {
@@ -457,6 +459,9 @@ static void optimize_batch(void)
 			continue;
 		if (prepare(site) == 0)
 			ready[nready++] = site;
+		else
+			sd_dbg("0x%lx stays a breakpoint: %s", (unsigned long)site->addr,
+			       site->opt_why ? site->opt_why : "?");
 	}
 	if (!nready)
 		return;
@@ -542,19 +547,24 @@ static void *optimizer_main(void *arg)
 	for (;;) {
 		while (!nqueue && !nretired)
 			pthread_cond_wait(&opt_cond, &sd_probe_mutex);
+		bool was_urgent = urgent;
+
 		/* let more work arrive: one batch for a burst of registrations */
-		pthread_mutex_unlock(&sd_probe_mutex);
-		{
+		if (!urgent) {
 			struct timespec d = {0, OPT_DELAY_MS * 1000 * 1000};
 
+			pthread_mutex_unlock(&sd_probe_mutex);
 			nanosleep(&d, NULL);
+			pthread_mutex_lock(&sd_probe_mutex);
 		}
-		pthread_mutex_lock(&sd_probe_mutex);
+		urgent = false;
 		if (sd_opt_allowed)
 			optimize_batch();
 		else
 			nqueue = 0;
-		reclaim();
+		/* freeing waits for every thread to be seen elsewhere: do it in bulk */
+		if (nretired >= RECLAIM_BATCH || !was_urgent)
+			reclaim();
 		rounds++;
 		pthread_cond_broadcast(&opt_done);
 	}
@@ -654,21 +664,17 @@ int sd_site_unoptimize(struct sd_site *site, bool keep_int3)
 	return 0;
 }
 
-/* caller holds sd_probe_mutex */
-static void wait_optimizer_locked(void)
-{
-	unsigned long start = rounds;
-
-	while (optimizer_running && (nqueue || rounds == start))
-		pthread_cond_wait(&opt_done, &sd_probe_mutex);
-}
-
 SONDE_API void sonde_wait_kprobe_optimizer(void)
 {
 	sd_enter_sonde();
 	pthread_mutex_lock(&sd_probe_mutex);
-	if (nqueue || nretired)
-		wait_optimizer_locked();
+	/*
+	 * Do the pending work here rather than wake the worker and wait for
+	 * it: on a busy machine each hand-over between threads costs a
+	 * scheduling delay.
+	 */
+	while (nqueue && sd_opt_allowed)
+		optimize_batch();
 	pthread_mutex_unlock(&sd_probe_mutex);
 	sd_leave_sonde();
 }

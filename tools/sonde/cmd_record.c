@@ -129,7 +129,7 @@ int cmd_record(int argc, char **argv)
 	rs.maps_at = time(NULL);
 	write_maps(&rs, &s);
 
-	trace_loop(&s, &o, record_one, &rs);
+	trace_loop(&s, &o, record_one, NULL, &rs);
 	status = trace_exit_status(&s);
 	if (fclose(rs.f) || rs.err)
 		cli_error("record: writing %s failed", o.output);

@@ -5,6 +5,7 @@
  * writes the same records to a file instead (trace_setup/trace_loop).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -53,7 +54,7 @@ static void usage(FILE *f, const char *cmd)
 		!strcmp(cmd, "record") ? "record what they see to a file (see 'sonde report')"
 				       : "print them live, as the kernel's trace_pipe shows them",
 		!strcmp(cmd, "record") ? "  -o, --output FILE    where to write (default sonde.dat)\n"
-				       : "");
+				       : "  -o, --output FILE    write the events there instead of stdout\n");
 }
 
 /* a kprobe_events or uprobe_events line? the location of uprobes is PATH:OFFSET */
@@ -73,10 +74,11 @@ static int def_kind(const char *def)
 	return SD_PROBE_KPROBE;
 }
 
+/* a probe definition (the parser judges it) rather than an event name */
 static bool is_definition(const char *def)
 {
 	return (def[0] == 'p' || def[0] == 'r' || def[0] == '-') &&
-	       (def[1] == ':' || def[1] == ' ' || (def[0] == 'r' && def[1] >= '0' && def[1] <= '9'));
+	       (def[1] == ':' || def[1] == ' ' || (def[1] >= '0' && def[1] <= '9'));
 }
 
 int trace_parse_args(int argc, char **argv, struct trace_opts *o, const char *cmd)
@@ -121,6 +123,7 @@ int trace_parse_args(int argc, char **argv, struct trace_opts *o, const char *cm
 			break;
 		case 'o':
 			o->output = optarg;
+			o->output_given = true;
 			break;
 		case 'p':
 			o->pid = atoi(optarg);
@@ -250,13 +253,14 @@ int trace_setup(struct session *s, struct trace_opts *o)
 	return err;
 }
 
-int trace_loop(struct session *s, struct trace_opts *o, record_fn rec, void *arg)
+int trace_loop(struct session *s, struct trace_opts *o, record_fn rec, void (*idle)(void *arg),
+	       void *arg)
 {
 	struct sigaction sa = {.sa_handler = on_sigint};
 	struct sd_rb_reader *rd;
 	struct sd_rb_event ev;
 	bool done = false, detached = false;
-	int err, idle = 0;
+	int err, nidle = 0;
 
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
@@ -277,9 +281,11 @@ int trace_loop(struct session *s, struct trace_opts *o, record_fn rec, void *arg
 			n++;
 		}
 		if (n) {
-			idle = 0;
+			nidle = 0;
 			continue;
 		}
+		if (idle)
+			idle(arg);
 		if (interrupted && !detached) {
 			/* stop tracing: every probe out, every byte back */
 			session_detach(s);
@@ -304,10 +310,10 @@ int trace_loop(struct session *s, struct trace_opts *o, record_fn rec, void *arg
 			break;
 		}
 		{
-			struct timespec ts = {0, (idle < 10 ? 1 : 10) * 1000 * 1000};
+			struct timespec ts = {0, (nidle < 10 ? 1 : 10) * 1000 * 1000};
 
 			nanosleep(&ts, NULL);
-			idle++;
+			nidle++;
 		}
 	}
 	sd_rb_reader_close(rd);
@@ -329,12 +335,41 @@ int trace_exit_status(struct session *s)
 	return interrupted ? 130 : 0;
 }
 
+/*
+ * Lines go out whole, in one write() of many lines: the traced program may
+ * share the terminal or pipe, and a line of its own must not land in the
+ * middle of one of ours.
+ */
+#define OUT_BUF (256 * 1024)
+
 struct print_state {
-	FILE *out;
+	int fd;
 	struct sd_render r;
 	char line[16384];
+	char buf[OUT_BUF];
+	size_t len;
 	uint64_t lost;
+	bool write_failed;
 };
+
+static void flush_out(void *arg)
+{
+	struct print_state *ps = arg;
+	size_t done = 0;
+
+	while (done < ps->len && !ps->write_failed) {
+		ssize_t w = write(ps->fd, ps->buf + done, ps->len - done);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			ps->write_failed = true; /* a closed pipe: keep tracing, stop printing */
+			break;
+		}
+		done += w;
+	}
+	ps->len = 0;
+}
 
 static void print_record(void *arg, struct session *s, const struct sd_rb_event *ev)
 {
@@ -347,7 +382,10 @@ static void print_record(void *arg, struct session *s, const struct sd_rb_event 
 		ps->lost += ev->lost;
 	}
 	sd_render_record(&seq, &ps->r, ev);
-	fwrite(ps->line, 1, seq.len, ps->out);
+	if (ps->len + seq.len > OUT_BUF)
+		flush_out(ps);
+	memcpy(ps->buf + ps->len, ps->line, seq.len);
+	ps->len += seq.len;
 }
 
 int cmd_trace(int argc, char **argv)
@@ -372,15 +410,28 @@ int cmd_trace(int argc, char **argv)
 	ps = calloc(1, sizeof(*ps));
 	if (!ps)
 		return 1;
-	ps->out = stdout;
+	ps->fd = STDOUT_FILENO;
+	if (o.output_given) {
+		ps->fd = open(o.output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (ps->fd < 0) {
+			cli_error("trace: %s: %s", o.output, strerror(errno));
+			free(ps);
+			if (s.launched && !s.exited)
+				kill(s.pid, SIGKILL);
+			session_close(&s);
+			return 2;
+		}
+	}
 	ps->r.pctx.sym = sd_symbolize;
 	ps->r.pctx.sym_arg = s.sym;
 	ps->r.clock = &s.clock_params;
 	ps->r.clock_id = s.clock;
 	ps->r.event = session_event;
 	ps->r.event_arg = &s;
-	trace_loop(&s, &o, print_record, ps);
-	fflush(stdout);
+	trace_loop(&s, &o, print_record, flush_out, ps);
+	flush_out(ps);
+	if (ps->fd != STDOUT_FILENO)
+		close(ps->fd);
 	err = trace_exit_status(&s);
 	free(ps);
 	session_close(&s);

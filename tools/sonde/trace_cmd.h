@@ -25,6 +25,7 @@ struct trace_opts {
 	const char *buffer_kb;
 	const char *clock;
 	const char *output;
+	bool output_given;
 	bool discard;
 	pid_t pid;
 	char **argv;
@@ -36,8 +37,12 @@ int trace_parse_args(int argc, char **argv, struct trace_opts *o, const char *cm
 int trace_setup(struct session *s, struct trace_opts *o);
 
 typedef void (*record_fn)(void *arg, struct session *s, const struct sd_rb_event *ev);
-/* let the program run; hand every record to @rec until it ends or Ctrl-C */
-int trace_loop(struct session *s, struct trace_opts *o, record_fn rec, void *arg);
+/*
+ * let the program run; hand every record to @rec until it ends or Ctrl-C;
+ * @idle (may be NULL) runs whenever the buffer is empty for now
+ */
+int trace_loop(struct session *s, struct trace_opts *o, record_fn rec, void (*idle)(void *arg),
+	       void *arg);
 /* the exit status the command returns */
 int trace_exit_status(struct session *s);
 

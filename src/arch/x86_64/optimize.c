@@ -18,7 +18,7 @@
  *
  *     lea   -128(%rsp), %rsp      step over the red zone
  *     push  $index                which optimized site this is
- *     call  <common trampoline>   save registers, run the handlers
+ *     call  *<common trampoline>  save registers, run the handlers
  *   main:
  *     lea   136(%rsp), %rsp
  *     <the region's instructions, relocated; every exit sets the thread's
@@ -27,7 +27,7 @@
  *     lea   136(%rsp), %rsp
  *     <the region's instructions with plain jumps: for a handler's own hit>
  *     jmp   <probe + region length>
- *     .quad <exit stub>
+ *     .quad <common trampoline>, <exit stub>
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -307,17 +307,18 @@ int sd_arch_opt_build_detour(const struct sd_opt_region *r, const struct sd_opt_
 	size_t taken_at[SD_OPT_MAX_INSNS];
 	int ntaken = 0;
 
-	/* the data word (the exit stub's address) goes last; reserve its place */
-	if (cap < 8)
+	/* two data words go last: the exit stub's address and the trampoline's */
+	if (cap < 16)
 		return -ENOSPC;
-	e.cap = cap - 8;
+	e.cap = cap - 16;
 
 	/* prologue: off the red zone, tell the trampoline which site, call it */
 	put(&e, "\x48\x8d\x64\x24\x80", 5); /* lea -128(%rsp), %rsp */
 	put(&e, "\x68", 1);                    /* push $index */
 	put(&e, &spec->index, 4);
-	put(&e, "\xe8", 1);                    /* call common */
-	put_rel32(&e, spec->common);
+	/* call *common(%rip): the trampoline may be anywhere (a static link) */
+	put(&e, "\xff\x15", 2);
+	put_rel32(&e, spec->detour + cap - 16);
 	lay->ret_main = spec->detour + e.n;
 	put(&e, "\x48\x8d\xa4\x24\x88\x00\x00\x00", 8); /* lea 136(%rsp), %rsp */
 	lay->main = spec->detour + e.n;
@@ -400,6 +401,7 @@ int sd_arch_opt_build_detour(const struct sd_opt_region *r, const struct sd_opt_
 
 	if (e.err)
 		return e.err;
+	memcpy(buf + cap - 16, &spec->common, 8);
 	memcpy(buf + cap - 8, &spec->exit_stub, 8);
 	lay->len = cap;
 	return (int)e.n;

@@ -1,0 +1,311 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_optprobe.c - jump-optimized probes: they see what breakpoint probes
+ * see, they are refused where the kernel's rules refuse them, and sites go
+ * back and forth between int3 and jump under running threads.
+ */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sonde/kprobes.h>
+
+#include "check.h"
+
+/*
+ * Targets in assembly, so that the instructions under each probe are known.
+ *
+ *   opt_sum(a, b, c)   = a + 2b + 3c, through a few instructions of every
+ *                        kind that a jump may replace (and one it may not)
+ *   opt_loop(n)        a loop whose head is the function's second byte: a
+ *                      jump at the entry would cover a branch target
+ *   opt_one(x)         = 2x + 1, first instruction 5 bytes long: the jump
+ *                      replaces exactly one instruction
+ */
+__asm__(".text\n"
+	".globl opt_sum, opt_loop, opt_one\n"
+	".type opt_sum, @function\n"
+	"opt_sum:\n"
+	"	push %rbx\n"
+	"	mov %rdi, %rax\n"
+	".globl opt_at_mid\n opt_at_mid:\n"
+	"	lea (%rsi,%rsi,1), %rbx\n"
+	"	add %rbx, %rax\n"
+	"	imul $3, %rdx, %rbx\n"
+	"	add %rbx, %rax\n"
+	".globl opt_at_jcc\n opt_at_jcc:\n"
+	"	test %rax, %rax\n"
+	"	js 1f\n"
+	"	nop\n"
+	"1:	mov opt_data(%rip), %rbx\n"
+	".globl opt_at_call\n opt_at_call:\n"
+	"	call opt_nothing\n"
+	"	pop %rbx\n"
+	"	ret\n"
+	".size opt_sum, .-opt_sum\n"
+	".type opt_nothing, @function\n"
+	"opt_nothing:\n"
+	"	ret\n"
+	".size opt_nothing, .-opt_nothing\n"
+	".type opt_loop, @function\n"
+	"opt_loop:\n"
+	"	xor %eax, %eax\n"
+	".globl opt_loop_head\n opt_loop_head:\n"
+	"	add $1, %rax\n"
+	"	sub $1, %rdi\n"
+	"	jnz opt_loop_head\n"
+	"	ret\n"
+	".size opt_loop, .-opt_loop\n"
+	".type opt_one, @function\n"
+	"opt_one:\n"
+	"	mov $0x12345, %eax\n"
+	"	lea 1(%rdi,%rdi,1), %rax\n"
+	"	ret\n"
+	".size opt_one, .-opt_one\n"
+	".pushsection .data\n"
+	"opt_data: .quad 7\n"
+	".popsection\n");
+
+long opt_sum(long a, long b, long c);
+long opt_loop(long n);
+long opt_one(long x);
+extern char opt_at_mid[], opt_at_jcc[], opt_at_call[];
+
+struct seen {
+	struct sonde_kprobe kp;
+	int hits;
+	struct sonde_regs regs;
+};
+
+static int record(struct sonde_kprobe *p, struct sonde_regs *regs)
+{
+	struct seen *s = (struct seen *)p;
+
+	s->hits++;
+	s->regs = *regs;
+	return 0;
+}
+
+static void reg_at(struct seen *s, void *addr)
+{
+	memset(s, 0, sizeof(*s));
+	s->kp.addr = addr;
+	s->kp.pre_handler = record;
+	if (sonde_register_kprobe(&s->kp))
+		check_fail(__FILE__, __LINE__, "register at %p: %s", addr, sonde_last_error());
+}
+
+/*
+ * Registers at @addr for opt_sum(1, 2, 3), the same with a breakpoint and
+ * with a jump: arguments, the values computed so far (@ax, @bx: -1 not
+ * known at that point), the stack pointer, the probed address.
+ */
+static void same_registers(void *addr, bool expect_optimized, long ax, long bx)
+{
+	struct seen s;
+	struct sonde_regs r[2];
+	uint8_t orig[16];
+
+	memcpy(orig, addr, sizeof(orig));
+	for (int opt = 0; opt < 2; opt++) {
+		sonde_set_kprobe_optimization(opt);
+		reg_at(&s, addr);
+		sonde_wait_kprobe_optimizer();
+		CHECK_EQ(!!(s.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED), opt && expect_optimized);
+		if (opt && expect_optimized)
+			CHECK_EQ(*(uint8_t *)addr, 0xe9);
+		CHECK_EQ(opt_sum(1, 2, 3), 14);
+		CHECK_EQ(s.hits, 1);
+		r[opt] = s.regs;
+		for (int i = 0; i < 1000; i++)
+			CHECK_EQ(opt_sum(i, i + 1, -i), 2);
+		CHECK_EQ(s.hits, 1001);
+		sonde_unregister_kprobe(&s.kp);
+		CHECK(!memcmp(orig, addr, sizeof(orig)));
+	}
+	for (int opt = 0; opt < 2; opt++) {
+		CHECK_EQ(r[opt].ip, (uintptr_t)addr);
+		CHECK_EQ(r[opt].di, 1);
+		CHECK_EQ(r[opt].si, 2);
+		CHECK_EQ(r[opt].dx, 3);
+		if (ax >= 0)
+			CHECK_EQ(r[opt].ax, ax);
+		if (bx >= 0)
+			CHECK_EQ(r[opt].bx, bx);
+	}
+	/* the same stack: one call path, one depth */
+	CHECK_EQ(r[0].sp, r[1].sp);
+}
+
+TEST(entry_same_registers)
+{
+	same_registers((void *)opt_sum, true, -1, -1);
+}
+
+TEST(mid_function_same_registers)
+{
+	same_registers(opt_at_mid, true, 1, -1);
+}
+
+TEST(jcc_in_region_same_registers)
+{
+	/* test, js: the conditional jump is relocated into the detour */
+	same_registers(opt_at_jcc, true, 14, 9);
+}
+
+TEST(call_in_region_stays_int3)
+{
+	/* a call cannot move (its return address would point into the detour) */
+	same_registers(opt_at_call, false, 14, 7);
+}
+
+TEST(branch_target_inside_stays_int3)
+{
+	struct seen s;
+
+	reg_at(&s, (void *)opt_loop);
+	sonde_wait_kprobe_optimizer();
+	CHECK(!(s.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED));
+	CHECK_EQ(*(uint8_t *)opt_loop, 0xcc);
+	CHECK_EQ(opt_loop(10), 10);
+	CHECK_EQ(opt_loop(1), 1);
+	CHECK_EQ(s.hits, 2);
+	sonde_unregister_kprobe(&s.kp);
+}
+
+static void empty_post(struct sonde_kprobe *p, struct sonde_regs *regs, unsigned long f)
+{
+}
+
+TEST(post_handler_keeps_or_brings_back_int3)
+{
+	struct seen a;
+	struct sonde_kprobe b = {.addr = (void *)opt_one, .post_handler = empty_post};
+
+	reg_at(&a, (void *)opt_one);
+	sonde_wait_kprobe_optimizer();
+	CHECK(a.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED);
+	/* a second probe with a post_handler at the same place: back to int3 */
+	CHECK_EQ(sonde_register_kprobe(&b), 0);
+	sonde_wait_kprobe_optimizer();
+	CHECK(!(a.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED));
+	CHECK_EQ(*(uint8_t *)opt_one, 0xcc);
+	CHECK_EQ(opt_one(5), 11);
+	CHECK_EQ(a.hits, 1);
+	CHECK_EQ(sonde_kprobe_hits(&b), 1);
+	sonde_unregister_kprobe(&b);
+	sonde_unregister_kprobe(&a.kp);
+}
+
+static int redirect(struct sonde_kprobe *p, struct sonde_regs *regs)
+{
+	regs->ax = 42;
+	regs->ip = *(uint64_t *)regs->sp;
+	regs->sp += 8;
+	return 1;
+}
+
+TEST(optimized_ignores_ip_changes)
+{
+	/* the kernel's rule: an optimized probe cannot redirect execution */
+	struct sonde_kprobe kp = {.addr = (void *)opt_one, .pre_handler = redirect};
+
+	CHECK_EQ(sonde_register_kprobe(&kp), 0);
+	sonde_wait_kprobe_optimizer();
+	CHECK(kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED);
+	CHECK_EQ(opt_one(5), 11);
+	/* with optimization off, the same handler does redirect */
+	sonde_set_kprobe_optimization(0);
+	CHECK(!(kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED));
+	CHECK_EQ(opt_one(5), 42);
+	sonde_unregister_kprobe(&kp);
+	sonde_set_kprobe_optimization(1);
+}
+
+static unsigned long malloc_sizes;
+
+static int on_malloc(struct sonde_kprobe *p, struct sonde_regs *regs)
+{
+	malloc_sizes += regs->di;
+	return 0;
+}
+
+TEST(libc_function_optimized)
+{
+	struct sonde_kprobe kp = {.symbol_name = "malloc", .pre_handler = on_malloc};
+	unsigned long before;
+
+	CHECK_EQ(sonde_register_kprobe(&kp), 0);
+	sonde_wait_kprobe_optimizer();
+	CHECK(kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED);
+	before = sonde_kprobe_hits(&kp);
+	for (int i = 1; i <= 100; i++) {
+		void *volatile p = malloc(i);
+
+		free(p);
+	}
+	CHECK_EQ(sonde_kprobe_hits(&kp) - before, 100);
+	CHECK(malloc_sizes >= 5050);
+	sonde_unregister_kprobe(&kp);
+}
+
+/* ---- back and forth under threads --------------------------------------------------- */
+
+static atomic_int stop;
+static atomic_long bad, calls;
+
+static void *caller(void *arg)
+{
+	long i;
+
+	for (i = 0; !stop; i++)
+		if (opt_one(i) != 2 * i + 1)
+			bad++;
+	calls += i;
+	return NULL;
+}
+
+static atomic_long stress_hits;
+
+static int count(struct sonde_kprobe *p, struct sonde_regs *regs)
+{
+	stress_hits++;
+	return 0;
+}
+
+TEST(optimize_unoptimize_under_threads)
+{
+	enum { THREADS = 8 };
+	int CYCLES = getenv("OPT_CYCLES") ? atoi(getenv("OPT_CYCLES")) : 10000;
+	struct sonde_kprobe kp = {.addr = (void *)opt_one, .pre_handler = count};
+	pthread_t th[THREADS];
+	uint8_t orig[16];
+	int optimized = 0;
+
+	memcpy(orig, (void *)opt_one, sizeof(orig));
+	for (int i = 0; i < THREADS; i++)
+		CHECK_EQ(pthread_create(&th[i], NULL, caller, NULL), 0);
+	CHECK_EQ(sonde_register_kprobe(&kp), 0);
+	for (int c = 0; c < CYCLES; c++) {
+		sonde_wait_kprobe_optimizer();
+		if (kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED)
+			optimized++;
+		/* disabling takes the jump out; enabling puts the breakpoint back and queues it */
+		CHECK_EQ(sonde_disable_kprobe(&kp), 0);
+		CHECK_EQ(sonde_enable_kprobe(&kp), 0);
+	}
+	sonde_unregister_kprobe(&kp);
+	stop = 1;
+	for (int i = 0; i < THREADS; i++)
+		pthread_join(th[i], NULL);
+	CHECK_EQ(bad, 0);
+	CHECK(!memcmp(orig, (void *)opt_one, sizeof(orig)));
+	/* nearly every cycle went through the jump form */
+	CHECK(optimized > CYCLES * 9 / 10);
+	printf("  %d of %d cycles optimized, %ld hits in %ld calls\n", optimized, CYCLES,
+	       (long)stress_hits, (long)calls);
+}
