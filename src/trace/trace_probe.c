@@ -25,6 +25,7 @@
 #define SD_LOG_PREFIX "probe_event"
 #include "common/compiler.h"
 #include "common/log.h"
+#include "probe/probe.h"
 #include "probe/thread.h"
 #include "sym/sym.h"
 #include "trace/probe_def.h"
@@ -258,6 +259,8 @@ static int register_probe(struct sd_probe_event *pe, struct sd_parse_error *err,
 		kp->addr = (void *)(uintptr_t)(def->kind == SD_PROBE_KPROBE ? def->addr : pe->addr);
 	}
 	kp->flags = SONDE_KPROBE_FLAG_DISABLED;
+	/* the event writers never touch vector registers (built -mgeneral-regs-only) */
+	kp->__reserved[0] |= SD_KP_NOFPU;
 	if (def->is_return) {
 		pe->rp.handler = return_handler;
 		pe->rp.maxactive = def->maxactive;

@@ -60,6 +60,18 @@ __asm__(".text\n"
 	"	jnz opt_loop_head\n"
 	"	ret\n"
 	".size opt_loop, .-opt_loop\n"
+	".type opt_flags, @function\n"
+	".globl opt_flags\n"
+	"opt_flags:\n"
+	"	xor %eax, %eax\n"
+	"	cmp %rsi, %rdi\n"
+	".globl opt_at_flags\n opt_at_flags:\n"
+	"	mov %rdi, %rcx\n"
+	"	lea 1(%rsi), %rdx\n"
+	"	jge 1f\n"
+	"	mov $1, %eax\n"
+	"1:	ret\n"
+	".size opt_flags, .-opt_flags\n"
 	".type opt_one, @function\n"
 	"opt_one:\n"
 	"	mov $0x12345, %eax\n"
@@ -73,6 +85,8 @@ __asm__(".text\n"
 long opt_sum(long a, long b, long c);
 long opt_loop(long n);
 long opt_one(long x);
+long opt_flags(long a, long b); /* a < b, signed: flags set before the probe */
+extern char opt_at_flags[];
 extern char opt_at_mid[], opt_at_jcc[], opt_at_call[];
 
 struct seen {
@@ -175,6 +189,32 @@ TEST(branch_target_inside_stays_int3)
 	CHECK_EQ(opt_loop(1), 1);
 	CHECK_EQ(s.hits, 2);
 	sonde_unregister_kprobe(&s.kp);
+}
+
+static int clobber(struct sonde_kprobe *p, struct sonde_regs *regs)
+{
+	/* C code leaves the flags anything: the detour must put them back */
+	volatile long x = regs->di;
+
+	return x == 12345;
+}
+
+TEST(flags_survive)
+{
+	static const long v[][2] = {
+		{1, 2}, {2, 1}, {-5, 3}, {3, -5}, {0, 0},
+		{INT64_MIN, 1}, {INT64_MAX, -1}, {INT64_MIN, INT64_MAX}, {INT64_MAX, INT64_MIN},
+	};
+	struct sonde_kprobe kp = {.addr = opt_at_flags, .pre_handler = clobber};
+
+	CHECK_EQ(sonde_register_kprobe(&kp), 0);
+	sonde_wait_kprobe_optimizer();
+	CHECK(kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED);
+	for (int r = 0; r < 100; r++)
+		for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+			CHECK_EQ(opt_flags(v[i][0], v[i][1]), v[i][0] < v[i][1]);
+	CHECK_EQ(sonde_kprobe_hits(&kp), 900);
+	sonde_unregister_kprobe(&kp);
 }
 
 static void empty_post(struct sonde_kprobe *p, struct sonde_regs *regs, unsigned long f)

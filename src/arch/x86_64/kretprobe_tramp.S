@@ -73,6 +73,7 @@ sd_arch_kretprobe_trampoline:
 	leaq	168(%rsp), %rax
 	movq	%rax, 152(%rsp)		/* regs->sp: the stack as the caller sees it */
 	movq	%rsp, %rbp
+	cld
 	/* from here the frame reads as a call frame whose return address is at S */
 	.cfi_def_cfa rbp, 168
 	.cfi_offset rip, -8
@@ -127,9 +128,11 @@ sd_arch_kretprobe_trampoline:
 	popq	%rdx
 	popq	%rsi
 	popq	%rdi
-	leaq	24(%rsp), %rsp		/* orig_ax, ip, cs; lea leaves the flags alone */
-	popfq
-	leaq	8(%rsp), %rsp		/* sp */
+	/*
+	 * orig_ax, ip, cs, flags, sp: the flags are not restored, a return
+	 * leaves them undefined for the caller (the ABI); DF is clear.
+	 */
+	leaq	40(%rsp), %rsp
 	ret				/* to S's contents; %rsp ends at S+8 */
 	.cfi_endproc
 sd_arch_kretprobe_trampoline_end:

@@ -44,10 +44,27 @@
 	leaq	312(%rsp), %rax
 	movq	%rax, 152(%rsp)
 	movq	%rsp, %rbp
+	cld				/* the C handler expects it, as the ABI says */
 .endm
 
 .macro RESTORE_REGS
 	movq	%rbp, %rsp
+	/*
+	 * The flags without popfq (a slow, microcoded instruction): DF by
+	 * hand, OF by an addition that overflows exactly when it was set,
+	 * then sahf for SF ZF AF PF CF. Nothing after this changes a flag.
+	 */
+	movq	144(%rsp), %rax
+	testl	$0x400, %eax
+	jz	6f
+	std
+6:	movq	%rax, %rdx
+	shrq	$11, %rdx
+	andl	$1, %edx
+	movb	%al, %ah
+	movb	%dl, %al
+	addb	$0x7f, %al
+	sahf
 	popq	%r15
 	popq	%r14
 	popq	%r13
@@ -63,9 +80,7 @@
 	popq	%rdx
 	popq	%rsi
 	popq	%rdi
-	leaq	24(%rsp), %rsp		/* orig_ax, ip, cs */
-	popfq
-	leaq	16(%rsp), %rsp		/* sp, ss */
+	leaq	48(%rsp), %rsp		/* orig_ax, ip, cs, flags, sp, ss */
 .endm
 
 	.globl	sd_arch_optprobe_tramp
