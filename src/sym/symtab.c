@@ -246,7 +246,15 @@ static int cmp_addr(const void *a, const void *b, void *pool)
 		return y->dynamic - x->dynamic;
 	if (x->type != y->type)
 		return x->type - y->type;
-	return strcmp((char *)pool + x->name, (char *)pool + y->name);
+	/* aliases: the public name (malloc) before the internal one (__libc_malloc) */
+	{
+		const char *xn = (char *)pool + x->name, *yn = (char *)pool + y->name;
+		size_t ux = strspn(xn, "_"), uy = strspn(yn, "_");
+
+		if (ux != uy)
+			return ux < uy ? -1 : 1;
+		return strcmp(xn, yn);
+	}
 }
 
 static int cmp_by_name(const void *a, const void *b, void *arg)
