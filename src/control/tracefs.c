@@ -17,6 +17,8 @@
 #define SD_LOG_PREFIX "tracefs"
 #include "common/log.h"
 #include "control/tracefs.h"
+#include "control/tracefs_ftrace.h"
+#include "ftrace/ftrace.h"
 #include "sym/sym.h"
 #include "trace/errlog.h"
 #include "trace/filter.h"
@@ -482,8 +484,8 @@ static int read_trace(FILE *out)
 	sd_rb_stats(t->rb, &st);
 	sd_seq_init(&s, line, sizeof(line));
 	/* as the kernel: written counts what is in the buffer and what was overwritten */
-	sd_render_header(&s, "nop", st.entries, st.entries + st.overrun,
-			 (int)sysconf(_SC_NPROCESSORS_ONLN));
+	sd_render_header(&s, sd_ftrace_tracer_name(sd_ftrace_tracer()), st.entries,
+			 st.entries + st.overrun, (int)sysconf(_SC_NPROCESSORS_ONLN));
 	fputs(line, out);
 	err = sd_rb_reader_open(t->rb, false, &rd);
 	if (err)
@@ -592,7 +594,15 @@ static const char readme[] =
 	"  events/\t\t- enable, filter, format and id of each event\n"
 	"  set_event\t\t- enable events by name: grp:event, grp:*, !grp:event\n"
 	"  kprobe_profile\t- hits and misses of each probe event\n"
-	"  error_log\t\t- what the last failed commands got wrong, and where\n";
+	"  error_log\t\t- what the last failed commands got wrong, and where\n"
+	"  current_tracer\t- function, function_graph or nop\n"
+	"  set_ftrace_filter\t- the functions the tracers hook: globs, glob:mod:OBJECT, !glob\n"
+	"  set_ftrace_notrace\t- the functions they leave alone\n"
+	"  set_graph_function\t- function_graph: only the calls under these\n"
+	"  set_ftrace_pid\t- only these threads\n"
+	"  max_graph_depth\t- function_graph: how deep (0: no limit)\n"
+	"  tracing_thresh\t- function_graph: only calls that took this many µs or more\n"
+	"  ftrace_sites\t\t- how each object's functions are hooked, and which cannot be\n";
 
 static int top_read(const char *path, FILE *out)
 {
@@ -670,16 +680,9 @@ static int top_read(const char *path, FILE *out)
 
 		return n < 0 ? (int)n : 0;
 	}
-	if (!strcmp(path, "current_tracer")) {
-		fputs("nop\n", out);
-		return 0;
-	}
-	if (!strcmp(path, "available_tracers")) {
-		fputs("nop\n", out);
-		return 0;
-	}
 	if (!strcmp(path, "trace_options")) {
 		fprintf(out, "%soverwrite\n", t->overwrite ? "" : "no");
+		sd_tracefs_ftrace_trace_options(out);
 		return 0;
 	}
 	if (!strcmp(path, "options/overwrite")) {
@@ -694,12 +697,12 @@ static int top_read(const char *path, FILE *out)
 	}
 	if (!strcmp(path, "events") || !strcmp(path, "options") || !strcmp(path, ""))
 		return -EISDIR;
-	return -ENOENT;
+	return sd_tracefs_ftrace_read(path, out);
 }
 
 static const char *const top_files[] = {
-	"README", "available_events", "available_filter_functions", "available_tracers",
-	"buffer_size_kb", "buffer_total_size_kb", "current_tracer", "dynamic_events", "error_log",
+	"README", "available_events", "available_filter_functions",
+	"buffer_size_kb", "buffer_total_size_kb", "dynamic_events", "error_log",
 	"events/", "kprobe_events", "kprobe_profile", "options/", "set_event", "trace", "trace_clock",
 	"trace_options", "trace_pipe", "tracing_on", "uprobe_events", "uprobe_profile",
 };
@@ -725,6 +728,18 @@ static int write_number(const char *data, size_t len, unsigned long *v)
 	if (errno || end == trim(buf) || *end)
 		return -EINVAL;
 	return 0;
+}
+
+/* trace_options: funcgraph-proc, nofuncgraph-proc… */
+static int write_graph_option(const char *name, FILE *why)
+{
+	char opt[128];
+	bool no = !strncmp(name, "no", 2);
+	int err;
+
+	snprintf(opt, sizeof(opt), "options/%s", name + (no ? 2 : 0));
+	err = sd_tracefs_ftrace_write(opt, no ? "0" : "1", 1, true, why);
+	return err == -ENOENT ? -EINVAL : err;
 }
 
 static int top_write(const char *path, const char *data, size_t len, bool truncate, FILE *why)
@@ -774,15 +789,6 @@ static int top_write(const char *path, const char *data, size_t len, bool trunca
 			sd_errlog_clear();
 		return 0;
 	}
-	if (!strcmp(path, "current_tracer")) {
-		char *text = text_of(data, len);
-
-		if (!text)
-			return -ENOMEM;
-		err = strcmp(trim(text), "nop") ? -EINVAL : 0;
-		free(text);
-		return err;
-	}
 	if (!strcmp(path, "options/overwrite")) {
 		err = parse_bool(data, len, &on);
 		return err ? err : sd_trace_set_overwrite(on);
@@ -797,11 +803,13 @@ static int top_write(const char *path, const char *data, size_t len, bool trunca
 		else if (!strcmp(trim(text), "nooverwrite"))
 			err = sd_trace_set_overwrite(false);
 		else
-			err = -EINVAL;
+			err = write_graph_option(trim(text), why);
 		free(text);
 		return err;
 	}
-	return known_file(path) ? -EACCES : -ENOENT;
+	if (known_file(path))
+		return -EACCES;
+	return sd_tracefs_ftrace_write(path, data, len, truncate, why);
 }
 
 /* ---- entry points ---------------------------------------------------------------------------- */
@@ -856,12 +864,15 @@ int sd_tracefs_list(const char *path, FILE *out)
 	if (!*tmp) {
 		for (size_t i = 0; i < sizeof(top_files) / sizeof(top_files[0]); i++)
 			fprintf(out, "%s\n", top_files[i]);
+		for (size_t i = 0; sd_tracefs_ftrace_files[i]; i++)
+			fprintf(out, "%s\n", sd_tracefs_ftrace_files[i]);
 	} else if (!strcmp(tmp, "events")) {
 		err = events_list(NULL, out);
 	} else if (!strncmp(tmp, "events/", 7)) {
 		err = events_list(tmp + 7, out);
 	} else if (!strcmp(tmp, "options")) {
 		fputs("overwrite\n", out);
+		sd_tracefs_ftrace_options(out);
 	} else {
 		err = -ENOTDIR;
 	}
@@ -880,6 +891,7 @@ void sd_tracefs_reset_all(void)
 	if (!sd_trace_get())
 		return;
 	sd_trace_lock();
+	sd_ftrace_set_tracer(SD_TRACER_NOP);
 	sd_trace_for_each_event(disable_all, NULL);
 	sd_probe_events_clear(SD_PROBE_KPROBE);
 	sd_probe_events_clear(SD_PROBE_UPROBE);

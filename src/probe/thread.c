@@ -63,6 +63,8 @@ static void thread_exit(void *arg)
 
 	if (t->shadow)
 		sd_shadow_thread_exit(t);
+	if (t->fgraph)
+		sd_fgraph_thread_exit(t);
 	for (struct chunk *c = LOAD_ACQUIRE(chunks); c; c = c->next)
 		for (int i = 0; i < CHUNK_SLOTS; i++)
 			if (LOAD_ACQUIRE(c->slot[i]) == t)
@@ -114,8 +116,8 @@ void sd_thread_register(struct sd_thread *t)
 			if (claim(c, t))
 				goto done;
 		fresh = (void *)sd_raw_syscall6(SYS_mmap, 0, sizeof(struct chunk),
-						PROT_READ | PROT_WRITE,
-						MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+						PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+						-1, 0);
 		if ((unsigned long)fresh > -4096UL)
 			return; /* unwatched: sync cannot wait for this thread */
 		fresh->next = LOAD_ACQUIRE(chunks);
@@ -177,7 +179,8 @@ int sd_sync_threads(void)
 			if (sd_safe_read(&now, t, sizeof(now)) || !now.active)
 				continue;
 			if (n == cap) {
-				struct watch *bigger = realloc(ws, (cap = cap ? 2 * cap : 16) * sizeof(*ws));
+				struct watch *bigger =
+				    realloc(ws, (cap = cap ? 2 * cap : 16) * sizeof(*ws));
 
 				if (!bigger) {
 					free(ws);

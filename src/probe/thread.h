@@ -27,7 +27,7 @@
 #include "common/compiler.h"
 
 #define SD_ACTIVE_HANDLER 0x1
-#define SD_ACTIVE_SLOT    0x2
+#define SD_ACTIVE_SLOT	  0x2
 
 struct sd_site;
 struct sd_shadow;
@@ -35,12 +35,13 @@ struct sd_shadow;
 struct sd_thread {
 	volatile uint8_t active; /* SD_ACTIVE_*; cleared by the slot code */
 	uint8_t registered;
-	uint8_t in_sonde;        /* inside libsonde's own API: probes pass through */
-	uint8_t post_prev;       /* `active` to restore after the post_handler trap */
+	uint8_t in_sonde;  /* inside libsonde's own API: probes pass through */
+	uint8_t post_prev; /* `active` to restore after the post_handler trap */
 	volatile unsigned long seq;
-	uint64_t resume;           /* where the slot exit stub jumps back to */
+	uint64_t resume;	   /* where the slot exit stub jumps back to */
 	struct sd_site *post_site; /* waiting for the post_handler trap of this site */
 	struct sd_shadow *shadow;  /* kretprobe return stack */
+	void *fgraph;		   /* function_graph return stack (fgraph.c) */
 	int tid;
 };
 
@@ -76,5 +77,7 @@ static inline void sd_leave_sonde(void)
 
 /* called when a thread exits with a shadow stack (kretprobe.c) */
 void sd_shadow_thread_exit(struct sd_thread *t);
+/* likewise with a function_graph stack (fgraph.c) */
+void sd_fgraph_thread_exit(struct sd_thread *t);
 
 #endif

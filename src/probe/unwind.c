@@ -24,18 +24,29 @@
 
 #define SD_LOG_PREFIX "unwind"
 #include "common/log.h"
+#include "ftrace/fgraph.h"
 #include "probe/kretprobe.h"
 #include "probe/probe.h"
 
+/*
+ * function_graph swaps return addresses too. A frame hooked by both holds
+ * one trampoline over the other, in either order; each side only undoes
+ * (redoes) a slot holding its own (the real) address, so one more pass of
+ * the first side finishes the frames where the other was outermost.
+ */
 static int on_throw(struct sonde_kprobe *p, struct sonde_regs *regs)
 {
+	sd_fgraph_unhook_all();
 	sd_shadow_unhook_all();
+	sd_fgraph_unhook_all();
 	return 0;
 }
 
 static int on_catch(struct sonde_kprobe *p, struct sonde_regs *regs)
 {
 	/* regs->sp is the catching frame's stack, minus this call's return address */
+	sd_shadow_rehook(regs->sp + 8);
+	sd_fgraph_rehook(regs->sp + 8);
 	sd_shadow_rehook(regs->sp + 8);
 	return 0;
 }
@@ -46,12 +57,12 @@ static struct {
 	struct sonde_kprobe kp;
 	bool on;
 } hooks[] = {
-	{.name = "_Unwind_RaiseException", .fn = on_throw},
-	{.name = "_Unwind_Resume_or_Rethrow", .fn = on_throw},
-	{.name = "_Unwind_ForcedUnwind", .fn = on_throw},
-	/* a cleanup pad resumes unwinding: a catch inside it may have hooked frames again */
-	{.name = "_Unwind_Resume", .fn = on_throw},
-	{.name = "__cxa_begin_catch", .fn = on_catch},
+    {.name = "_Unwind_RaiseException", .fn = on_throw},
+    {.name = "_Unwind_Resume_or_Rethrow", .fn = on_throw},
+    {.name = "_Unwind_ForcedUnwind", .fn = on_throw},
+    /* a cleanup pad resumes unwinding: a catch inside it may have hooked frames again */
+    {.name = "_Unwind_Resume", .fn = on_throw},
+    {.name = "__cxa_begin_catch", .fn = on_catch},
 };
 
 static pthread_mutex_t hooks_lock = PTHREAD_MUTEX_INITIALIZER;

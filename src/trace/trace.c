@@ -281,6 +281,19 @@ int sd_trace_set_clock(int clock)
 
 /* ---- writing -------------------------------------------------------------------------- */
 
+SD_NOTRACE uint64_t sd_trace_clock_now(void)
+{
+	return sd_clock_read(READ_ONCE(trace.clock), NULL);
+}
+
+SD_NOTRACE uint64_t sd_trace_clock_delta_ns(uint64_t from, uint64_t to)
+{
+	int id = READ_ONCE(trace.clock);
+
+	return sd_clock_to_ns(&trace.clock_params, id, to) -
+	       sd_clock_to_ns(&trace.clock_params, id, from);
+}
+
 SD_NOTRACE const char *sd_trace_comm(void)
 {
 	if (unlikely(!cached_comm[0]))

@@ -81,6 +81,10 @@ void *sd_trace_reserve(struct sd_event *ev, uint32_t len, struct sd_trace_res *r
 /* apply the event's filter, then commit or discard */
 void sd_trace_commit(struct sd_event *ev, struct sd_trace_res *res);
 
+/* the trace clock's raw time now, and the ns between two raw times (signal-safe) */
+uint64_t sd_trace_clock_now(void);
+uint64_t sd_trace_clock_delta_ns(uint64_t from, uint64_t to);
+
 /* the thread's name, as $comm and the ring's buffer owner show it */
 const char *sd_trace_comm(void);
 

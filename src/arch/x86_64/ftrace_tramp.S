@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ftrace_tramp.S - the function tracers' ways in and out.
+ *
+ *   sd_arch_ftrace_caller   a patched function-entry nop calls here (through
+ *                           a near stub): the function's first instruction
+ *                           has not run, its return address is at 8(%rsp)
+ *   __fentry__, mcount      what a `-pg` build calls at every function entry
+ *                           (after the prologue for mcount); exported so
+ *                           that a preloaded libsonde takes the calls
+ *   sd_arch_fgraph_return   where a function_graph-hooked function returns
+ *
+ * Every general register is saved: a caller compiled with -fipa-ra may keep
+ * values in registers its callee does not touch, and the C side (built
+ * without vector registers, -mgeneral-regs-only) clobbers any of them. No
+ * vector register is touched, so none is saved.
+ *
+ * sd_ftrace_enter(func, slot) gets the function's address and the address
+ * of its return-address slot; sd_ftrace_enter_pg(site, slot) the address of
+ * a -pg call, which names the function that holds it.
+ */
+	.section sonde_text,"ax",@progbits
+
+.macro PUSH_GPRS
+	pushq	%rax
+	pushq	%rcx
+	pushq	%rdx
+	pushq	%rsi
+	pushq	%rdi
+	pushq	%r8
+	pushq	%r9
+	pushq	%r10
+	pushq	%r11
+	pushq	%rbx
+	pushq	%rbp
+	pushq	%r12
+	pushq	%r13
+	pushq	%r14
+	pushq	%r15
+	pushfq
+.endm
+
+.macro POP_GPRS
+	popfq
+	POP_GPRS_NOFLAGS
+.endm
+
+/* at a function's return the flags are dead (the ABI): no popfq */
+.macro POP_GPRS_NOFLAGS
+	popq	%r15
+	popq	%r14
+	popq	%r13
+	popq	%r12
+	popq	%rbp
+	popq	%rbx
+	popq	%r11
+	popq	%r10
+	popq	%r9
+	popq	%r8
+	popq	%rdi
+	popq	%rsi
+	popq	%rdx
+	popq	%rcx
+	popq	%rax
+.endm
+
+/* 16 words pushed: the word the caller's call left is at 128(%rsp) */
+
+	.globl	sd_arch_ftrace_caller
+	.hidden	sd_arch_ftrace_caller
+	.type	sd_arch_ftrace_caller, @function
+	.p2align 4
+sd_arch_ftrace_caller:
+	.cfi_startproc
+	/* 0(%rsp): after the patched call, in the function; 8(%rsp): its return address */
+	PUSH_GPRS
+	movq	%rsp, %rbx
+	andq	$-16, %rsp
+	cld
+	movq	128(%rbx), %rdi
+	subq	$5, %rdi		/* the call we were patched into: the site */
+	leaq	136(%rbx), %rsi		/* the function's return-address slot */
+	call	sd_ftrace_enter
+	movq	%rbx, %rsp
+	POP_GPRS
+	ret
+	.cfi_endproc
+	.size	sd_arch_ftrace_caller, . - sd_arch_ftrace_caller
+
+/*
+ * __fentry__: called by the first instruction of every function of a
+ * `-pg -mfentry` build, directly (e8, 5 bytes) or through the GOT
+ * (ff 15, 6 bytes) in position-independent code.
+ */
+	.globl	__fentry__
+	.type	__fentry__, @function
+	.p2align 4
+__fentry__:
+	.cfi_startproc
+	cmpb	$0, sd_ftrace_active(%rip)
+	jne	1f
+	ret
+1:	PUSH_GPRS
+	movq	%rsp, %rbx
+	andq	$-16, %rsp
+	cld
+	movq	128(%rbx), %rdi
+	leaq	-6(%rdi), %rax
+	cmpw	$0x15ff, (%rax)
+	je	2f
+	leaq	-5(%rdi), %rax
+2:	movq	%rax, %rdi		/* the call site: the function's start */
+	leaq	136(%rbx), %rsi
+	call	sd_ftrace_enter_pg
+	movq	%rbx, %rsp
+	POP_GPRS
+	ret
+	.cfi_endproc
+	.size	__fentry__, . - __fentry__
+
+/*
+ * mcount: called after the prologue (push %rbp; mov %rsp,%rbp) of every
+ * function of a plain `-pg` build: the function's return address is at
+ * 8(%rbp). The function is identified by the call's address; the symbol
+ * containing it names it.
+ */
+	.globl	mcount
+	.type	mcount, @function
+	.p2align 4
+mcount:
+	.cfi_startproc
+	cmpb	$0, sd_ftrace_active(%rip)
+	jne	1f
+	ret
+1:	PUSH_GPRS
+	movq	%rsp, %rbx
+	andq	$-16, %rsp
+	cld
+	movq	128(%rbx), %rdi
+	leaq	-6(%rdi), %rax
+	cmpw	$0x15ff, (%rax)
+	je	2f
+	leaq	-5(%rdi), %rax
+2:	movq	%rax, %rdi
+	leaq	8(%rbp), %rsi		/* %rbp is the traced function's frame */
+	call	sd_ftrace_enter_pg
+	movq	%rbx, %rsp
+	POP_GPRS
+	ret
+	.cfi_endproc
+	.size	mcount, . - mcount
+
+/*
+ * The return side of function_graph: like kretprobe_tramp.S, entered by
+ * `ret` with %rsp just above the slot; sd_fgraph_return(slot) gives the
+ * real return address.
+ */
+	.globl	sd_arch_fgraph_return
+	.hidden	sd_arch_fgraph_return
+	.type	sd_arch_fgraph_return, @function
+	.p2align 4
+	.cfi_startproc
+	.cfi_undefined rip
+	nop
+sd_arch_fgraph_return:
+	subq	$8, %rsp		/* becomes the slot again: the real address goes there */
+	PUSH_GPRS
+	movq	%rsp, %rbx
+	andq	$-16, %rsp
+	cld
+	leaq	128(%rbx), %rdi
+	call	sd_fgraph_return
+	movq	%rax, 128(%rbx)
+	movq	%rbx, %rsp
+	leaq	8(%rsp), %rsp
+	POP_GPRS_NOFLAGS
+	ret
+	.cfi_endproc
+sd_arch_fgraph_return_end:
+	.globl	sd_arch_fgraph_return_end
+	.hidden	sd_arch_fgraph_return_end
+	.size	sd_arch_fgraph_return, . - sd_arch_fgraph_return
+
+	.section .note.GNU-stack,"",@progbits

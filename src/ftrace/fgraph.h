@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/* fgraph.h - the state the function tracers' hot path reads (fgraph.c). */
+#ifndef SD_FTRACE_FGRAPH_H
+#define SD_FTRACE_FGRAPH_H
+
+#include <stdint.h>
+
+#include <sonde/kprobes.h>
+
+struct sd_event;
+
+/* sorted, disjoint address ranges */
+struct sd_fg_set {
+	size_t n;
+	struct {
+		uint64_t start, end;
+	} v[];
+};
+
+struct sd_fg_pids {
+	int n;
+	int v[];
+};
+
+/*
+ * Read without locks by the hot path; each pointer is replaced whole and
+ * the old one freed after sd_sync_threads().
+ */
+struct sd_fgraph_state {
+	int tracer; /* enum sd_tracer */
+	struct sd_event *ev_function, *ev_entry, *ev_exit;
+	struct sd_fg_set *pg_funcs; /* the selected functions of -pg objects */
+	struct sd_fg_set *graph_fn; /* set_graph_function */
+	struct sd_fg_set *graph_notrace;
+	struct sd_fg_pids *pids; /* set_ftrace_pid */
+	int max_depth;
+	uint64_t thresh_ns;
+};
+
+extern struct sd_fgraph_state sd_fgraph;
+/* nonzero while a tracer runs: __fentry__ and mcount return at once otherwise */
+extern volatile uint8_t sd_ftrace_active;
+
+/* the entry probe's handler for symbol-table sites */
+int sd_ftrace_kprobe_pre(struct sonde_kprobe *p, struct sonde_regs *regs);
+
+/* exceptions: see unwind.c */
+void sd_fgraph_unhook_all(void);
+void sd_fgraph_rehook(uint64_t sp);
+
+/* the return trampoline (ftrace_tramp.S) */
+extern const char sd_arch_fgraph_return[];
+extern const char sd_arch_fgraph_return_end[];
+extern const char sd_arch_ftrace_caller[];
+
+#endif

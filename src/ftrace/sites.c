@@ -1,0 +1,398 @@
+// SPDX-License-Identifier: MIT
+/*
+ * sites.c - where the function tracers hook each function of each loaded
+ * object, and turning them on and off.
+ *
+ * Objects are looked at once, when a tracer first needs them:
+ *
+ *   __patchable_function_entries   entry nops (>= 5 bytes, none before the
+ *                                  entry) patched into `call <stub>`
+ *   __mcount_loc of -mnop-mcount   5-byte nops, likewise
+ *   imports mcount / __fentry__    a -pg build: its calls reach libsonde's
+ *                                  exported ones; nothing to patch
+ *   anything else                  a probe at every function symbol
+ *
+ * Each object with patched nops gets a stub within reach of a rel32 call:
+ * `jmp *sd_arch_ftrace_caller(%rip)`.
+ *
+ * Not traced, and said so: sonde itself and what it runs on (the dynamic
+ * loader, Zydis, elfutils), functions that return twice (setjmp, vfork…:
+ * their return address cannot be swapped), and what cannot be probed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SD_LOG_PREFIX "ftrace"
+#include "arch/arch.h"
+#include "common/log.h"
+#include "common/safe_mem.h"
+#include "ftrace/fgraph.h"
+#include "ftrace/ftrace.h"
+#include "ftrace/sites.h"
+#include "probe/probe.h"
+#include "probe/thread.h"
+#include "probe/xol.h"
+#include "sym/sym.h"
+
+static struct ft_obj *objs;
+static size_t nobjs;
+
+static const char *const never_objects[] = {
+    "libsonde", "ld-linux", "libZydis", "libZycore", "libelf", "libdw",
+};
+
+/* functions whose return address cannot be swapped: they return twice */
+static const char *const returns_twice[] = {
+    "setjmp",
+    "_setjmp",
+    "__setjmp",
+    "sigsetjmp",
+    "__sigsetjmp",
+    "_longjmp",
+    "vfork",
+    "__vfork",
+    "getcontext",
+    "swapcontext",
+    "__libc_start_main",
+    "__restore_rt",
+    "_dl_runtime_resolve",
+    "__tls_get_addr",
+};
+
+/*
+ * where sonde watches exceptions (unwind.c): a return address swapped after
+ * the throw was seen would stop the unwinder
+ */
+static const char *const unwinder[] = {
+    "_Unwind_RaiseException", "_Unwind_Resume_or_Rethrow", "_Unwind_ForcedUnwind",
+    "_Unwind_Resume",	      "__cxa_begin_catch",
+};
+
+static bool listed(const char *const *list, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(list[i], name))
+			return true;
+	return false;
+}
+
+/* ---- reading an object ---------------------------------------------------------------- */
+
+struct sections {
+	uint64_t pfe_addr, pfe_size;
+	uint64_t mcount_addr, mcount_size;
+	bool imports_pg;
+};
+
+static void read_sections(const char *path, struct sections *sec)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	Elf *e;
+	Elf_Scn *scn = NULL;
+	size_t shstrndx;
+
+	memset(sec, 0, sizeof(*sec));
+	if (fd < 0)
+		return;
+	elf_version(EV_CURRENT);
+	e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	if (!e || elf_getshdrstrndx(e, &shstrndx)) {
+		if (e)
+			elf_end(e);
+		close(fd);
+		return;
+	}
+	while ((scn = elf_nextscn(e, scn))) {
+		GElf_Shdr sh;
+		const char *name;
+
+		if (!gelf_getshdr(scn, &sh))
+			continue;
+		name = elf_strptr(e, shstrndx, sh.sh_name);
+		if (!name)
+			continue;
+		if (!strcmp(name, "__patchable_function_entries") && (sh.sh_flags & SHF_ALLOC)) {
+			sec->pfe_addr = sh.sh_addr;
+			sec->pfe_size = sh.sh_size;
+		} else if (!strcmp(name, "__mcount_loc") && (sh.sh_flags & SHF_ALLOC)) {
+			sec->mcount_addr = sh.sh_addr;
+			sec->mcount_size = sh.sh_size;
+		} else if (sh.sh_type == SHT_DYNSYM) {
+			Elf_Data *d = elf_getdata(scn, NULL);
+			size_t n = sh.sh_entsize ? sh.sh_size / sh.sh_entsize : 0;
+
+			for (size_t i = 0; d && i < n; i++) {
+				GElf_Sym s;
+				const char *sn;
+
+				if (!gelf_getsym(d, (int)i, &s) || s.st_shndx != SHN_UNDEF)
+					continue;
+				sn = elf_strptr(e, sh.sh_link, s.st_name);
+				if (sn && (!strcmp(sn, "mcount") || !strcmp(sn, "__fentry__")))
+					sec->imports_pg = true;
+			}
+		}
+	}
+	elf_end(e);
+	close(fd);
+}
+
+static bool is_nop5(const uint8_t *b)
+{
+	static const uint8_t nopl[5] = {0x0f, 0x1f, 0x44, 0x00, 0x00};
+
+	if (!memcmp(b, nopl, 5))
+		return true;
+	for (int i = 0; i < 5; i++)
+		if (b[i] != 0x90)
+			return false;
+	return true;
+}
+
+static int add_func(struct ft_obj *o, uint64_t addr, const char *name, int kind, const char *why)
+{
+	struct ft_func *f;
+
+	if (o->nfuncs == o->capfuncs) {
+		size_t c = o->capfuncs ? 2 * o->capfuncs : 256;
+		struct ft_func *v = realloc(o->funcs, c * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		o->funcs = v;
+		o->capfuncs = c;
+	}
+	f = &o->funcs[o->nfuncs];
+	memset(f, 0, sizeof(*f));
+	/* the maps, and their symbol tables, are read again when objects come and go */
+	f->name = strdup(name);
+	if (!f->name)
+		return -ENOMEM;
+	o->nfuncs++;
+	f->addr = addr;
+	f->kind = kind;
+	f->why = why;
+	return 0;
+}
+
+/* the function sites listed in a section of pointers (relocated in memory) */
+static void sites_from_section(struct ft_obj *o, struct sd_module *m, uint64_t addr, uint64_t size,
+			       int kind)
+{
+	struct sd_symtab *st = sd_module_symtab(m);
+
+	for (uint64_t off = 0; off + 8 <= size; off += 8) {
+		uint64_t site, symoff;
+		uint8_t code[5];
+		const struct sd_sym *sym;
+
+		if (sd_safe_read(&site, (void *)(m->bias + addr + off), 8) || !site)
+			continue;
+		sym = st ? sd_symtab_find_addr(st, site - m->bias, &symoff) : NULL;
+		if (!sym || symoff) {
+			/* nops before the entry (N,M with M > 0) are never run: not usable */
+			add_func(o, site, sym ? sym->name : "?", FT_NONE,
+				 "patchable entry not at the function's start");
+			continue;
+		}
+		if (sd_safe_read(code, (void *)site, 5) || !is_nop5(code)) {
+			add_func(o, site, sym->name, FT_NONE,
+				 "fewer than 5 bytes of nops at entry");
+			continue;
+		}
+		add_func(o, site, sym->name, kind, NULL);
+		memcpy(o->funcs[o->nfuncs - 1].orig, code, 5);
+	}
+}
+
+static void sites_from_symbols(struct ft_obj *o, struct sd_module *m, int kind)
+{
+	struct sd_symtab *st = sd_module_symtab(m);
+	uint64_t last = 0;
+
+	for (size_t i = 0; st && i < sd_symtab_count(st); i++) {
+		const struct sd_sym *s = sd_symtab_at(st, i);
+
+		if ((s->type != SD_SYM_FUNC && s->type != SD_SYM_IFUNC) || !s->size ||
+		    !sd_symtab_vaddr_is_exec(st, s->value) || s->value + m->bias == last)
+			continue; /* aliases: once per address */
+		last = s->value + m->bias;
+		if (strstr(s->name, ".cold"))
+			/* the unlikely half gcc split off: jumped to, no return address at entry */
+			add_func(o, last, s->name, FT_NONE,
+				 "a function's cold part, entered by a jump");
+		else if (listed(returns_twice, ARRAY_SIZE(returns_twice), s->name))
+			add_func(o, last, s->name, FT_NONE, "returns twice (setjmp-like)");
+		else if (listed(unwinder, ARRAY_SIZE(unwinder), s->name))
+			add_func(o, last, s->name, FT_NONE, "the exception unwinder's entry");
+		else
+			add_func(o, last, s->name, kind, NULL);
+	}
+}
+
+static int cmp_func(const void *a, const void *b)
+{
+	const struct ft_func *x = a, *y = b;
+
+	return (x->addr > y->addr) - (x->addr < y->addr);
+}
+
+static int scan_object(struct sd_module *m, struct ft_obj *o)
+{
+	struct sections sec;
+
+	memset(o, 0, sizeof(*o));
+	o->path = strdup(m->path);
+	o->name = o->path ? strrchr(o->path, '/') : NULL;
+	o->name = o->name ? o->name + 1 : o->path;
+	o->start = m->start;
+	o->end = m->end;
+	o->bias = m->bias;
+	o->is_main = m->is_main;
+	if (!o->path)
+		return -ENOMEM;
+	for (size_t i = 0; i < ARRAY_SIZE(never_objects); i++)
+		if (!strncmp(o->name, never_objects[i], strlen(never_objects[i]))) {
+			o->kind = FT_NONE;
+			o->why = "sonde runs on it";
+			return 0;
+		}
+	/* a program sonde is statically linked into: its functions and sonde's are one */
+	if ((uint64_t)(uintptr_t)sd_arch_ftrace_caller >= m->start &&
+	    (uint64_t)(uintptr_t)sd_arch_ftrace_caller < m->end) {
+		o->kind = FT_NONE;
+		o->why = "sonde is linked into it";
+		return 0;
+	}
+	read_sections(m->path, &sec);
+	if (sec.pfe_size) {
+		o->kind = FT_NOP;
+		o->how = "patchable function entries";
+		sites_from_section(o, m, sec.pfe_addr, sec.pfe_size, FT_NOP);
+	} else if (sec.mcount_size && !sec.imports_pg) {
+		/* (-mrecord-mcount without -mnop-mcount lists calls: a -pg object) */
+		o->kind = FT_NOP;
+		o->how = "__mcount_loc nops";
+		sites_from_section(o, m, sec.mcount_addr, sec.mcount_size, FT_NOP);
+	} else if (sec.imports_pg) {
+		o->kind = FT_PG;
+		o->how = "-pg calls to mcount/__fentry__";
+		sites_from_symbols(o, m, FT_PG);
+	} else {
+		o->kind = FT_PROBE;
+		o->how = "entry probes on function symbols";
+		sites_from_symbols(o, m, FT_PROBE);
+	}
+	/* the filters' ranges end each function at the next one */
+	qsort(o->funcs, o->nfuncs, sizeof(*o->funcs), cmp_func);
+	if (o->kind == FT_NOP) {
+		o->stub = sd_xol_alloc(o->start);
+		if (o->stub) {
+			uint8_t buf[16] = {0xff, 0x25, 0, 0, 0, 0};
+			uint64_t caller = (uint64_t)sd_arch_ftrace_caller;
+
+			memcpy(buf + 6, &caller, 8);
+			if (sd_text_write(o->stub, buf, 14)) {
+				sd_xol_free(o->stub);
+				o->stub = NULL;
+			}
+		}
+	}
+	return 0;
+}
+
+struct ft_obj *sd_ft_objects(size_t *n)
+{
+	struct sd_maps *maps = sd_probe_maps(true);
+
+	for (size_t i = 0; maps && i < sd_maps_count(maps); i++) {
+		struct sd_module *m = sd_maps_at(maps, i);
+		bool known = false;
+		struct ft_obj *bigger;
+
+		for (size_t k = 0; k < nobjs; k++)
+			if (objs[k].start == m->start && objs[k].path &&
+			    !strcmp(objs[k].path, m->path))
+				known = true;
+		if (known)
+			continue;
+		bigger = realloc(objs, (nobjs + 1) * sizeof(*objs));
+		if (!bigger)
+			break;
+		objs = bigger;
+		if (scan_object(m, &objs[nobjs]) == 0)
+			nobjs++;
+	}
+	*n = nobjs;
+	return objs;
+}
+
+/* ---- filters -------------------------------------------------------------------------- */
+
+/* "glob", "glob:mod:object", ":mod:object" (the kernel's forms) */
+static bool matches_one(const char *pat, const struct ft_obj *o, const char *fn)
+{
+	const char *mod = strstr(pat, ":mod:");
+	char glob[256];
+
+	if (mod) {
+		size_t gl = (size_t)(mod - pat);
+		const char *want = mod + 5;
+		size_t wl = strcspn(o->name, ".-");
+
+		/* libc matches libc.so.6, as the kernel's module names have no suffix */
+		if (fnmatch(want, o->name, 0) &&
+		    !(strlen(want) == wl && !strncmp(want, o->name, wl)))
+			return false;
+		if (!gl)
+			return true;
+		snprintf(glob, sizeof(glob), "%.*s", (int)gl, pat);
+		return !fnmatch(glob, fn, 0);
+	}
+	return !fnmatch(pat, fn, 0);
+}
+
+/*
+ * A filter file's entries: globs, and "!glob" for what a `!` write took out
+ * of the functions the globs select (the kernel keeps functions, sonde the
+ * patterns, so that objects loaded later are matched too).
+ * 1: selected, 0: not, -1: the list has no positive entry.
+ */
+static int list_match(char **list, int n, const struct ft_obj *o, const char *fn)
+{
+	bool any = false, in = false;
+
+	for (int i = 0; i < n && !in; i++)
+		if (list[i][0] != '!') {
+			any = true;
+			in = matches_one(list[i], o, fn);
+		}
+	if (!any)
+		return -1;
+	for (int i = 0; i < n && in; i++)
+		if (list[i][0] == '!' && matches_one(list[i] + 1, o, fn))
+			in = false;
+	return in;
+}
+
+bool sd_ft_selected(const struct sd_ftrace_opts *o, const struct ft_obj *obj, const char *fn)
+{
+	return list_match(o->filter, o->nfilter, obj, fn) != 0 &&
+	       list_match(o->notrace, o->nnotrace, obj, fn) != 1;
+}
+
+bool sd_ft_in_list(char **list, int n, const struct ft_obj *obj, const char *fn)
+{
+	return list_match(list, n, obj, fn) == 1;
+}
+
+bool sd_ft_matches(const char *glob, const struct ft_obj *obj, const char *fn)
+{
+	return matches_one(glob, obj, fn);
+}

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/* sites.h - the functions of each object and how they are hooked (sites.c). */
+#ifndef SD_FTRACE_SITES_H
+#define SD_FTRACE_SITES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sonde/kprobes.h>
+
+#include "ftrace/ftrace.h"
+
+enum ft_kind {
+	FT_NONE = 0, /* not traced (why says why) */
+	FT_NOP,	     /* an entry nop patched into a call */
+	FT_PG,	     /* -pg: calls mcount/__fentry__ itself */
+	FT_PROBE,    /* an entry probe */
+};
+
+struct ft_func {
+	uint64_t addr;
+	const char *name;
+	uint8_t kind;
+	bool on;		 /* hooked now */
+	uint8_t orig[5];	 /* FT_NOP: the nop bytes */
+	const char *why;	 /* FT_NONE */
+	struct sonde_kprobe *kp; /* FT_PROBE, while on */
+};
+
+struct ft_obj {
+	char *path;
+	const char *name;
+	uint64_t start, end, bias;
+	bool is_main; /* the executable: its functions are listed without [object] */
+	int kind;     /* how most of its functions are hooked */
+	const char *how;
+	const char *why; /* the whole object is not traced */
+	uint8_t *stub;	 /* FT_NOP: jmp *sd_arch_ftrace_caller, within reach */
+	struct ft_func *funcs;
+	size_t nfuncs, capfuncs;
+};
+
+/* the objects of this process, scanned once each (new ones on each call) */
+struct ft_obj *sd_ft_objects(size_t *n);
+/* set_ftrace_filter / set_ftrace_notrace applied to one function */
+bool sd_ft_selected(const struct sd_ftrace_opts *o, const struct ft_obj *obj, const char *fn);
+/* @list (set_graph_function…) selects @fn */
+bool sd_ft_in_list(char **list, int n, const struct ft_obj *obj, const char *fn);
+/* one glob, in any of the kernel's forms ("glob", "glob:mod:obj", ":mod:obj") */
+bool sd_ft_matches(const char *glob, const struct ft_obj *obj, const char *fn);
+
+#endif

@@ -1,0 +1,537 @@
+// SPDX-License-Identifier: MIT
+/*
+ * tracer.c - current_tracer, the function tracers' options, and applying
+ * them: which functions are hooked, how, and the sets the hot path reads.
+ *
+ * Called under the trace lock (from the virtual tracefs).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SD_LOG_PREFIX "ftrace"
+#include "arch/arch.h"
+#include "common/compiler.h"
+#include "common/log.h"
+#include "ftrace/fgraph.h"
+#include "ftrace/ftrace.h"
+#include "ftrace/sites.h"
+#include "probe/kretprobe.h"
+#include "probe/probe.h"
+#include "probe/thread.h"
+#include "trace/trace.h"
+
+static int cur_tracer;
+static struct sd_ftrace_opts opts;
+static bool unwind_held;
+
+static const char *const tracer_names[] = {"nop", "function", "function_graph"};
+
+const char *sd_ftrace_tracer_name(int tracer)
+{
+	return tracer >= 0 && tracer < (int)ARRAY_SIZE(tracer_names) ? tracer_names[tracer] : "?";
+}
+
+int sd_ftrace_tracer(void)
+{
+	return cur_tracer;
+}
+
+struct sd_ftrace_opts *sd_ftrace_opts(void)
+{
+	return &opts;
+}
+
+/* ---- the events ------------------------------------------------------------------------- */
+
+static void print_function(struct sd_seq *s, const struct sd_event *ev, const void *entry,
+			   uint32_t len, const struct sd_print_ctx *ctx)
+{
+	uint64_t ip, parent;
+	char a[256], b[256];
+
+	memcpy(&ip, (const char *)entry + 8, 8);
+	memcpy(&parent, (const char *)entry + 16, 8);
+	if (!ctx->sym || ctx->sym(ctx->sym_arg, ip, a, sizeof(a)) < 0)
+		snprintf(a, sizeof(a), "0x%lx", (unsigned long)ip);
+	if (!ctx->sym || ctx->sym(ctx->sym_arg, parent, b, sizeof(b)) < 0)
+		snprintf(b, sizeof(b), "0x%lx", (unsigned long)parent);
+	/* the kernel's %ps: the name without the offset */
+	a[strcspn(a, "+")] = '\0';
+	b[strcspn(b, "+")] = '\0';
+	sd_seq_printf(s, "%s <-%s", a, b);
+}
+
+static void print_graph(struct sd_seq *s, const struct sd_event *ev, const void *entry,
+			uint32_t len, const struct sd_print_ctx *ctx)
+{
+	uint64_t func;
+	int32_t depth;
+	char a[256];
+
+	memcpy(&func, (const char *)entry + 8, 8);
+	memcpy(&depth, (const char *)entry + 16, 4);
+	if (!ctx->sym || ctx->sym(ctx->sym_arg, func, a, sizeof(a)) < 0)
+		snprintf(a, sizeof(a), "0x%lx", (unsigned long)func);
+	a[strcspn(a, "+")] = '\0';
+	sd_seq_printf(s, "%s %s (%d)", !strcmp(ev->name, "funcgraph_entry") ? "-->" : "<--", a,
+		      depth);
+}
+
+static const struct sd_event_ops function_ops = {.print = print_function};
+static const struct sd_event_ops graph_ops = {.print = print_graph};
+
+static struct sd_field f_function[] = {
+    {.name = "ip",
+     .c_type = "unsigned long",
+     .offset = 8,
+     .size = 8,
+     .elem_size = 8,
+     .ftype = SD_FT_SYMBOL},
+    {.name = "parent_ip",
+     .c_type = "unsigned long",
+     .offset = 16,
+     .size = 8,
+     .elem_size = 8,
+     .ftype = SD_FT_SYMBOL},
+};
+static struct sd_field f_entry[] = {
+    {.name = "func",
+     .c_type = "unsigned long",
+     .offset = 8,
+     .size = 8,
+     .elem_size = 8,
+     .ftype = SD_FT_SYMBOL},
+    {.name = "depth",
+     .c_type = "int",
+     .offset = 16,
+     .size = 4,
+     .elem_size = 4,
+     .is_signed = 1,
+     .ftype = SD_FT_SIGNED},
+};
+static struct sd_field f_exit[] = {
+    {.name = "func",
+     .c_type = "unsigned long",
+     .offset = 8,
+     .size = 8,
+     .elem_size = 8,
+     .ftype = SD_FT_SYMBOL},
+    {.name = "depth",
+     .c_type = "int",
+     .offset = 16,
+     .size = 4,
+     .elem_size = 4,
+     .is_signed = 1,
+     .ftype = SD_FT_SIGNED},
+    {.name = "overrun", .c_type = "unsigned int", .offset = 20, .size = 4, .elem_size = 4},
+    {.name = "calltime", .c_type = "unsigned long long", .offset = 24, .size = 8, .elem_size = 8},
+    {.name = "rettime", .c_type = "unsigned long long", .offset = 32, .size = 8, .elem_size = 8},
+};
+
+static struct sd_event ev_function = {
+    .system = "ftrace",
+    .name = "function",
+    .fields = f_function,
+    .nfields = 2,
+    .fixed_size = 24,
+    .print_fmt = "\" %ps <-- %ps\", (void *)REC->ip, (void *)REC->parent_ip",
+    .ops = &function_ops,
+};
+static struct sd_event ev_entry = {
+    .system = "ftrace",
+    .name = "funcgraph_entry",
+    .fields = f_entry,
+    .nfields = 2,
+    .fixed_size = 24,
+    .print_fmt = "\"--> %ps (%d)\", (void *)REC->func, REC->depth",
+    .ops = &graph_ops,
+};
+static struct sd_event ev_exit = {
+    .system = "ftrace",
+    .name = "funcgraph_exit",
+    .fields = f_exit,
+    .nfields = 5,
+    .fixed_size = 40,
+    .print_fmt = "\"<-- %ps (%d) (start: %llx  end: %llx) over: %d\", (void *)REC->func, "
+		 "REC->depth, REC->calltime, REC->rettime, REC->overrun",
+    .ops = &graph_ops,
+};
+
+int sd_ftrace_events_init(void)
+{
+	static bool done;
+	int err;
+
+	if (done)
+		return 0;
+	err = sd_trace_add_event(&ev_function);
+	if (!err)
+		err = sd_trace_add_event(&ev_entry);
+	if (!err)
+		err = sd_trace_add_event(&ev_exit);
+	if (err)
+		return err;
+	STORE_RELEASE(sd_fgraph.ev_function, &ev_function);
+	STORE_RELEASE(sd_fgraph.ev_entry, &ev_entry);
+	STORE_RELEASE(sd_fgraph.ev_exit, &ev_exit);
+	done = true;
+	return 0;
+}
+
+/* ---- option lists --------------------------------------------------------------------------- */
+
+static void list_free(char ***list, int *n)
+{
+	for (int i = 0; i < *n; i++)
+		free((*list)[i]);
+	free(*list);
+	*list = NULL;
+	*n = 0;
+}
+
+/*
+ * "glob" adds, "!glob" takes a glob out again or, when it was not one of
+ * the list's, excludes what it matches from the others
+ */
+int sd_ftrace_list_write(char ***list, int *n, const char *text, bool truncate)
+{
+	char *copy = strdup(text), *tok, *save = NULL;
+	int err = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	if (truncate)
+		list_free(list, n);
+	for (tok = strtok_r(copy, " \t\n", &save); tok && !err;
+	     tok = strtok_r(NULL, " \t\n", &save)) {
+		char **bigger;
+		bool dup = false;
+
+		if (*tok == '!') {
+			for (int i = 0; i < *n; i++)
+				if (!strcmp((*list)[i], tok + 1)) {
+					free((*list)[i]);
+					memmove(&(*list)[i], &(*list)[i + 1],
+						(*n - i - 1) * sizeof(char *));
+					--*n;
+					dup = true;
+					break;
+				}
+		}
+		for (int i = 0; i < *n && !dup; i++)
+			dup = !strcmp((*list)[i], tok);
+		if (dup)
+			continue;
+		bigger = realloc(*list, (*n + 1) * sizeof(*bigger));
+		if (!bigger) {
+			err = -ENOMEM;
+			break;
+		}
+		*list = bigger;
+		if (!(bigger[*n] = strdup(tok))) {
+			err = -ENOMEM;
+			break;
+		}
+		(*n)++;
+	}
+	free(copy);
+	return err;
+}
+
+bool sd_ftrace_glob_matches(const char *glob)
+{
+	size_t n;
+	struct ft_obj *objs = sd_ft_objects(&n);
+
+	if (*glob == '!')
+		return true;
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < objs[i].nfuncs; k++)
+			if (sd_ft_matches(glob, &objs[i], objs[i].funcs[k].name))
+				return true;
+	return false;
+}
+
+/* as the kernel lists a filter file: the functions it selects */
+void sd_ftrace_list_print(char **list, int n, FILE *out)
+{
+	size_t nobj;
+	struct ft_obj *objs = sd_ft_objects(&nobj);
+
+	for (size_t i = 0; i < nobj; i++) {
+		const struct ft_obj *o = &objs[i];
+
+		if (o->why)
+			continue;
+		for (size_t k = 0; k < o->nfuncs; k++) {
+			if (!sd_ft_in_list(list, n, o, o->funcs[k].name))
+				continue;
+			if (o->is_main)
+				fprintf(out, "%s\n", o->funcs[k].name);
+			else
+				fprintf(out, "%s [%s]\n", o->funcs[k].name, o->name);
+		}
+	}
+}
+
+/* ---- applying ----------------------------------------------------------------------------------
+ */
+
+struct set_builder {
+	struct sd_fg_set *s;
+	size_t cap;
+};
+
+static int set_add(struct set_builder *b, uint64_t start, uint64_t end)
+{
+	if (!b->s || b->s->n == b->cap) {
+		size_t c = b->cap ? 2 * b->cap : 64;
+		struct sd_fg_set *n = realloc(b->s, sizeof(*n) + c * sizeof(n->v[0]));
+
+		if (!n)
+			return -ENOMEM;
+		if (!b->s)
+			n->n = 0;
+		b->s = n;
+		b->cap = c;
+	}
+	b->s->v[b->s->n].start = start;
+	b->s->v[b->s->n].end = end;
+	b->s->n++;
+	return 0;
+}
+
+static int cmp_range(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+static struct sd_fg_set *set_done(struct set_builder *b)
+{
+	if (b->s)
+		qsort(b->s->v, b->s->n, sizeof(b->s->v[0]), cmp_range);
+	return b->s;
+}
+
+/* a function's extent: up to the next function of the object */
+static uint64_t func_end(const struct ft_obj *o, size_t i)
+{
+	return i + 1 < o->nfuncs ? o->funcs[i + 1].addr : o->end;
+}
+
+static void swap_set(struct sd_fg_set **slot, struct sd_fg_set *fresh, void **garbage, int *ng)
+{
+	garbage[(*ng)++] = *slot;
+	STORE_RELEASE(*slot, fresh);
+}
+
+static int pids_build(struct sd_fg_pids **out)
+{
+	struct sd_fg_pids *p;
+
+	*out = NULL;
+	if (!opts.npids)
+		return 0;
+	p = malloc(sizeof(*p) + opts.npids * sizeof(p->v[0]));
+	if (!p)
+		return -ENOMEM;
+	p->n = opts.npids;
+	memcpy(p->v, opts.pids, opts.npids * sizeof(int));
+	*out = p;
+	return 0;
+}
+
+static int hook_probe(struct ft_func *f)
+{
+	struct sonde_kprobe *kp = calloc(1, sizeof(*kp));
+	int err;
+
+	if (!kp)
+		return -ENOMEM;
+	kp->addr = (void *)f->addr;
+	kp->pre_handler = sd_ftrace_kprobe_pre;
+	kp->__reserved[0] = SD_KP_NOFPU;
+	err = sonde_register_kprobe(kp);
+	if (err) {
+		f->why = "cannot be probed";
+		free(kp);
+		return err;
+	}
+	f->kp = kp;
+	return 0;
+}
+
+int sd_ftrace_apply(void)
+{
+	struct set_builder pg = {0}, gfn = {0}, gnt = {0};
+	struct sd_poke *pokes = NULL;
+	struct sonde_kprobe **unreg = NULL;
+	struct sd_range *ranges = NULL;
+	int npokes = 0, nunreg = 0, nranges = 0, err = 0;
+	size_t n, total = 0;
+	struct ft_obj *objs;
+	void *garbage[4];
+	int ng = 0;
+	struct sd_fg_pids *pids;
+
+	err = sd_ftrace_events_init();
+	if (err)
+		return err;
+	objs = sd_ft_objects(&n);
+	for (size_t i = 0; i < n; i++)
+		total += objs[i].nfuncs;
+	pokes = calloc(total + 1, sizeof(*pokes));
+	unreg = calloc(total + 1, sizeof(*unreg));
+	ranges = calloc(total + 1, sizeof(*ranges));
+	if (!pokes || !unreg || !ranges) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct ft_obj *o = &objs[i];
+
+		for (size_t k = 0; k < o->nfuncs; k++) {
+			struct ft_func *f = &o->funcs[k];
+			bool want = cur_tracer != SD_TRACER_NOP && f->kind != FT_NONE && !o->why &&
+				    sd_ft_selected(&opts, o, f->name);
+
+			if (opts.ngraph_fn &&
+			    sd_ft_in_list(opts.graph_fn, opts.ngraph_fn, o, f->name))
+				set_add(&gfn, f->addr, func_end(o, k));
+			if (opts.ngraph_notrace &&
+			    sd_ft_in_list(opts.graph_notrace, opts.ngraph_notrace, o, f->name))
+				set_add(&gnt, f->addr, func_end(o, k));
+			if (f->kind == FT_PG) {
+				if (want)
+					set_add(&pg, f->addr, func_end(o, k));
+				f->on = want;
+				continue;
+			}
+			if (want == f->on)
+				continue;
+			if (f->kind == FT_NOP) {
+				struct sd_poke *pk;
+
+				if (!o->stub)
+					continue;
+				pk = &pokes[npokes++];
+				pk->addr = (void *)f->addr;
+				pk->len = 5;
+				if (want) {
+					int32_t rel = (int32_t)((int64_t)(uintptr_t)o->stub -
+								(int64_t)(f->addr + 5));
+
+					pk->new[0] = 0xe8;
+					memcpy(pk->new + 1, &rel, 4);
+				} else {
+					memcpy(pk->new, f->orig, 5);
+				}
+				/* single-byte nops: a thread may stand between two of them */
+				if (f->orig[0] == 0x90)
+					ranges[nranges++] =
+					    (struct sd_range){f->addr + 1, f->addr + 5};
+				f->on = want;
+			} else if (f->kind == FT_PROBE) {
+				if (want) {
+					if (hook_probe(f) == 0)
+						f->on = true;
+				} else {
+					unreg[nunreg++] = f->kp;
+					f->on = false;
+				}
+			}
+		}
+	}
+	if (nranges && sd_threads_outside(ranges, nranges, 100))
+		sd_warn(
+		    "a thread stayed inside entry nops; patching them anyway is unsafe: skipped");
+	else if (npokes) {
+		/* a thread meeting a site mid-patch traps on its breakpoint: sonde must catch it */
+		err = sd_signal_setup();
+		if (!err)
+			err = sd_text_poke_batch(pokes, npokes);
+	}
+	if (nunreg) {
+		sonde_unregister_kprobes(unreg, nunreg);
+		for (int i = 0; i < nunreg; i++)
+			free(unreg[i]);
+		for (size_t i = 0; i < n; i++)
+			for (size_t k = 0; k < objs[i].nfuncs; k++)
+				if (!objs[i].funcs[k].on && objs[i].funcs[k].kind == FT_PROBE)
+					objs[i].funcs[k].kp = NULL;
+	}
+
+	/* what the hot path reads */
+	pids_build(&pids);
+	swap_set(&sd_fgraph.pg_funcs, set_done(&pg), garbage, &ng);
+	swap_set(&sd_fgraph.graph_fn, set_done(&gfn), garbage, &ng);
+	swap_set(&sd_fgraph.graph_notrace, set_done(&gnt), garbage, &ng);
+	garbage[ng++] = sd_fgraph.pids;
+	STORE_RELEASE(sd_fgraph.pids, pids);
+	sd_fgraph.max_depth = opts.max_depth;
+	sd_fgraph.thresh_ns = opts.thresh_ns;
+	STORE_RELEASE(sd_fgraph.tracer, cur_tracer);
+	ev_function.enabled = cur_tracer == SD_TRACER_FUNCTION;
+	ev_entry.enabled = ev_exit.enabled = cur_tracer == SD_TRACER_GRAPH;
+	STORE_RELEASE(sd_ftrace_active, cur_tracer != SD_TRACER_NOP);
+	sd_sync_threads();
+	for (int i = 0; i < ng; i++)
+		free(garbage[i]);
+
+	/* exceptions must see real return addresses while graph frames are hooked */
+	if (cur_tracer == SD_TRACER_GRAPH && !unwind_held) {
+		sd_unwind_hooks_get();
+		unwind_held = true;
+	} else if (cur_tracer != SD_TRACER_GRAPH && unwind_held) {
+		sd_unwind_hooks_put();
+		unwind_held = false;
+	}
+out:
+	free(pokes);
+	free(unreg);
+	free(ranges);
+	return err;
+}
+
+int sd_ftrace_set_tracer(int tracer)
+{
+	if (tracer < SD_TRACER_NOP || tracer > SD_TRACER_GRAPH)
+		return -EINVAL;
+	cur_tracer = tracer;
+	return sd_ftrace_apply();
+}
+
+void sd_ftrace_report(FILE *out)
+{
+	size_t n;
+	struct ft_obj *objs = sd_ft_objects(&n);
+
+	for (size_t i = 0; i < n; i++) {
+		struct ft_obj *o = &objs[i];
+		size_t on = 0, none = 0, optimized = 0;
+
+		if (o->why) {
+			fprintf(out, "%s: not traced: %s\n", o->name, o->why);
+			continue;
+		}
+		for (size_t k = 0; k < o->nfuncs; k++) {
+			on += o->funcs[k].on;
+			none += o->funcs[k].kind == FT_NONE;
+			if (o->funcs[k].kp && (o->funcs[k].kp->flags & SONDE_KPROBE_FLAG_OPTIMIZED))
+				optimized++;
+		}
+		fprintf(out, "%s: %s: %zu functions, %zu traced", o->name, o->how, o->nfuncs, on);
+		if (o->kind == FT_PROBE)
+			fprintf(out, " (%zu as jumps, %zu as breakpoints)", optimized,
+				on - optimized);
+		fputc('\n', out);
+		for (size_t k = 0; k < o->nfuncs; k++)
+			if (o->funcs[k].kind == FT_NONE || (o->funcs[k].why && !o->funcs[k].on))
+				fprintf(out, "  not traced: %s: %s\n", o->funcs[k].name,
+					o->funcs[k].why ? o->funcs[k].why : "?");
+		(void)none;
+	}
+}

@@ -1,0 +1,31 @@
+# The function tracers: tests/unit/ftlib.c built once per way sonde
+# hooks a function, all linked into test_ftrace.
+set(FTLIB_SRC ${CMAKE_CURRENT_LIST_DIR}/ftlib.c)
+foreach(kind plain pfe fentry mcount)
+	add_library(ft_${kind} SHARED ${FTLIB_SRC})
+	set_target_properties(ft_${kind} PROPERTIES OUTPUT_NAME ft_${kind}
+		LIBRARY_OUTPUT_DIRECTORY ${SONDE_TARGET_BIN})
+	target_compile_definitions(ft_${kind} PRIVATE FT=${kind}_)
+	target_compile_options(ft_${kind} PRIVATE -O2 -fno-omit-frame-pointer)
+endforeach()
+target_compile_options(ft_pfe PRIVATE -fpatchable-function-entry=5)
+target_compile_options(ft_fentry PRIVATE -pg -mfentry)
+target_compile_options(ft_mcount PRIVATE -pg)
+# (their -pg calls resolve to the __fentry__/mcount this program exports:
+# sonde's, found before libc's gprof one)
+
+sonde_unit_test(test_ftrace ubsan ${CMAKE_CURRENT_LIST_DIR}/test_ftrace.c)
+target_link_libraries(test_ftrace PRIVATE ft_plain ft_pfe ft_fentry ft_mcount)
+
+# C++ exceptions through hooked frames
+add_library(ft_cxx SHARED ${CMAKE_CURRENT_LIST_DIR}/ftlib_cxx.cc)
+set_target_properties(ft_cxx PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${SONDE_TARGET_BIN})
+target_compile_options(ft_cxx PRIVATE -O2)
+add_executable(test_ftrace_cxx ${CMAKE_CURRENT_LIST_DIR}/test_ftrace_cxx.cc)
+set_target_properties(test_ftrace_cxx PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${SONDE_TEST_BIN})
+target_compile_options(test_ftrace_cxx PRIVATE ${SONDE_CXX_WARNINGS} -fno-omit-frame-pointer
+	-fsanitize=undefined -fno-sanitize-recover=all)
+target_compile_definitions(test_ftrace_cxx PRIVATE _GNU_SOURCE)
+target_link_libraries(test_ftrace_cxx PRIVATE sonde_ubsan sonde_check ft_cxx)
+add_test(NAME test_ftrace_cxx COMMAND test_ftrace_cxx)
+set_tests_properties(test_ftrace_cxx PROPERTIES SKIP_RETURN_CODE 77 LABELS unit TIMEOUT 300)

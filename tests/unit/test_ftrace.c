@@ -1,0 +1,594 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_ftrace.c - the function and function_graph tracers, driven through
+ * the virtual tracefs files as a user would (current_tracer,
+ * set_ftrace_filter…), read back from the trace file.
+ *
+ * The traced code is tests/unit/ftlib.c built four ways, one library
+ * each, so that every way sonde hooks a function is exercised:
+ *   libft_plain   -O2: entry probes on the symbol table
+ *   libft_pfe     -fpatchable-function-entry=5: the nops become calls
+ *   libft_fentry  -pg -mfentry: its calls reach sonde's __fentry__
+ *   libft_mcount  -pg: its calls reach sonde's mcount
+ * This program links sonde statically, so it is itself never traced (the
+ * tracers say so); each test names the functions with filters.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "control/tracefs.h"
+
+#define LIB(p)                  \
+	int p##top(int);        \
+	int p##mid(int);        \
+	int p##leaf(int);       \
+	int p##jump(jmp_buf *); \
+	int p##slow(int);
+LIB(plain_)
+LIB(pfe_)
+LIB(fentry_)
+LIB(mcount_)
+
+struct lib {
+	const char *prefix;
+	int (*top)(int);
+	int (*leaf)(int);
+	int (*jump)(jmp_buf *);
+	int (*slow)(int);
+};
+
+static const struct lib libs[] = {
+    {"plain_", plain_top, plain_leaf, plain_jump, plain_slow},
+    {"pfe_", pfe_top, pfe_leaf, pfe_jump, pfe_slow},
+    {"fentry_", fentry_top, fentry_leaf, fentry_jump, fentry_slow},
+    {"mcount_", mcount_top, mcount_leaf, mcount_jump, mcount_slow},
+};
+
+#define NLIBS (int)(sizeof(libs) / sizeof(libs[0]))
+
+/* ---- the tracefs, as `echo` and `cat` --------------------------------------------------- */
+
+static int echo(const char *file, const char *text)
+{
+	return sd_tracefs_write(file, text, strlen(text), true, NULL);
+}
+
+static int echo_append(const char *file, const char *text)
+{
+	return sd_tracefs_write(file, text, strlen(text), false, NULL);
+}
+
+static char *cat(const char *file)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	int err;
+
+	CHECK(f);
+	err = sd_tracefs_read(file, f);
+	fclose(f);
+	if (err) {
+		free(buf);
+		check_fail(__FILE__, __LINE__, "cat %s: %s", file, strerror(-err));
+	}
+	return buf;
+}
+
+#define ECHO(file, text)                                                                 \
+	do {                                                                             \
+		int e_ = echo(file, text);                                               \
+		if (e_)                                                                  \
+			check_fail(__FILE__, __LINE__, "echo '%s' > %s: %s", text, file, \
+				   strerror(-e_));                                       \
+	} while (0)
+
+/* ---- the trace, as records -------------------------------------------------------------- */
+
+enum { R_FUNC, R_ENTRY, R_EXIT };
+
+struct rec {
+	int kind;
+	int tid;
+	int depth;
+	char name[64];
+	char parent[64];
+};
+
+/* one line of the trace file: "comm-TID [cpu] flags ts: funcgraph_entry: --> NAME (D)"… */
+static bool parse_line(const char *l, struct rec *r)
+{
+	const char *body, *dash = strchr(l, '[');
+
+	memset(r, 0, sizeof(*r));
+	if (*l == '#' || !dash)
+		return false;
+	while (dash > l && dash[-1] == ' ')
+		dash--;
+	while (dash > l && dash[-1] != '-')
+		dash--;
+	r->tid = atoi(dash);
+	if ((body = strstr(l, "funcgraph_entry: --> "))) {
+		r->kind = R_ENTRY;
+		body += 21;
+	} else if ((body = strstr(l, "funcgraph_exit: <-- "))) {
+		r->kind = R_EXIT;
+		body += 20;
+	} else if ((body = strstr(l, "function: "))) {
+		r->kind = R_FUNC;
+		return sscanf(body + 10, "%63s <-%63s", r->name, r->parent) == 2;
+	} else {
+		return false;
+	}
+	return sscanf(body, "%63s (%d)", r->name, &r->depth) == 2;
+}
+
+static int parse_trace(const char *text, struct rec *out, int max)
+{
+	int n = 0;
+
+	for (const char *l = text; l && *l && n < max;) {
+		const char *end = strchr(l, '\n');
+		char line[512];
+
+		snprintf(line, sizeof(line), "%.*s", end ? (int)(end - l) : (int)strlen(l), l);
+		if (parse_line(line, &out[n]))
+			n++;
+		l = end ? end + 1 : NULL;
+	}
+	return n;
+}
+
+static struct rec recs[4096];
+
+static int take_trace(void)
+{
+	char *t = cat("trace");
+	int n = parse_trace(t, recs, 4096);
+
+	if (getenv("FT_SHOW"))
+		fputs(t, stderr);
+	free(t);
+	ECHO("trace", "");
+	return n;
+}
+
+static void reset(void)
+{
+	ECHO("current_tracer", "nop");
+	ECHO("set_ftrace_filter", "");
+	ECHO("set_ftrace_notrace", "");
+	ECHO("set_graph_function", "");
+	ECHO("set_graph_notrace", "");
+	ECHO("set_ftrace_pid", "");
+	ECHO("max_graph_depth", "0");
+	ECHO("tracing_thresh", "0");
+	ECHO("trace", "");
+}
+
+static void expect(int i, int kind, const char *name, int depth)
+{
+	static const char *const kinds[] = {"function", "entry", "exit"};
+
+	if (recs[i].kind != kind || strcmp(recs[i].name, name) || recs[i].depth != depth)
+		check_fail(__FILE__, __LINE__, "record %d: %s %s (%d), expected %s %s (%d)", i,
+			   kinds[recs[i].kind], recs[i].name, recs[i].depth, kinds[kind], name,
+			   depth);
+}
+
+static char *fname(const struct lib *l, const char *f)
+{
+	static char buf[8][64];
+	static int k;
+
+	k = (k + 1) % 8;
+	snprintf(buf[k], sizeof(buf[k]), "%s%s", l->prefix, f);
+	return buf[k];
+}
+
+/* ---- tests ------------------------------------------------------------------------------ */
+
+TEST(tracers_listed)
+{
+	char *t = cat("available_tracers");
+
+	CHECK_STREQ(t, "function_graph function nop\n");
+	free(t);
+	t = cat("current_tracer");
+	CHECK_STREQ(t, "nop\n");
+	free(t);
+	CHECK_EQ(echo("current_tracer", "blk"), -EINVAL);
+}
+
+/* function_graph: the call tree of each library, with the depths and in order */
+TEST(graph_tree_every_kind)
+{
+	for (int i = 0; i < NLIBS; i++) {
+		const struct lib *l = &libs[i];
+		char glob[64];
+		int n;
+
+		reset();
+		snprintf(glob, sizeof(glob), "%s*", l->prefix);
+		ECHO("set_ftrace_filter", glob);
+		ECHO("current_tracer", "function_graph");
+		CHECK_EQ(l->top(5), 11 + 13 + 1);
+		ECHO("current_tracer", "nop");
+		n = take_trace();
+		if (n != 8)
+			check_fail(__FILE__, __LINE__, "%s: %d records, expected 8", l->prefix, n);
+		expect(0, R_ENTRY, fname(l, "top"), 0);
+		expect(1, R_ENTRY, fname(l, "mid"), 1);
+		expect(2, R_ENTRY, fname(l, "leaf"), 2);
+		expect(3, R_EXIT, fname(l, "leaf"), 2);
+		expect(4, R_ENTRY, fname(l, "leaf"), 2);
+		expect(5, R_EXIT, fname(l, "leaf"), 2);
+		expect(6, R_EXIT, fname(l, "mid"), 1);
+		expect(7, R_EXIT, fname(l, "top"), 0);
+		for (int k = 0; k < n; k++)
+			CHECK_EQ(recs[k].tid, syscall(SYS_gettid));
+	}
+}
+
+/* function: one line per call, naming the caller */
+TEST(function_tracer)
+{
+	for (int i = 0; i < NLIBS; i++) {
+		const struct lib *l = &libs[i];
+		char glob[64];
+		int n;
+
+		reset();
+		snprintf(glob, sizeof(glob), "%s*", l->prefix);
+		ECHO("set_ftrace_filter", glob);
+		ECHO("current_tracer", "function");
+		CHECK_EQ(l->top(1), 3 + 5 + 1);
+		ECHO("current_tracer", "nop");
+		n = take_trace();
+		CHECK_EQ(n, 4);
+		expect(0, R_FUNC, fname(l, "top"), 0);
+		CHECK_STREQ(recs[0].parent, "test_function_tracer");
+		expect(1, R_FUNC, fname(l, "mid"), 0);
+		CHECK_STREQ(recs[1].parent, fname(l, "top"));
+		expect(2, R_FUNC, fname(l, "leaf"), 0);
+		CHECK_STREQ(recs[2].parent, fname(l, "mid"));
+		expect(3, R_FUNC, fname(l, "leaf"), 0);
+	}
+}
+
+/* set_ftrace_filter / notrace, and the listing of what they select */
+TEST(filters)
+{
+	char *t;
+	int n;
+
+	reset();
+	CHECK_EQ(echo("set_ftrace_filter", "no_such_function_anywhere*"), -EINVAL);
+	ECHO("set_ftrace_filter", "pfe_*");
+	CHECK_EQ(echo_append("set_ftrace_filter", "!pfe_mid"), 0);
+	t = cat("set_ftrace_filter");
+	CHECK(strstr(t, "pfe_top [libft_pfe.so]\n"));
+	CHECK(strstr(t, "pfe_leaf [libft_pfe.so]\n"));
+	CHECK(!strstr(t, "pfe_mid"));
+	free(t);
+	ECHO("set_ftrace_notrace", "pfe_leaf");
+	ECHO("current_tracer", "function_graph");
+	pfe_top(2);
+	ECHO("current_tracer", "nop");
+	n = take_trace();
+	CHECK_EQ(n, 2);
+	expect(0, R_ENTRY, "pfe_top", 0);
+	expect(1, R_EXIT, "pfe_top", 0);
+
+	/* :mod: selects by object */
+	reset();
+	ECHO("set_ftrace_filter", "*leaf:mod:libft_mcount");
+	ECHO("current_tracer", "function");
+	mcount_top(2);
+	pfe_top(2);
+	ECHO("current_tracer", "nop");
+	n = take_trace();
+	CHECK_EQ(n, 2);
+	expect(0, R_FUNC, "mcount_leaf", 0);
+	expect(1, R_FUNC, "mcount_leaf", 0);
+	t = cat("set_ftrace_notrace");
+	CHECK_STREQ(t, "");
+	free(t);
+}
+
+/* set_graph_function: only the trees under it; set_graph_notrace: not under it */
+TEST(graph_function)
+{
+	int n;
+
+	reset();
+	ECHO("set_ftrace_filter", "fentry_*");
+	ECHO("set_graph_function", "fentry_mid");
+	ECHO("current_tracer", "function_graph");
+	fentry_leaf(1); /* outside any fentry_mid: not traced */
+	fentry_top(1);
+	ECHO("current_tracer", "nop");
+	n = take_trace();
+	CHECK_EQ(n, 6);
+	expect(0, R_ENTRY, "fentry_mid", 0);
+	expect(1, R_ENTRY, "fentry_leaf", 1);
+	expect(5, R_EXIT, "fentry_mid", 0);
+
+	reset();
+	ECHO("set_ftrace_filter", "fentry_*");
+	ECHO("set_graph_notrace", "fentry_mid");
+	ECHO("current_tracer", "function_graph");
+	fentry_top(1);
+	ECHO("current_tracer", "nop");
+	n = take_trace();
+	CHECK_EQ(n, 2);
+	expect(0, R_ENTRY, "fentry_top", 0);
+	expect(1, R_EXIT, "fentry_top", 0);
+}
+
+TEST(max_depth_and_thresh)
+{
+	int n;
+
+	reset();
+	ECHO("set_ftrace_filter", "plain_*");
+	ECHO("max_graph_depth", "2");
+	ECHO("current_tracer", "function_graph");
+	plain_top(1);
+	ECHO("current_tracer", "nop");
+	n = take_trace();
+	CHECK_EQ(n, 4);
+	expect(0, R_ENTRY, "plain_top", 0);
+	expect(1, R_ENTRY, "plain_mid", 1);
+	expect(2, R_EXIT, "plain_mid", 1);
+	expect(3, R_EXIT, "plain_top", 0);
+
+	/* tracing_thresh (µs): only the exits of calls that took at least that long */
+	reset();
+	ECHO("set_ftrace_filter", "pfe_*");
+	ECHO("tracing_thresh", "2000");
+	ECHO("current_tracer", "function_graph");
+	pfe_slow(5000);
+	pfe_top(1);
+	ECHO("current_tracer", "nop");
+	n = take_trace();
+	CHECK_EQ(n, 1);
+	expect(0, R_EXIT, "pfe_slow", 0);
+}
+
+/* a longjmp over traced frames: they are dropped, what follows nests right */
+static void longjmp_one(const struct lib *l)
+{
+	jmp_buf env;
+	char glob[64];
+	volatile int hops = 0;
+	int n;
+
+	reset();
+	snprintf(glob, sizeof(glob), "%s*", l->prefix);
+	ECHO("set_ftrace_filter", glob);
+	ECHO("current_tracer", "function_graph");
+	if (setjmp(env) == 0) {
+		l->jump(&env);
+		CHECK(0);
+	}
+	hops++;
+	CHECK_EQ(l->top(1), 9);
+	ECHO("current_tracer", "nop");
+	CHECK_EQ(hops, 1);
+	n = take_trace();
+	/* jump, deep x4 entries (no exits), then top's full tree at depth 0 */
+	CHECK_EQ(n, 5 + 8);
+	expect(0, R_ENTRY, fname(l, "jump"), 0);
+	expect(4, R_ENTRY, fname(l, "deep"), 4);
+	expect(5, R_ENTRY, fname(l, "top"), 0);
+	expect(7, R_ENTRY, fname(l, "leaf"), 2);
+	expect(12, R_EXIT, fname(l, "top"), 0);
+}
+
+TEST(longjmp_over_frames)
+{
+	for (int i = 0; i < NLIBS; i++)
+		longjmp_one(&libs[i]);
+}
+
+static const uint8_t *code_of(int (*fn)(int))
+{
+	return (const uint8_t *)(uintptr_t)fn;
+}
+
+/* nop puts every byte back */
+TEST(nop_restores_code)
+{
+	uint8_t before[NLIBS][16];
+
+	reset();
+	for (int i = 0; i < NLIBS; i++)
+		memcpy(before[i], code_of(libs[i].leaf), 16);
+	ECHO("set_ftrace_filter", "plain_* pfe_* fentry_* mcount_*");
+	ECHO("current_tracer", "function_graph");
+	CHECK(memcmp(before[0], code_of(libs[0].leaf), 1) != 0); /* a breakpoint or a jump */
+	CHECK(memcmp(before[1], code_of(libs[1].leaf), 5) != 0); /* a call */
+	ECHO("current_tracer", "function");
+	ECHO("current_tracer", "nop");
+	for (int i = 0; i < NLIBS; i++)
+		CHECK(!memcmp(before[i], code_of(libs[i].leaf), 16));
+}
+
+static volatile int stop_thread;
+
+static void *other_thread(void *arg)
+{
+	int *tid = arg;
+
+	*tid = (int)syscall(SYS_gettid);
+	while (!stop_thread) {
+		pfe_leaf(1);
+		usleep(200);
+	}
+	return NULL;
+}
+
+/* set_ftrace_pid: only the threads named; threads nest apart */
+TEST(pid_filter_and_threads)
+{
+	pthread_t th;
+	int tid = 0, n, mine = 0, theirs = 0;
+	char buf[32];
+
+	reset();
+	CHECK_EQ(pthread_create(&th, NULL, other_thread, &tid), 0);
+	while (!__atomic_load_n(&tid, __ATOMIC_ACQUIRE))
+		usleep(1000);
+	ECHO("set_ftrace_filter", "pfe_*");
+	snprintf(buf, sizeof(buf), "%ld", (long)syscall(SYS_gettid));
+	ECHO("set_ftrace_pid", buf);
+	ECHO("current_tracer", "function_graph");
+	for (int i = 0; i < 100; i++)
+		pfe_top(1);
+	ECHO("current_tracer", "nop");
+	n = take_trace();
+	CHECK_EQ(n, 800);
+	for (int i = 0; i < n; i++)
+		CHECK_EQ(recs[i].tid, syscall(SYS_gettid));
+
+	/* both threads: each one's records nest on their own */
+	ECHO("set_ftrace_pid", "");
+	ECHO("current_tracer", "function_graph");
+	for (int i = 0; i < 100; i++)
+		pfe_top(1);
+	ECHO("current_tracer", "nop");
+	stop_thread = 1;
+	pthread_join(th, NULL);
+	n = take_trace();
+	for (int i = 0; i < n; i++) {
+		if (recs[i].tid == tid) {
+			theirs++;
+			CHECK_STREQ(recs[i].name, "pfe_leaf");
+			CHECK_EQ(recs[i].depth, 0);
+		} else {
+			mine++;
+		}
+	}
+	CHECK_EQ(mine, 800);
+	CHECK(theirs > 0);
+}
+
+/* what could not be traced is said, with why */
+TEST(sites_report)
+{
+	char *t;
+
+	reset();
+	ECHO("set_ftrace_filter", "pfe_*");
+	ECHO("current_tracer", "function");
+	t = cat("ftrace_sites");
+	ECHO("current_tracer", "nop");
+	CHECK(strstr(t, "libft_pfe.so: patchable function entries:"));
+	CHECK(strstr(t, "libft_fentry.so: -pg calls to mcount/__fentry__"));
+	CHECK(strstr(t, "libft_plain.so: entry probes on function symbols"));
+	CHECK(strstr(t, "test_ftrace: not traced: sonde is linked into it"));
+	free(t);
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+/* a little of everything libc does, for the whole-libc test */
+static unsigned long libc_workload(void)
+{
+	unsigned long sum = 0;
+	char buf[256];
+	int v[64];
+	DIR *d;
+	FILE *f;
+
+	for (int i = 0; i < 64; i++)
+		v[i] = (i * 7919) % 64;
+	qsort(v, 64, sizeof(int), cmp_int);
+	for (int i = 0; i < 16; i++) {
+		char *p = malloc(32 + i * 100);
+
+		snprintf(p, 32, "%d-%s", i, "x");
+		sum += strlen(p);
+		free(p);
+	}
+	d = opendir("/usr/bin");
+	for (struct dirent *e; d && (e = readdir(d));)
+		sum += e->d_name[0];
+	if (d)
+		closedir(d);
+	f = fopen("/proc/self/status", "r");
+	while (f && fgets(buf, sizeof(buf), f))
+		sum += strtoul(buf, NULL, 10);
+	if (f)
+		fclose(f);
+	return sum + (unsigned long)v[63];
+}
+
+/*
+ * Every function of libc at once, entry probes and all: the program runs
+ * as before, the records nest (each exit closes the entry at its depth),
+ * and nop gives libc its code back.
+ */
+TEST(all_of_libc)
+{
+	unsigned long want, got;
+	char *t, *sites;
+	int n, depth_name_ok = 0;
+	static char open_at[4096][64];
+	uint8_t before[64];
+	const void *fn = (const void *)(uintptr_t)qsort;
+
+	reset();
+	want = libc_workload();
+	memcpy(before, fn, sizeof(before));
+	ECHO("buffer_size_kb", "65536");
+	ECHO("set_ftrace_filter", ":mod:libc");
+	ECHO("current_tracer", "function_graph");
+	got = libc_workload();
+	sites = cat("ftrace_sites");
+	ECHO("current_tracer", "nop");
+	CHECK_EQ(got, want);
+	CHECK(!memcmp(before, fn, sizeof(before)));
+	t = strstr(sites, "libc.so.6: entry probes on function symbols: ");
+	CHECK(t);
+	if (getenv("FT_SHOW"))
+		fputs(sites, stderr);
+	free(sites);
+
+	n = take_trace();
+	CHECK(n > 100);
+	for (int i = 0; i < n; i++) {
+		if (recs[i].tid != recs[0].tid || recs[i].depth < 0 || recs[i].depth >= 4096)
+			continue;
+		if (recs[i].kind == R_ENTRY) {
+			snprintf(open_at[recs[i].depth], 64, "%s", recs[i].name);
+		} else if (recs[i].kind == R_EXIT) {
+			if (strcmp(open_at[recs[i].depth], recs[i].name))
+				check_fail(__FILE__, __LINE__,
+					   "record %d: exit of %s at depth %d, "
+					   "entry there was %s",
+					   i, recs[i].name, recs[i].depth, open_at[recs[i].depth]);
+			depth_name_ok++;
+		}
+	}
+	CHECK(depth_name_ok > 50);
+	/* qsort was called, and the functions it calls nest under it */
+	t = NULL;
+	for (int i = 0; i + 1 < n && !t; i++)
+		if (recs[i].kind == R_ENTRY && !strcmp(recs[i].name, "qsort") &&
+		    recs[i + 1].kind == R_ENTRY && recs[i + 1].depth == recs[i].depth + 1)
+			t = "";
+	CHECK(t);
+}
