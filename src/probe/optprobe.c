@@ -182,8 +182,8 @@ int sd_recover_function(uint64_t addr, struct sd_opt_code *code, int max, int *n
 	/* gcc splits unlikely paths into NAME.cold: they may jump back into NAME */
 	snprintf(name, sizeof(name), "%s.cold", sym->name);
 	cold = sd_symtab_lookup(st, name);
-	if (cold && cold->size && *n < max && read_piece(m->bias + cold->value, cold->size,
-							   &code[*n]) == 0)
+	if (cold && cold->size && *n < max &&
+	    read_piece(m->bias + cold->value, cold->size, &code[*n]) == 0)
 		(*n)++;
 	return 0;
 }
@@ -234,10 +234,10 @@ static void set_flag(struct sd_site *site, bool on)
  * look at where every thread is, one text_poke batch. Registration returns
  * at once with a working breakpoint probe.
  */
-#define OPT_DELAY_MS   5
-#define OPT_BATCH      256
-#define OPT_RETRIES    20
-#define RECLAIM_BATCH  32
+#define OPT_DELAY_MS  5
+#define OPT_BATCH     256
+#define OPT_RETRIES   20
+#define RECLAIM_BATCH 32
 
 struct retired {
 	uint32_t index;
@@ -253,7 +253,8 @@ static size_t nqueue, capqueue;
 static struct retired *retired;
 static size_t nretired, capretired;
 static unsigned long rounds;
-static bool urgent; /* someone waits: no batching delay */
+static bool urgent;   /* someone waits: no batching delay */
+static bool stop_req; /* sd_optimizer_stop(): end the worker */
 
 static void retire(struct sd_site *site)
 {
@@ -412,11 +413,10 @@ static int prepare(struct sd_site *site)
 	}
 	site->lite = all_lite(site);
 	spec = (struct sd_opt_detour_spec){
-		.detour = (uint64_t)detour,
-		.common = (uint64_t)(site->lite ? sd_arch_optprobe_tramp_lite
-						: sd_arch_optprobe_tramp),
-		.exit_stub = sd_xol_exit_stub(),
-		.resume_tls_off = sd_thread_resume_tls_offset(),
+	    .detour = (uint64_t)detour,
+	    .common = (uint64_t)(site->lite ? sd_arch_optprobe_tramp_lite : sd_arch_optprobe_tramp),
+	    .exit_stub = sd_xol_exit_stub(),
+	    .resume_tls_off = sd_thread_resume_tls_offset(),
 	};
 	err = index_alloc(&spec.index);
 	if (err) {
@@ -470,8 +470,8 @@ static void optimize_batch(void)
 	/* 3: nobody stopped between two instructions of a region */
 	for (int i = 0; i < nready; i++)
 		if (ready[i]->region.ninsn > 1)
-			ranges[nranges++] = (struct sd_range){ready[i]->addr + 1,
-							      ready[i]->addr + ready[i]->region.len};
+			ranges[nranges++] = (struct sd_range){
+			    ready[i]->addr + 1, ready[i]->addr + ready[i]->region.len};
 	if (nranges && sd_threads_outside(ranges, nranges, 20)) {
 		for (int i = 0; i < nready; i++) {
 			ready[i]->opt_why = "a thread stayed inside the region";
@@ -545,8 +545,17 @@ static void *optimizer_main(void *arg)
 	sd_enter_sonde();
 	pthread_mutex_lock(&sd_probe_mutex);
 	for (;;) {
-		while (!nqueue && !nretired)
+		while (!nqueue && !nretired && !stop_req)
 			pthread_cond_wait(&opt_cond, &sd_probe_mutex);
+		if (stop_req && !nqueue) {
+			/* free what can be freed now; what cannot waits for a next worker */
+			reclaim();
+			stop_req = false;
+			optimizer_running = false;
+			pthread_cond_broadcast(&opt_done);
+			pthread_mutex_unlock(&sd_probe_mutex);
+			return NULL;
+		}
 		bool was_urgent = urgent;
 
 		/* let more work arrive: one batch for a burst of registrations */
@@ -606,6 +615,19 @@ static void optimizer_start(void)
 		}
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+void sd_optimizer_stop(void)
+{
+	pthread_mutex_lock(&sd_probe_mutex);
+	if (optimizer_running) {
+		stop_req = true;
+		urgent = true;
+		pthread_cond_signal(&opt_cond);
+		while (optimizer_running)
+			pthread_cond_wait(&opt_done, &sd_probe_mutex);
+	}
+	pthread_mutex_unlock(&sd_probe_mutex);
 }
 
 void sd_site_queue_optimize(struct sd_site *site)

@@ -29,7 +29,7 @@ struct sd_probe_list {
 struct sd_site {
 	uint64_t addr;
 	struct sd_insn insn;
-	uint8_t *slot;        /* insn, clear `active`, jump back */
+	uint8_t *slot;	      /* insn, clear `active`, jump back */
 	uint8_t *slot_nested; /* insn, jump back (for hits inside a handler) */
 	uint8_t *slot_post;   /* insn, trap (post_handler); NULL until needed */
 	uint64_t post_trap;   /* address of the trap byte in slot_post */
@@ -37,14 +37,14 @@ struct sd_site {
 	bool armed;
 
 	/* jump optimization (optprobe.c) */
-	bool optimized;         /* the jump is written */
-	const char *opt_why;    /* why it is not, for kprobe_profile and tests */
+	bool optimized;	     /* the jump is written */
+	const char *opt_why; /* why it is not, for kprobe_profile and tests */
 	uint8_t *detour;
 	struct sd_opt_layout layout;
 	struct sd_opt_region region;
 	uint32_t opt_index;
-	bool lite;              /* handlers never touch the vector state */
-	bool opt_queued;        /* waiting for the optimizer */
+	bool lite;	 /* handlers never touch the vector state */
+	bool opt_queued; /* waiting for the optimizer */
 	uint8_t opt_tries;
 };
 
@@ -62,8 +62,8 @@ struct sd_site *sd_site_lookup(uint64_t addr);
 
 /* private bits kept in sonde_kprobe.__reserved[0] */
 #define SD_KP_REGISTERED 0x1UL
-#define SD_KP_INTERNAL   0x2UL /* sonde's own probe: never listed */
-#define SD_KP_NOFPU      0x4UL /* its handlers never touch vector registers */
+#define SD_KP_INTERNAL	 0x2UL /* sonde's own probe: never listed */
+#define SD_KP_NOFPU	 0x4UL /* its handlers never touch vector registers */
 
 /* ---- jump optimization (optprobe.c); callers hold sd_probe_mutex ------------------ */
 
@@ -71,6 +71,11 @@ struct sd_site *sd_site_lookup(uint64_t addr);
 extern bool sd_opt_allowed;
 /* have the optimizer try to turn @site's breakpoint into a jump, shortly */
 void sd_site_queue_optimize(struct sd_site *site);
+/*
+ * end the optimizer thread (detach): it finishes its queue and frees the
+ * detours no thread can be in; a later queued site starts a new one
+ */
+void sd_optimizer_stop(void);
 /* back to the breakpoint (or to the original code when @keep_int3 is false) */
 int sd_site_unoptimize(struct sd_site *site, bool keep_int3);
 /* the code of the function around @addr as it was before any probe: a copy */

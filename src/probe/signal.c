@@ -9,6 +9,15 @@
  * trap that is not sonde's is handed to that disposition exactly as the
  * kernel would have (sd_signal_chain). Signals sonde does not own pass
  * straight through to libc.
+ *
+ * A breakpoint met while SIGTRAP is blocked kills the process (the kernel
+ * forces the default action), and a thread that blocks the sampling
+ * signal (threads_ip.c) cannot say where it is: so the program can no
+ * longer block a signal sonde owns. sigprocmask(), pthread_sigmask() and
+ * the masks of sigaction() are interposed and leave those out, as the
+ * kernel leaves out SIGKILL. (libc's own short windows with every signal
+ * blocked cannot be reached this way; the function tracers stay out of
+ * them.)
  */
 #include <errno.h>
 #include <signal.h>
@@ -90,6 +99,17 @@ uint64_t sd_signal_restorer(void)
 	return (uint64_t)k.restorer;
 }
 
+/* the signals sonde owns now, as a kernel sigset word */
+SD_NOTRACE static uint64_t owned_mask(void)
+{
+	uint64_t m = 0;
+
+	for (int sig = 1; sig <= 64 && sig < _NSIG; sig++)
+		if (__atomic_load_n(&owned[sig], __ATOMIC_ACQUIRE))
+			m |= 1ULL << (sig - 1);
+	return m;
+}
+
 /* signal context */
 SD_NOTRACE void sd_signal_chain(int sig, void *info, void *uc)
 {
@@ -126,6 +146,7 @@ SD_NOTRACE void sd_signal_chain(int sig, void *info, void *uc)
 	memcpy(&mask, &a->sa_mask, sizeof(mask));
 	if (!(a->sa_flags & SA_NODEFER))
 		mask |= 1ULL << (sig - 1);
+	mask &= ~owned_mask();
 	sd_raw_syscall6(SYS_rt_sigprocmask, SIG_BLOCK, (long)&mask, (long)&old_mask, 8, 0, 0);
 	if (a->sa_flags & SA_SIGINFO)
 		a->sa_sigaction(sig, (siginfo_t *)info, uc);
@@ -141,6 +162,8 @@ SD_NOTRACE void sd_signal_chain(int sig, void *info, void *uc)
 __attribute__((visibility("default"))) int sigaction(int sig, const struct sigaction *act,
 						     struct sigaction *old)
 {
+	struct sigaction mine;
+
 	if (sig > 0 && sig < _NSIG && __atomic_load_n(&owned[sig], __ATOMIC_ACQUIRE)) {
 		if (old)
 			*old = prog_act[sig];
@@ -148,7 +171,62 @@ __attribute__((visibility("default"))) int sigaction(int sig, const struct sigac
 			prog_act[sig] = *act;
 		return 0;
 	}
+	if (act) {
+		uint64_t own = owned_mask();
+
+		mine = *act;
+		for (int s = 1; own; s++, own >>= 1)
+			if (own & 1)
+				sigdelset(&mine.sa_mask, s);
+		act = &mine;
+	}
 	return __sigaction(sig, act, old);
+}
+
+/*
+ * libc's pthread_sigmask, which these replace, keeps its own two signals
+ * (thread cancellation, setxid) out of every mask; so do these
+ */
+#define SD_SIGCANCEL 32
+#define SD_SIGSETXID 33
+
+SD_NOTRACE static int set_mask(int how, const sigset_t *set, sigset_t *old)
+{
+	uint64_t m, o = 0;
+	long r;
+
+	if (set) {
+		memcpy(&m, set, sizeof(m));
+		m &= ~((1ULL << (SD_SIGCANCEL - 1)) | (1ULL << (SD_SIGSETXID - 1)));
+		if (how != SIG_UNBLOCK)
+			m &= ~owned_mask();
+	}
+	r = sd_raw_syscall6(SYS_rt_sigprocmask, how, set ? (long)&m : 0, old ? (long)&o : 0, 8, 0,
+			    0);
+	if (r < 0)
+		return (int)-r;
+	if (old) {
+		sigemptyset(old);
+		memcpy(old, &o, sizeof(o));
+	}
+	return 0;
+}
+
+__attribute__((visibility("default"))) int pthread_sigmask(int how, const sigset_t *set,
+							   sigset_t *old)
+{
+	return set_mask(how, set, old);
+}
+
+__attribute__((visibility("default"))) int sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+	int err = set_mask(how, set, old);
+
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return 0;
 }
 
 __attribute__((visibility("default"))) __sighandler_t signal(int sig, __sighandler_t handler)

@@ -22,6 +22,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,51 +37,35 @@
 #include "probe/probe.h"
 #include "probe/thread.h"
 
-#define SAMPLE_COOKIE 0x534f4e44 /* "SOND" */
+/*
+ * A question carries its answer's place and the asking round in the
+ * signal's value: COOKIE << 48 | round << 32 | index. The answer goes into
+ * the asker's table, never into the thread's own memory: a thread that
+ * exits (and whose id comes back for another) leaves nothing stale behind.
+ */
+#define SAMPLE_COOKIE 0x534fULL /* "SO" */
+#define MAX_ASK	      4096
 
-static SD_TLS_IE volatile uint64_t sampled_ip;
-static SD_TLS_IE volatile unsigned long sampled_seq;
-
-struct sample {
-	int tid;
-	volatile uint64_t *ip;
-	volatile unsigned long *seq;
-};
-
-/* a tiny table tid -> where that thread stores its answer */
-#define MAX_SAMPLE 4096
-static struct sample table[MAX_SAMPLE];
-static volatile int table_n;
+static struct {
+	volatile uint64_t ip;
+	volatile uint32_t round; /* the round it answered, 0: none yet */
+} answers[MAX_ASK];
+static uint32_t cur_round;
+static pthread_mutex_t ask_lock = PTHREAD_MUTEX_INITIALIZER;
 
 SD_NOTRACE static void sample_handler(int sig, void *info, void *uc)
 {
 	const siginfo_t *si = info;
+	uint64_t v = (uint64_t)(uintptr_t)si->si_value.sival_ptr;
+	uint32_t k = (uint32_t)v;
 
-	if (si->si_code != SI_QUEUE || si->si_value.sival_int != SAMPLE_COOKIE ||
+	if (si->si_code != SI_QUEUE || v >> 48 != SAMPLE_COOKIE || k >= MAX_ASK ||
 	    si->si_pid != (int)sd_raw_syscall0(SYS_getpid)) {
 		sd_signal_chain(sig, info, uc);
 		return;
 	}
-	sampled_ip = sd_arch_uc_ip(uc);
-	__atomic_add_fetch(&sampled_seq, 1, __ATOMIC_RELEASE);
-	/* publish where to find this thread's answer */
-	{
-		int tid = sd_raw_gettid();
-		int n = __atomic_load_n(&table_n, __ATOMIC_ACQUIRE);
-
-		for (int i = 0; i < n; i++)
-			if (table[i].tid == tid)
-				return;
-		if (n < MAX_SAMPLE) {
-			int k = __atomic_fetch_add(&table_n, 1, __ATOMIC_ACQ_REL);
-
-			if (k < MAX_SAMPLE) {
-				table[k].ip = &sampled_ip;
-				table[k].seq = &sampled_seq;
-				__atomic_store_n(&table[k].tid, tid, __ATOMIC_RELEASE);
-			}
-		}
-	}
+	answers[k].ip = sd_arch_uc_ip(uc);
+	__atomic_store_n(&answers[k].round, (uint32_t)(v >> 32) & 0xffff, __ATOMIC_RELEASE);
 }
 
 static bool inside(uint64_t ip, const struct sd_range *r, int n)
@@ -119,21 +104,7 @@ static int blocked_ip(int tid, uint64_t *ip)
 	return 1;
 }
 
-/* where thread @tid stores its answers, once it has answered once */
-static bool answer_slot(int tid, volatile uint64_t **ip, volatile unsigned long **seq)
-{
-	int n = __atomic_load_n(&table_n, __ATOMIC_ACQUIRE);
-
-	for (int i = 0; i < n && i < MAX_SAMPLE; i++)
-		if (__atomic_load_n(&table[i].tid, __ATOMIC_ACQUIRE) == tid) {
-			*ip = table[i].ip;
-			*seq = table[i].seq;
-			return true;
-		}
-	return false;
-}
-
-static int ask(int tid)
+static int ask(int tid, uint32_t k)
 {
 	siginfo_t si;
 
@@ -142,7 +113,8 @@ static int ask(int tid)
 	si.si_code = SI_QUEUE;
 	si.si_pid = getpid();
 	si.si_uid = getuid();
-	si.si_value.sival_int = SAMPLE_COOKIE;
+	si.si_value.sival_ptr =
+	    (void *)(uintptr_t)(SAMPLE_COOKIE << 48 | (uint64_t)cur_round << 32 | k);
 	return (int)sd_raw_syscall6(SYS_rt_tgsigqueueinfo, getpid(), tid, SD_SAMPLE_SIGNAL,
 				    (long)&si, 0, 0);
 }
@@ -150,7 +122,6 @@ static int ask(int tid)
 struct probe_thread {
 	int tid;
 	int state; /* 0 unknown, 1 outside (done), 2 asked */
-	unsigned long before;
 };
 
 static int list_threads(struct probe_thread **out)
@@ -168,7 +139,8 @@ static int list_threads(struct probe_thread **out)
 		if (tid <= 0 || tid == self)
 			continue;
 		if (n == cap) {
-			struct probe_thread *w = realloc(v, (cap = cap ? 2 * cap : 16) * sizeof(*v));
+			struct probe_thread *w =
+			    realloc(v, (cap = cap ? 2 * cap : 16) * sizeof(*v));
 
 			if (!w) {
 				free(v);
@@ -191,26 +163,27 @@ static int list_threads(struct probe_thread **out)
  * (A thread interrupted inside by a signal whose handler is still running
  * would be missed: its handler's code is where it is seen.)
  */
-int sd_threads_outside(const struct sd_range *ranges, int n, int attempts)
+static int threads_outside(const struct sd_range *ranges, int n, int attempts)
 {
 	struct probe_thread *th = NULL;
-	int nth, left, err;
+	int nth, left;
 
-	err = sd_signal_own(SD_SAMPLE_SIGNAL, sample_handler);
-	if (err)
-		return err;
 	nth = list_threads(&th);
 	if (nth <= 0) {
 		free(th);
 		return nth;
 	}
+	if (nth > MAX_ASK) {
+		free(th);
+		return -EBUSY;
+	}
 	for (int attempt = 0; attempt < attempts; attempt++) {
 		struct timespec nap = {0, 20 * 1000};
 
+		/* a new round: answers to an earlier question do not count */
+		cur_round = cur_round % 0xffff + 1;
 		/* blocked threads tell where they are; running ones are asked */
 		for (int i = 0; i < nth; i++) {
-			volatile uint64_t *ip;
-			volatile unsigned long *seq;
 			uint64_t where;
 			int r;
 
@@ -223,8 +196,7 @@ int sd_threads_outside(const struct sd_range *ranges, int n, int attempts)
 			}
 			if (r > 0)
 				continue; /* blocked inside: ask again later */
-			th[i].before = answer_slot(th[i].tid, &ip, &seq) ? *seq : 0;
-			if (ask(th[i].tid))
+			if (ask(th[i].tid, (uint32_t)i))
 				th[i].state = 1; /* gone */
 			else
 				th[i].state = 2;
@@ -234,14 +206,11 @@ int sd_threads_outside(const struct sd_range *ranges, int n, int attempts)
 			bool all = true;
 
 			for (int i = 0; i < nth; i++) {
-				volatile uint64_t *ip;
-				volatile unsigned long *seq;
-
 				if (th[i].state != 2)
 					continue;
-				if (answer_slot(th[i].tid, &ip, &seq) &&
-				    __atomic_load_n(seq, __ATOMIC_ACQUIRE) != th[i].before) {
-					th[i].state = inside(*ip, ranges, n) ? 0 : 1;
+				if (__atomic_load_n(&answers[i].round, __ATOMIC_ACQUIRE) ==
+				    cur_round) {
+					th[i].state = inside(answers[i].ip, ranges, n) ? 0 : 1;
 					continue;
 				}
 				if (blocked_ip(th[i].tid, &(uint64_t){0}) < 0) {
@@ -266,4 +235,17 @@ int sd_threads_outside(const struct sd_range *ranges, int n, int attempts)
 	}
 	free(th);
 	return -EBUSY;
+}
+
+/* one asker at a time: the answers' table is shared */
+int sd_threads_outside(const struct sd_range *ranges, int n, int attempts)
+{
+	int err = sd_signal_own(SD_SAMPLE_SIGNAL, sample_handler);
+
+	if (err)
+		return err;
+	pthread_mutex_lock(&ask_lock);
+	err = threads_outside(ranges, n, attempts);
+	pthread_mutex_unlock(&ask_lock);
+	return err;
 }

@@ -196,13 +196,20 @@ out:
 	return ok;
 }
 
-static struct mod *find_group(struct sd_maps *maps, uint64_t dev, uint64_t ino, const char *path)
+/*
+ * The group of the file's mappings this one belongs to. A file can be
+ * mapped twice (the same library in two link namespaces: dlmopen, or an
+ * LD_AUDIT module's own libc): a new mapping of its start (@off 0) past
+ * the latest group of that file begins another copy.
+ */
+static struct mod *find_group(struct sd_maps *maps, uint64_t dev, uint64_t ino, const char *path,
+			      uint64_t start, uint64_t off)
 {
-	for (size_t i = 0; i < maps->n; i++) {
-		struct mod *m = maps->mods[i];
+	for (size_t i = maps->n; i > 0; i--) {
+		struct mod *m = maps->mods[i - 1];
 
 		if (m->pub.dev == dev && m->pub.ino == ino && !strcmp(m->pub.path, path))
-			return m;
+			return off == 0 && m->low_off == 0 && start >= m->pub.end ? NULL : m;
 	}
 	return NULL;
 }
@@ -233,7 +240,7 @@ static int parse_line(struct sd_maps *maps, char *line)
 		return 0;
 
 	dev = makedev(major, minor);
-	m = find_group(maps, dev, ino, path);
+	m = find_group(maps, dev, ino, path, start, off);
 	if (!m) {
 		m = calloc(1, sizeof(*m));
 		if (!m || !(m->pub.path = strdup(path))) {

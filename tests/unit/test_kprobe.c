@@ -81,9 +81,9 @@ __asm__(".pushsection .data\n"
 
 long insn_target(long x);
 long insn_helper(long x);
-extern char insn_at_push[], insn_at_riprel[], insn_at_riprel_store[], insn_at_lea[],
-	insn_at_jcc[], insn_at_call[], insn_at_jrcxz[], insn_at_loop[], insn_at_call_ind[],
-	insn_at_ret[], insn_helper2[];
+extern char insn_at_push[], insn_at_riprel[], insn_at_riprel_store[], insn_at_lea[], insn_at_jcc[],
+    insn_at_call[], insn_at_jrcxz[], insn_at_loop[], insn_at_call_ind[], insn_at_ret[],
+    insn_helper2[];
 extern long insn_data, insn_store;
 
 static long expected(long x)
@@ -165,11 +165,16 @@ TEST(each_instruction_class)
 		void *addr;
 		const char *name;
 	} sites[] = {
-		{insn_at_push, "push"},     {insn_at_riprel, "riprel load"},
-		{insn_at_riprel_store, "riprel store"}, {insn_at_lea, "lea rip"},
-		{insn_at_jcc, "jcc"},       {insn_at_call, "call rel32"},
-		{insn_at_jrcxz, "jrcxz"},   {insn_at_loop, "loop"},
-		{insn_at_call_ind, "call *mem"}, {insn_at_ret, "ret"},
+	    {insn_at_push, "push"},
+	    {insn_at_riprel, "riprel load"},
+	    {insn_at_riprel_store, "riprel store"},
+	    {insn_at_lea, "lea rip"},
+	    {insn_at_jcc, "jcc"},
+	    {insn_at_call, "call rel32"},
+	    {insn_at_jrcxz, "jrcxz"},
+	    {insn_at_loop, "loop"},
+	    {insn_at_call_ind, "call *mem"},
+	    {insn_at_ret, "ret"},
 	};
 	enum { N = sizeof(sites) / sizeof(sites[0]) };
 	struct tprobe kp[N];
@@ -446,6 +451,51 @@ TEST(program_traps_pass_through)
 	CHECK_EQ(own_traps, 12);
 	CHECK_EQ(twice(9), 18);
 	CHECK_EQ(pre_count, 2);
+	sonde_unregister_kprobe(&kp);
+}
+
+static volatile int in_handler_hits;
+
+static void blocking_handler(int sig)
+{
+	/* the program's handler runs with every signal blocked (sa_mask full) */
+	in_handler_hits += twice(sig) == 2 * sig;
+}
+
+/*
+ * A breakpoint met with SIGTRAP blocked would kill the process: the program
+ * cannot block it while probes exist (sigprocmask, pthread_sigmask, a
+ * handler's sa_mask), and the probes fire as they would without the masks.
+ */
+TEST(program_cannot_block_trap)
+{
+	struct sonde_kprobe kp = {.symbol_name = "twice", .pre_handler = count_pre};
+	struct sigaction sa;
+	sigset_t all, now;
+
+	CHECK_EQ(sonde_register_kprobe(&kp), 0);
+	sigfillset(&all);
+	CHECK_EQ(sigprocmask(SIG_BLOCK, &all, NULL), 0);
+	CHECK_EQ(twice(3), 6);
+	CHECK_EQ(pthread_sigmask(SIG_SETMASK, &all, NULL), 0);
+	CHECK_EQ(twice(4), 8);
+	CHECK_EQ(pthread_sigmask(SIG_SETMASK, NULL, &now), 0);
+	CHECK_EQ(sigismember(&now, SIGTRAP), 0);
+	CHECK_EQ(sigismember(&now, SIGUSR1), 1);
+	CHECK_EQ(pre_count, 2);
+	CHECK_EQ(sigprocmask(99, &all, NULL), -1);
+	CHECK_EQ(errno, EINVAL);
+	sigemptyset(&all);
+	CHECK_EQ(sigprocmask(SIG_SETMASK, &all, NULL), 0);
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = blocking_handler;
+	sigfillset(&sa.sa_mask);
+	CHECK_EQ(sigaction(SIGUSR1, &sa, NULL), 0);
+	raise(SIGUSR1);
+	CHECK_EQ(in_handler_hits, 1);
+	CHECK_EQ(sonde_kprobe_missed(&kp), 0);
+	CHECK_EQ(pre_count, 3);
 	sonde_unregister_kprobe(&kp);
 }
 
