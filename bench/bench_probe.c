@@ -28,8 +28,20 @@
  * To add a benchmark: a target (a function and its DEFINE_LOOP) if none of
  * the existing ones fits, optional setup/check/teardown functions, and one
  * entry in benches[].
+ *
+ * Probes put from outside (the kernel's uprobe_events, or the sonde
+ * command running this program) are timed by --bare: the same
+ * measurement, on a target nothing in this process touches; its line also
+ * has total_calls=, every call made (calibration included), for checking
+ * the probe's hit or event count. --burst=N makes N calls in one timed
+ * loop and prints a 'burst' line; with --stop-parent it first stops its
+ * parent (SIGSTOP; it must be the sonde command tracing it) and continues
+ * it after the loop, so that the tracer finds all N events waiting and its
+ * drain can be timed (the line's cont_ns= is CLOCK_REALTIME at SIGCONT).
+ * --cpu=C pins this program to CPU C (its tracer can run elsewhere).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -55,12 +67,16 @@ __attribute__((noinline, noclone, used)) int target(int a, int b)
 }
 
 /*
- * target_nop5 starts with the 5-byte nop of -mfentry -mnop-mcount and
- * -fpatchable-function-entry builds, which the kernel's uprobes emulate (or
- * optimize into a call) instead of single-stepping. target_int3 starts with
- * a bare breakpoint, for the cost of the trap and signal alone.
+ * target_nop5 starts with the 5-byte nop of -pg -mfentry -mnop-mcount
+ * builds (nopl 0x0(%rax,%rax,1), the bytes __mcount_loc names), which the
+ * kernel's uprobes emulate instead of single-stepping, and sonde's
+ * optimizer turns into a jump. target_opt is an ordinary function whose
+ * first instructions give 6 movable bytes (target itself is `lea; ret`, 4
+ * bytes: a probe there stays a breakpoint). target_int3 starts with a bare
+ * breakpoint, for the cost of the trap and signal alone.
  */
 int target_nop5(int a, int b);
+int target_opt(int a, int b);
 int target_int3(int a, int b);
 asm(".pushsection .text\n"
     ".p2align 4\n"
@@ -73,6 +89,16 @@ asm(".pushsection .text\n"
     "	ret\n"
     ".size target_nop5, .-target_nop5\n"
     ".p2align 4\n"
+    ".globl target_opt\n"
+    ".hidden target_opt\n"
+    ".type target_opt, @function\n"
+    "target_opt:\n"
+    "	movl %edi, %eax\n"
+    "	movl %esi, %edx\n"
+    "	addl %edx, %eax\n"
+    "	ret\n"
+    ".size target_opt, .-target_opt\n"
+    ".p2align 4\n"
     ".globl target_int3\n"
     ".hidden target_int3\n"
     ".type target_int3, @function\n"
@@ -82,6 +108,39 @@ asm(".pushsection .text\n"
     "	ret\n"
     ".size target_int3, .-target_int3\n"
     ".popsection\n");
+
+/*
+ * site_pfe is a compiled-in function-entry site, as -fpatchable-function-entry=5
+ * makes one (GCC: five one-byte nops, listed in __patchable_function_entries).
+ */
+__attribute__((noinline, noclone, used, patchable_function_entry(5, 0))) int site_pfe(int a, int b);
+__attribute__((noinline, noclone, used, patchable_function_entry(5, 0))) int site_pfe(int a, int b)
+{
+	asm volatile("");
+	return a + b;
+}
+
+/*
+ * target_usdt holds a USDT probe of <sys/sdt.h> (provider sonde_bench, name
+ * hit, its two arguments): a one-byte nop and a note, nothing else while no
+ * tracer is attached.
+ */
+#if __has_include(<sys/sdt.h>)
+#include <sys/sdt.h>
+#define HAVE_SDT 1
+#else
+#define HAVE_SDT 0
+#endif
+__attribute__((noinline, noclone, used)) int target_usdt(int a, int b);
+__attribute__((noinline, noclone, used)) int target_usdt(int a, int b)
+{
+#if HAVE_SDT
+	DTRACE_PROBE2(sonde_bench, hit, a, b);
+#else
+	asm volatile("");
+#endif
+	return a + b;
+}
 
 /* one loop per target, so that each calls its target directly */
 #define DEFINE_LOOP(fn)                                         \
@@ -96,7 +155,10 @@ asm(".pushsection .text\n"
 
 DEFINE_LOOP(target)
 DEFINE_LOOP(target_nop5)
+DEFINE_LOOP(target_opt)
 DEFINE_LOOP(target_int3)
+DEFINE_LOOP(site_pfe)
+DEFINE_LOOP(target_usdt)
 
 struct target_desc {
 	const char *name;
@@ -107,7 +169,10 @@ struct target_desc {
 static const struct target_desc targets[] = {
     {"target", (void *)target, loop_target},
     {"target_nop5", (void *)target_nop5, loop_target_nop5},
+    {"target_opt", (void *)target_opt, loop_target_opt},
     {"target_int3", (void *)target_int3, loop_target_int3},
+    {"site_pfe", (void *)site_pfe, loop_site_pfe},
+    {"target_usdt", (void *)target_usdt, loop_target_usdt},
 };
 
 #define NTARGETS (int)(sizeof(targets) / sizeof(targets[0]))
@@ -122,11 +187,25 @@ static const struct target_desc *target_by_name(const char *name)
 
 /* ---- benchmarks ---------------------------------------------------------------- */
 
+/* the form a probe must have while it is timed (what its metric's name says) */
+enum probe_form {
+	FORM_ANY = 0,
+	FORM_INT3, /* a breakpoint: optimization turned off for the benchmark */
+	FORM_JUMP, /* jump-optimized (SONDE_KPROBE_FLAG_OPTIMIZED, a jmp or call at the site) */
+};
+
 struct bench_state {
 	struct sonde_kprobe kp;
 	struct sonde_kretprobe rp;
 	struct sigaction old_act;
 	long calls; /* target calls made between setup and teardown */
+	const struct target_desc *t;
+	int form;	    /* enum probe_form the benchmark asks for */
+	bool opt_off;	    /* setup turned optimization off: teardown turns it on */
+	uint8_t site_byte;  /* the probed address's first byte once set up */
+	unsigned int flags; /* the probe's flags once set up */
+	bool probed;	    /* site_byte was read from a probed site */
+	bool has_flags;	    /* flags are those of a sonde probe of this process */
 };
 
 struct bench {
@@ -135,6 +214,7 @@ struct bench {
 	const char *desc;
 	const char *target;
 	const char *vs; /* the kernel anchor of the same kind, or NULL */
+	int form;	/* enum probe_form */
 	/* 0 or a negative errno, with a message in @err */
 	int (*setup)(struct bench_state *st, const struct target_desc *t, char *err, size_t len);
 	int (*check)(struct bench_state *st, char *err, size_t len);
@@ -151,16 +231,112 @@ static int empty_ret(struct sonde_kretprobe_instance *ri, struct sonde_regs *reg
 	return 0;
 }
 
+static uint8_t first_byte(const void *addr)
+{
+	return *(const volatile uint8_t *)addr;
+}
+
+/* what the first byte of a patched site says it is */
+static const char *form_of_byte(uint8_t b)
+{
+	switch (b) {
+	case 0xcc:
+		return "int3";
+	case 0xe9:
+		return "jump";
+	case 0xe8:
+		return "call";
+	default:
+		return "unpatched";
+	}
+}
+
+static bool byte_is_jump(uint8_t b)
+{
+	return b == 0xe9 || b == 0xe8;
+}
+
+/* before registering: a breakpoint benchmark turns the optimizer off */
+static void form_prepare(struct bench_state *st)
+{
+	if (st->form == FORM_INT3) {
+		sonde_set_kprobe_optimization(0);
+		st->opt_off = true;
+	}
+}
+
+static void form_restore(struct bench_state *st)
+{
+	if (st->opt_off) {
+		sonde_set_kprobe_optimization(1);
+		st->opt_off = false;
+	}
+}
+
+/*
+ * after registering: wait for the optimizer, then check that @kp has the
+ * form the metric's name promises, both by its flags and by the byte at the
+ * site (a jump is e9, a call e8, a breakpoint cc)
+ */
+static int form_check(struct bench_state *st, const struct sonde_kprobe *kp, char *err, size_t len)
+{
+	bool opt;
+
+	if (st->form == FORM_JUMP)
+		sonde_wait_kprobe_optimizer();
+	st->flags = __atomic_load_n(&kp->flags, __ATOMIC_RELAXED);
+	st->site_byte = first_byte(st->t->addr);
+	st->probed = true;
+	st->has_flags = true;
+	opt = st->flags & SONDE_KPROBE_FLAG_OPTIMIZED;
+	if (st->form == FORM_JUMP && (!opt || !byte_is_jump(st->site_byte))) {
+		snprintf(err, len,
+			 "not jump-optimized: flags=0x%x, first byte 0x%02x at %s (the optimizer "
+			 "needs >= 5 bytes of movable instructions)",
+			 st->flags, st->site_byte, st->t->name);
+		return -EAGAIN;
+	}
+	if (st->form == FORM_INT3 && (opt || st->site_byte != 0xcc)) {
+		snprintf(err, len, "not a breakpoint: flags=0x%x, first byte 0x%02x at %s",
+			 st->flags, st->site_byte, st->t->name);
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+/* after timing: the probe kept its form (the optimizer did not change it meanwhile) */
+static int form_kept(struct bench_state *st, char *err, size_t len)
+{
+	uint8_t b = first_byte(st->t->addr);
+
+	if (b != st->site_byte) {
+		snprintf(err, len,
+			 "the probe changed form while timed (first byte 0x%02x -> 0x%02x)",
+			 st->site_byte, b);
+		return -EAGAIN;
+	}
+	return 0;
+}
+
 static int kprobe_setup(struct bench_state *st, const struct target_desc *t, char *err, size_t len)
 {
 	int ret;
 
+	form_prepare(st);
 	st->kp.addr = t->addr;
 	st->kp.pre_handler = empty_pre;
 	ret = sonde_register_kprobe(&st->kp);
-	if (ret)
+	if (ret) {
 		snprintf(err, len, "sonde_register_kprobe(%s): %s: %s", t->name,
 			 sonde_strerror(ret), sonde_last_error());
+		form_restore(st);
+		return ret;
+	}
+	ret = form_check(st, &st->kp, err, len);
+	if (ret) {
+		sonde_unregister_kprobe(&st->kp);
+		form_restore(st);
+	}
 	return ret;
 }
 
@@ -173,12 +349,13 @@ static int kprobe_check(struct bench_state *st, char *err, size_t len)
 			 st->calls);
 		return -EIO;
 	}
-	return 0;
+	return form_kept(st, err, len);
 }
 
 static void kprobe_teardown(struct bench_state *st)
 {
 	sonde_unregister_kprobe(&st->kp);
+	form_restore(st);
 }
 
 static int kretprobe_setup(struct bench_state *st, const struct target_desc *t, char *err,
@@ -186,12 +363,21 @@ static int kretprobe_setup(struct bench_state *st, const struct target_desc *t, 
 {
 	int ret;
 
+	form_prepare(st);
 	st->rp.kp.addr = t->addr;
 	st->rp.handler = empty_ret;
 	ret = sonde_register_kretprobe(&st->rp);
-	if (ret)
+	if (ret) {
 		snprintf(err, len, "sonde_register_kretprobe(%s): %s: %s", t->name,
 			 sonde_strerror(ret), sonde_last_error());
+		form_restore(st);
+		return ret;
+	}
+	ret = form_check(st, &st->rp.kp, err, len);
+	if (ret) {
+		sonde_unregister_kretprobe(&st->rp);
+		form_restore(st);
+	}
 	return ret;
 }
 
@@ -205,12 +391,13 @@ static int kretprobe_check(struct bench_state *st, char *err, size_t len)
 			 hits, kmissed, st->rp.nmissed, st->calls);
 		return -EIO;
 	}
-	return 0;
+	return form_kept(st, err, len);
 }
 
 static void kretprobe_teardown(struct bench_state *st)
 {
 	sonde_unregister_kretprobe(&st->rp);
+	form_restore(st);
 }
 
 static volatile unsigned long int3_traps;
@@ -251,12 +438,55 @@ static void int3_teardown(struct bench_state *st)
 	sigaction(SIGTRAP, &st->old_act, NULL);
 }
 
-/* the first entry is the baseline every ratio is taken against */
+/*
+ * --bare --expect=FORM: the probe is put from outside (the sonde command,
+ * the kernel); check the form it has before and after the timing by the
+ * byte at the site. With this process's libsonde serving the sonde command
+ * (the same libsonde.so), the optimizer's pending work is done first.
+ */
+static int bare_setup(struct bench_state *st, const struct target_desc *t, char *err, size_t len)
+{
+	uint8_t b = first_byte(t->addr);
+
+	if (st->form == FORM_JUMP) {
+		sonde_wait_kprobe_optimizer();
+		/* an optimizer still working elsewhere: give it two seconds */
+		for (int i = 0; i < 2000 && !byte_is_jump(b = first_byte(t->addr)); i++)
+			usleep(1000);
+	}
+	st->site_byte = b;
+	st->probed = true;
+	if (st->form == FORM_JUMP && !byte_is_jump(b)) {
+		snprintf(err, len,
+			 "not jump-optimized: first byte 0x%02x at %s (the optimizer needs >= 5 "
+			 "bytes of movable instructions)",
+			 b, t->name);
+		return -EAGAIN;
+	}
+	if (st->form == FORM_INT3 && b != 0xcc) {
+		snprintf(err, len, "not a breakpoint: first byte 0x%02x at %s", b, t->name);
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+static int bare_check(struct bench_state *st, char *err, size_t len)
+{
+	return form_kept(st, err, len);
+}
+
+#define KPROBE	  .setup = kprobe_setup, .check = kprobe_check, .teardown = kprobe_teardown
+#define KRETPROBE .setup = kretprobe_setup, .check = kretprobe_check, .teardown = kretprobe_teardown
+
+/*
+ * The first entry is the baseline every ratio is taken against; each
+ * target has its unprobed baseline, for the ns a probe adds to a call.
+ */
 static const struct bench benches[] = {
     {
 	.metric = "unprobed",
 	.kind = "baseline",
-	.desc = "plain call, no probe",
+	.desc = "plain call, no probe (target: lea; ret)",
 	.target = "target",
     },
     {
@@ -264,6 +494,28 @@ static const struct bench benches[] = {
 	.kind = "baseline",
 	.desc = "plain call of a function starting with a 5-byte nop",
 	.target = "target_nop5",
+    },
+    {
+	.metric = "unprobed_opt",
+	.kind = "baseline",
+	.desc = "plain call of target_opt (mov; mov; add; ret)",
+	.target = "target_opt",
+    },
+    {
+	.metric = "unprobed_site_pfe",
+	.kind = "baseline",
+	.desc = "plain call of a -fpatchable-function-entry=5 function (5 one-byte nops)",
+	.target = "site_pfe",
+    },
+    {
+	.metric = "anchor_usdt_disabled",
+	.kind = "baseline",
+#if HAVE_SDT
+	.desc = "USDT probe site of <sys/sdt.h> (DTRACE_PROBE2), no tracer: its nop",
+#else
+	.desc = "USDT probe site: NOT BUILT (no <sys/sdt.h>; systemtap-sdt-dev), a plain call",
+#endif
+	.target = "target_usdt",
     },
     {
 	.metric = "anchor_int3_sigtrap",
@@ -277,32 +529,66 @@ static const struct bench benches[] = {
     {
 	.metric = "int3_probe_empty",
 	.kind = "sonde",
-	.desc = "INT3 kprobe, empty pre_handler",
+	.desc = "INT3 kprobe, empty pre_handler (optimization off)",
 	.target = "target",
 	.vs = "kernel_uprobe_event",
-	.setup = kprobe_setup,
-	.check = kprobe_check,
-	.teardown = kprobe_teardown,
-    },
-    {
-	.metric = "kretprobe_empty",
-	.kind = "sonde",
-	.desc = "kretprobe, empty handler",
-	.target = "target",
-	.vs = "kernel_uretprobe_event",
-	.setup = kretprobe_setup,
-	.check = kretprobe_check,
-	.teardown = kretprobe_teardown,
+	.form = FORM_INT3,
+	KPROBE,
     },
     {
 	.metric = "int3_probe_nop5_empty",
 	.kind = "sonde",
-	.desc = "INT3 kprobe on a 5-byte nop, empty pre_handler",
+	.desc = "INT3 kprobe on a 5-byte nop, empty pre_handler (optimization off)",
 	.target = "target_nop5",
 	.vs = "kernel_uprobe_nop5_event",
-	.setup = kprobe_setup,
-	.check = kprobe_check,
-	.teardown = kprobe_teardown,
+	.form = FORM_INT3,
+	KPROBE,
+    },
+    {
+	.metric = "optimized_probe_empty",
+	.kind = "sonde",
+	.desc = "jump-optimized kprobe at target_opt's entry, empty pre_handler",
+	.target = "target_opt",
+	.vs = "kernel_uprobe_opt_event",
+	.form = FORM_JUMP,
+	KPROBE,
+    },
+    {
+	.metric = "optimized_probe_nop5_empty",
+	.kind = "sonde",
+	.desc = "jump-optimized kprobe on a 5-byte nop (the bytes of a -mnop-mcount site), empty "
+		"pre_handler",
+	.target = "target_nop5",
+	.vs = "kernel_uprobe_nop5_event",
+	.form = FORM_JUMP,
+	KPROBE,
+    },
+    {
+	.metric = "site_pfe_probe_empty",
+	.kind = "sonde",
+	.desc = "kprobe at a compiled-in -fpatchable-function-entry=5 site, empty pre_handler",
+	.target = "site_pfe",
+	.vs = "kernel_uprobe_site_pfe_event",
+	.form = FORM_JUMP,
+	KPROBE,
+    },
+    {
+	.metric = "kretprobe_int3_empty",
+	.kind = "sonde",
+	.desc = "kretprobe, empty handler, breakpoint at entry (optimization off)",
+	.target = "target",
+	.vs = "kernel_uretprobe_event",
+	.form = FORM_INT3,
+	KRETPROBE,
+    },
+    {
+	.metric = "kretprobe_optimized_empty",
+	.kind = "sonde",
+	.desc = "kretprobe, empty handler, jump-optimized entry (target_opt)",
+	.target = "target_opt",
+	.vs = "kernel_uretprobe_opt_event",
+	.form = FORM_JUMP,
+	KRETPROBE,
     },
 };
 
@@ -320,6 +606,12 @@ struct options {
 	const char *bare_target;
 	const char *desc;
 	const char *vs;
+	const char *kind; /* --bare, --burst: the line's kind (default anchor) */
+	int expect;	  /* --bare: enum probe_form the site must have (--expect) */
+	bool check_form;  /* --bare: --expect given */
+	long burst;	  /* --burst: calls, 0: no burst */
+	bool stop_parent; /* --burst: stop the tracer during the loop */
+	int cpu;	  /* --cpu, -1: not pinned */
 };
 
 struct result {
@@ -463,6 +755,8 @@ static bool run_bench(const struct bench *b, const struct options *o, double *ba
 	int ret = 0;
 
 	memset(&st, 0, sizeof(st));
+	st.t = t;
+	st.form = b->form;
 	if (!t) {
 		snprintf(err, sizeof(err), "no target named %s", b->target);
 		ret = -ENOENT;
@@ -491,6 +785,12 @@ static bool run_bench(const struct bench *b, const struct options *o, double *ba
 		if (!*baseline && !strcmp(b->metric, benches[0].metric))
 			*baseline = r.median;
 		print_ok(b->metric, b->kind, &r, *baseline);
+		printf(" total_calls=%ld", st.calls);
+		if (st.probed)
+			printf(" how=%s site_byte=0x%02x", form_of_byte(st.site_byte),
+			       st.site_byte);
+		if (st.has_flags)
+			printf(" flags=0x%x", st.flags);
 	}
 	print_tail(b->target, b->vs, b->desc);
 	return !ret;
@@ -570,19 +870,132 @@ static int print_where(void)
 	return 0;
 }
 
+/* ---- one burst, for a tracer's drain ------------------------------------------ */
+
+static unsigned long long realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec;
+}
+
+/* the state letter of /proc/PID/stat ('R', 'S', 'T', ...), or 0 */
+static char proc_state(pid_t pid)
+{
+	char path[64], buf[512];
+	const char *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	p = strrchr(buf, ')'); /* comm may hold spaces and parentheses */
+	return p && p[1] == ' ' ? p[2] : 0;
+}
+
+static bool parent_is_sonde(pid_t pp)
+{
+	char path[64], comm[32] = "";
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pp);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, comm, sizeof(comm) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	comm[n] = 0;
+	comm[strcspn(comm, "\n")] = 0;
+	return !strcmp(comm, "sonde");
+}
+
+/* --burst: N calls of target in one timed loop, its tracer stopped meanwhile */
+static int run_burst(const struct options *o)
+{
+	const struct target_desc *t = target_by_name(o->bare_target ? o->bare_target : "target");
+	const char *metric = o->bare ? o->bare : "burst";
+	const char *kind = o->kind ? o->kind : "anchor";
+	pid_t pp = getppid();
+	double t0 = 0, t1 = 0;
+	unsigned long long cont = 0;
+	char err[512] = "";
+	bool stopped = false;
+	long sum = 0;
+
+	if (!t)
+		snprintf(err, sizeof(err), "no target named %s", o->bare_target);
+	else if (o->burst > INT_MAX)
+		snprintf(err, sizeof(err), "--burst=%ld: at most %d calls", o->burst, INT_MAX);
+	else if (o->stop_parent && !parent_is_sonde(pp))
+		snprintf(err, sizeof(err), "--stop-parent: the parent (pid %d) is not sonde",
+			 (int)pp);
+	if (!*err && o->stop_parent) {
+		if (kill(pp, SIGSTOP)) {
+			snprintf(err, sizeof(err), "cannot stop the parent: %s", strerror(errno));
+		} else {
+			stopped = true;
+			/* SIGSTOP takes effect asynchronously: wait until it has (<= 2 s) */
+			for (int i = 0; i < 20000 && proc_state(pp) != 'T'; i++)
+				usleep(100);
+			if (proc_state(pp) != 'T')
+				snprintf(err, sizeof(err), "the parent did not stop");
+		}
+	}
+	if (!*err) {
+		t0 = now_ns();
+		sum = t->loop(o->burst);
+		t1 = now_ns();
+	}
+	if (stopped) {
+		cont = realtime_ns();
+		kill(pp, SIGCONT);
+	}
+	if (!*err && sum != expected_sum(o->burst))
+		snprintf(err, sizeof(err),
+			 "wrong results: %s() summed to %ld over %ld calls, not %ld", t->name, sum,
+			 o->burst, expected_sum(o->burst));
+	if (*err) {
+		print_failed(metric, kind, err);
+	} else {
+		print_head(metric, kind, "ok");
+		printf(" ns_per_call=%.2f runs=1 calls=%ld total_calls=%ld cont_ns=%llu",
+		       (t1 - t0) / (double)o->burst, o->burst, o->burst, cont);
+	}
+	print_tail(t ? t->name : "?", o->vs, o->desc ? o->desc : metric);
+	return *err ? 1 : 0;
+}
+
 /* ---- main ---------------------------------------------------------------------- */
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: bench_probe [--quick] [--runs=R] [--time-ms=T] [--only=M1,M2...]\n"
 		   "       bench_probe --bare=METRIC --target=NAME [--desc=TEXT] [--vs=METRIC]\n"
-		   "                   [--baseline-ns=NS]\n"
+		   "                   [--baseline-ns=NS] [--kind=KIND] [--expect=int3|jump]\n"
+		   "       bench_probe --burst=N [--stop-parent] [--bare=METRIC] [--target=NAME]\n"
 		   "       bench_probe --where | --list\n"
+		   "Any of them: [--cpu=C] to run pinned to CPU C.\n"
 		   "\n"
 		   "Prints one 'metric=NAME kind=... status=... ns_per_call=...' line per metric.\n"
 		   "--bare times an unprobed loop on NAME without sonde touching anything, for a\n"
 		   "probe put there from outside (the kernel's uprobe_events); --where prints the\n"
-		   "file offset of each target for such probes.\n");
+		   "file offset of each target for such probes; --expect fails the run unless\n"
+		   "the target's first byte is a breakpoint (int3) or a jmp/call (jump) before\n"
+		   "and after the timing (jump: once the optimizer has finished). --burst makes N "
+		   "calls in one\n"
+		   "timed loop; --stop-parent stops the sonde command tracing this program\n"
+		   "meanwhile (SIGSTOP, SIGCONT after), for timing its drain of N events.\n");
 }
 
 static void print_header(const struct options *o)
@@ -617,6 +1030,11 @@ int main(int argc, char **argv)
 		OPT_BASELINE,
 		OPT_WHERE,
 		OPT_LIST,
+		OPT_BURST,
+		OPT_STOP_PARENT,
+		OPT_CPU,
+		OPT_KIND,
+		OPT_EXPECT,
 		OPT_HELP
 	};
 	static const struct option longopts[] = {
@@ -631,10 +1049,15 @@ int main(int argc, char **argv)
 	    {"baseline-ns", required_argument, NULL, OPT_BASELINE},
 	    {"where", no_argument, NULL, OPT_WHERE},
 	    {"list", no_argument, NULL, OPT_LIST},
+	    {"burst", required_argument, NULL, OPT_BURST},
+	    {"stop-parent", no_argument, NULL, OPT_STOP_PARENT},
+	    {"cpu", required_argument, NULL, OPT_CPU},
+	    {"kind", required_argument, NULL, OPT_KIND},
+	    {"expect", required_argument, NULL, OPT_EXPECT},
 	    {"help", no_argument, NULL, OPT_HELP},
 	    {NULL, 0, NULL, 0},
 	};
-	struct options o = {.runs = 0, .time_ms = 0};
+	struct options o = {.runs = 0, .time_ms = 0, .cpu = -1};
 	bool ok = true;
 	int c;
 
@@ -667,6 +1090,33 @@ int main(int argc, char **argv)
 		case OPT_BASELINE:
 			o.baseline = atof(optarg);
 			break;
+		case OPT_BURST:
+			o.burst = atol(optarg);
+			if (o.burst <= 0) {
+				usage(stderr);
+				return 2;
+			}
+			break;
+		case OPT_STOP_PARENT:
+			o.stop_parent = true;
+			break;
+		case OPT_CPU:
+			o.cpu = atoi(optarg);
+			break;
+		case OPT_KIND:
+			o.kind = optarg;
+			break;
+		case OPT_EXPECT:
+			if (!strcmp(optarg, "int3")) {
+				o.expect = FORM_INT3;
+			} else if (!strcmp(optarg, "jump")) {
+				o.expect = FORM_JUMP;
+			} else if (strcmp(optarg, "any")) {
+				usage(stderr);
+				return 2;
+			}
+			o.check_form = true;
+			break;
 		case OPT_WHERE:
 			return print_where();
 		case OPT_LIST:
@@ -692,15 +1142,35 @@ int main(int argc, char **argv)
 		o.runs = 64;
 	if (o.time_ms <= 0)
 		o.time_ms = o.quick ? 2 : 100;
+	if (o.cpu >= 0) {
+		cpu_set_t set;
+
+		CPU_ZERO(&set);
+		CPU_SET(o.cpu, &set);
+		if (sched_setaffinity(0, sizeof(set), &set)) {
+			fprintf(stderr, "bench_probe: cannot pin to CPU %d: %s\n", o.cpu,
+				strerror(errno));
+			return 2;
+		}
+	}
+	if (o.stop_parent && !o.burst) {
+		usage(stderr);
+		return 2;
+	}
 
 	print_header(&o);
+	if (o.burst)
+		return run_burst(&o);
 	if (o.bare) {
 		struct bench b = {
 		    .metric = o.bare,
-		    .kind = "anchor",
+		    .kind = o.kind ? o.kind : "anchor",
 		    .desc = o.desc ? o.desc : o.bare,
 		    .target = o.bare_target,
 		    .vs = o.vs,
+		    .form = o.expect,
+		    .setup = o.check_form ? bare_setup : NULL,
+		    .check = o.check_form ? bare_check : NULL,
 		};
 
 		if (!o.bare_target) {

@@ -4,7 +4,7 @@
 set -e
 
 BUILD_PKGS="build-essential cmake pkg-config libzydis-dev libelf-dev libdw-dev"
-TEST_PKGS="g++ sqlite3 python3 uftrace"
+TEST_PKGS="g++ sqlite3 python3 uftrace systemtap-sdt-dev redis-server redis-tools strace gdb"
 
 need=""
 for p in $BUILD_PKGS $TEST_PKGS ${SONDE_EXTRA_PKGS:-}; do

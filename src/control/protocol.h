@@ -26,21 +26,30 @@
 
 enum sd_ctl_op {
 	SD_CTL_HELLO = 1, /* agent -> command: data "pid=<pid> version=<v>" */
-	SD_CTL_READ,      /* path -> the file's content */
-	SD_CTL_WRITE,     /* path, data; flags SD_CTL_TRUNC for `>` */
-	SD_CTL_LIST,      /* path -> entries, one per line */
-	SD_CTL_PIPE,      /* trace_pipe: what is there now (maybe nothing) */
-	SD_CTL_RING,      /* -> memfd + "clock=<id> mult= shift= tsc0= ns0= gen=" */
-	SD_CTL_EVENTS,    /* -> event descriptions (see agent.c) */
-	SD_CTL_GO,        /* launch: the program may start */
-	SD_CTL_DETACH,    /* remove every probe, restore every byte */
+	SD_CTL_READ,	  /* path -> the file's content */
+	SD_CTL_WRITE,	  /* path, data; flags SD_CTL_TRUNC for `>` */
+	SD_CTL_LIST,	  /* path -> entries, one per line */
+	SD_CTL_PIPE,	  /* trace_pipe: what is there now (maybe nothing) */
+	SD_CTL_RING,	  /* -> memfd + "clock=<id> mult= shift= tsc0= ns0= gen=" */
+	SD_CTL_EVENTS,	  /* -> event descriptions (see agent.c) */
+	SD_CTL_GO,	  /* launch: the program may start */
+	SD_CTL_DETACH,	  /* remove every probe, restore every byte */
 };
 
 #define SD_CTL_TRUNC 0x1
+/* DETACH: and end the agent: thread, sockets, optimizer (`sonde detach`) */
+#define SD_CTL_DETACH_LEAVE 0x2
+
+/*
+ * Flags of sonde_agent_attach(ctl_path, flags), the agent's entry when the
+ * command loads it into a running process (tools/sonde/inject.c).
+ */
+#define SD_AGENT_STAY	0x1 /* outlive the command (sonde ctl): until `sonde detach` */
+#define SD_AGENT_FOLLOW 0x2 /* children (fork, exec) get agents that connect back too */
 
 struct sd_ctl_hdr {
 	uint32_t magic;
-	uint32_t len;      /* bytes after the header */
+	uint32_t len; /* bytes after the header */
 	uint16_t op;
 	uint16_t flags;
 	int32_t status;
@@ -52,7 +61,7 @@ struct sd_ctl_msg {
 	char *path; /* NUL-terminated */
 	char *data; /* NUL-terminated (an extra byte past len) */
 	size_t data_len;
-	int fd;     /* received descriptor, or -1 */
+	int fd; /* received descriptor, or -1 */
 };
 
 /* send one message; @fd >= 0 is passed along as SCM_RIGHTS */

@@ -185,9 +185,10 @@ struct match {
 	int n, on, off;
 };
 
+/* (a tracer's own events are not enabled by name) */
 static bool matches(const struct sd_event *ev, const struct match *m)
 {
-	return (!m->system || !fnmatch(m->system, ev->system, 0)) &&
+	return !ev->internal && (!m->system || !fnmatch(m->system, ev->system, 0)) &&
 	       (!m->name || !fnmatch(m->name, ev->name, 0));
 }
 
@@ -245,6 +246,8 @@ static int event_file_read(struct sd_event *ev, const char *file, FILE *out)
 	char *buf;
 	struct sd_seq s;
 
+	if (ev->internal && strcmp(file, "id") && strcmp(file, "format"))
+		return -ENOENT;
 	if (!strcmp(file, "enable")) {
 		fprintf(out, "%d\n", ev->enabled);
 	} else if (!strcmp(file, "id")) {
@@ -274,6 +277,8 @@ static int event_file_write(struct sd_event *ev, const char *file, const char *d
 	bool on;
 	int err;
 
+	if (ev->internal && strcmp(file, "id") && strcmp(file, "format"))
+		return -ENOENT;
 	if (!strcmp(file, "enable")) {
 		err = parse_bool(data, len, &on);
 		return err ? err : sd_trace_enable_event(ev, on);
@@ -339,11 +344,19 @@ static int events_path(const char *rest, char *system, char *name, char *file)
 	return n < 0 ? 0 : n;
 }
 
+static int count_system(struct sd_event *ev, void *arg)
+{
+	struct match *m = arg;
+
+	m->n += !strcmp(ev->system, m->system);
+	return 0;
+}
+
 static bool system_exists(const char *system)
 {
 	struct match m = {.system = system};
 
-	sd_trace_for_each_event(count_enabled, &m);
+	sd_trace_for_each_event(count_system, &m);
 	return m.n > 0;
 }
 
@@ -406,9 +419,11 @@ static int events_list(const char *rest, FILE *out)
 	if (n == 1)
 		return -ENOENT;
 	if (n == 2) {
-		if (!sd_trace_find_event(system, name))
+		struct sd_event *ev = sd_trace_find_event(system, name);
+
+		if (!ev)
 			return -ENOENT;
-		fputs("enable\nfilter\nformat\nid\n", out);
+		fputs(ev->internal ? "format\nid\n" : "enable\nfilter\nformat\nid\n", out);
 		return 0;
 	}
 	return -ENOTDIR;
@@ -418,13 +433,14 @@ static int events_list(const char *rest, FILE *out)
 
 static int print_available(struct sd_event *ev, void *arg)
 {
-	fprintf(arg, "%s:%s\n", ev->system, ev->name);
+	if (!ev->internal)
+		fprintf(arg, "%s:%s\n", ev->system, ev->name);
 	return 0;
 }
 
 static int print_set_event(struct sd_event *ev, void *arg)
 {
-	if (ev->enabled)
+	if (ev->enabled && !ev->internal)
 		fprintf(arg, "%s:%s\n", ev->system, ev->name);
 	return 0;
 }
@@ -441,7 +457,8 @@ static int write_set_event(const char *data, size_t len, bool truncate)
 
 		sd_trace_for_each_event(set_matching, &all);
 	}
-	for (tok = strtok_r(text, " \t\n", &save); tok && !err; tok = strtok_r(NULL, " \t\n", &save)) {
+	for (tok = strtok_r(text, " \t\n", &save); tok && !err;
+	     tok = strtok_r(NULL, " \t\n", &save)) {
 		struct match m = {.on = 1};
 		char *colon;
 
@@ -455,7 +472,8 @@ static int write_set_event(const char *data, size_t len, bool truncate)
 			m.system = *tok ? tok : NULL;
 			m.name = colon[1] ? colon + 1 : NULL;
 		} else {
-			/* "name" alone means any system; "grp" alone is not accepted by the kernel */
+			/* "name" alone means any system; "grp" alone is not accepted by the kernel
+			 */
 			m.name = tok;
 		}
 		if (m.system && !strcmp(m.system, "*"))
@@ -579,30 +597,30 @@ static int print_functions(FILE *out)
 }
 
 static const char readme[] =
-	"tracing mini-HOWTO (sonde: the kernel's tracefs for one process)\n\n"
-	" Important files:\n"
-	"  trace\t\t\t- The static contents of the buffer\n"
-	"\t\t\t  To clear the buffer write into this file: echo > trace\n"
-	"  trace_pipe\t\t- A consuming read to see the contents of the buffer\n"
-	"  tracing_on\t\t- 0/1: stop or resume writing events\n"
-	"  buffer_size_kb\t- view and modify the size of each thread's buffer\n"
-	"  trace_clock\t\t- the clock events are stamped with\n"
-	"  kprobe_events\t\t- p[:[GRP/][EVENT]] [MOD:]SYM[+OFFS]|ADDR [FETCHARGS]\n"
-	"\t\t\t  r[MAXACTIVE][:[GRP/][EVENT]] [MOD:]SYM[+0] [FETCHARGS]\n"
-	"\t\t\t  -:[GRP/]EVENT\n"
-	"  uprobe_events\t\t- p|r[:[GRP/][EVENT]] PATH:OFFSET[(REF_CTR_OFFSET)] [FETCHARGS]\n"
-	"  events/\t\t- enable, filter, format and id of each event\n"
-	"  set_event\t\t- enable events by name: grp:event, grp:*, !grp:event\n"
-	"  kprobe_profile\t- hits and misses of each probe event\n"
-	"  error_log\t\t- what the last failed commands got wrong, and where\n"
-	"  current_tracer\t- function, function_graph or nop\n"
-	"  set_ftrace_filter\t- the functions the tracers hook: globs, glob:mod:OBJECT, !glob\n"
-	"  set_ftrace_notrace\t- the functions they leave alone\n"
-	"  set_graph_function\t- function_graph: only the calls under these\n"
-	"  set_ftrace_pid\t- only these threads\n"
-	"  max_graph_depth\t- function_graph: how deep (0: no limit)\n"
-	"  tracing_thresh\t- function_graph: only calls that took this many µs or more\n"
-	"  ftrace_sites\t\t- how each object's functions are hooked, and which cannot be\n";
+    "tracing mini-HOWTO (sonde: the kernel's tracefs for one process)\n\n"
+    " Important files:\n"
+    "  trace\t\t\t- The static contents of the buffer\n"
+    "\t\t\t  To clear the buffer write into this file: echo > trace\n"
+    "  trace_pipe\t\t- A consuming read to see the contents of the buffer\n"
+    "  tracing_on\t\t- 0/1: stop or resume writing events\n"
+    "  buffer_size_kb\t- view and modify the size of each thread's buffer\n"
+    "  trace_clock\t\t- the clock events are stamped with\n"
+    "  kprobe_events\t\t- p[:[GRP/][EVENT]] [MOD:]SYM[+OFFS]|ADDR [FETCHARGS]\n"
+    "\t\t\t  r[MAXACTIVE][:[GRP/][EVENT]] [MOD:]SYM[+0] [FETCHARGS]\n"
+    "\t\t\t  -:[GRP/]EVENT\n"
+    "  uprobe_events\t\t- p|r[:[GRP/][EVENT]] PATH:OFFSET[(REF_CTR_OFFSET)] [FETCHARGS]\n"
+    "  events/\t\t- enable, filter, format and id of each event\n"
+    "  set_event\t\t- enable events by name: grp:event, grp:*, !grp:event\n"
+    "  kprobe_profile\t- hits and misses of each probe event\n"
+    "  error_log\t\t- what the last failed commands got wrong, and where\n"
+    "  current_tracer\t- function, function_graph or nop\n"
+    "  set_ftrace_filter\t- the functions the tracers hook: globs, glob:mod:OBJECT, !glob\n"
+    "  set_ftrace_notrace\t- the functions they leave alone\n"
+    "  set_graph_function\t- function_graph: only the calls under these\n"
+    "  set_ftrace_pid\t- only these threads\n"
+    "  max_graph_depth\t- function_graph: how deep (0: no limit)\n"
+    "  tracing_thresh\t- function_graph: only calls that took this many µs or more\n"
+    "  ftrace_sites\t\t- how each object's functions are hooked, and which cannot be\n";
 
 static int top_read(const char *path, FILE *out)
 {
@@ -701,10 +719,25 @@ static int top_read(const char *path, FILE *out)
 }
 
 static const char *const top_files[] = {
-	"README", "available_events", "available_filter_functions",
-	"buffer_size_kb", "buffer_total_size_kb", "dynamic_events", "error_log",
-	"events/", "kprobe_events", "kprobe_profile", "options/", "set_event", "trace", "trace_clock",
-	"trace_options", "trace_pipe", "tracing_on", "uprobe_events", "uprobe_profile",
+    "README",
+    "available_events",
+    "available_filter_functions",
+    "buffer_size_kb",
+    "buffer_total_size_kb",
+    "dynamic_events",
+    "error_log",
+    "events/",
+    "kprobe_events",
+    "kprobe_profile",
+    "options/",
+    "set_event",
+    "trace",
+    "trace_clock",
+    "trace_options",
+    "trace_pipe",
+    "tracing_on",
+    "uprobe_events",
+    "uprobe_profile",
 };
 
 static bool known_file(const char *path)

@@ -140,6 +140,7 @@ void sd_tracefs_ftrace_options(FILE *out)
 {
 	for (size_t i = 0; i < NGRAPH_OPTIONS; i++)
 		fprintf(out, "%s\n", graph_options[i].name);
+	fputs("init-trace\n", out);
 }
 
 void sd_tracefs_ftrace_trace_options(FILE *out)
@@ -171,6 +172,10 @@ int sd_tracefs_ftrace_read(const char *path, FILE *out)
 	}
 	if (opt >= 0) {
 		fprintf(out, "%d\n", !!(graph_flags() & (1u << opt)));
+		return 0;
+	}
+	if (!strcmp(path, "options/init-trace")) {
+		fprintf(out, "%d\n", sd_initcall_on());
 		return 0;
 	}
 	if (!strcmp(path, "current_tracer")) {
@@ -287,6 +292,12 @@ int sd_tracefs_ftrace_write(const char *path, const char *data, size_t len, bool
 		else
 			o->graph_flags &= ~(1u << opt);
 		return 0;
+	}
+	if (!strcmp(path, "options/init-trace")) {
+		err = number_of(data, len, &v);
+		if (err || v > 1)
+			return -EINVAL;
+		return sd_initcall_set(v, why);
 	}
 	if (!strcmp(path, "current_tracer")) {
 		char *text = text_of(data, len);

@@ -62,6 +62,13 @@ int sd_ftrace_apply(void);
 /* what the ftrace_sites file shows: how each object is hooked, what could not be */
 void sd_ftrace_report(FILE *out);
 
+/*
+ * options/init-trace: start-up tracing (initcall.c); -ENOENT, with why,
+ * when the program was not started with libsonde-init.so in LD_AUDIT
+ */
+int sd_initcall_set(bool on, FILE *why);
+bool sd_initcall_on(void);
+
 /* the events, registered with the trace core on first use */
 int sd_ftrace_events_init(void);
 

@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <gelf.h>
+#include <link.h>
 #include <libelf.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,22 @@ static const char *const returns_twice[] = {
 static const char *const unwinder[] = {
     "_Unwind_RaiseException", "_Unwind_Resume_or_Rethrow", "_Unwind_ForcedUnwind",
     "_Unwind_Resume",	      "__cxa_begin_catch",
+};
+
+/*
+ * what libc runs with every signal blocked (a new thread's first steps,
+ * pthread_create's clone): a breakpoint there could not be caught
+ */
+static const char *const signals_blocked[] = {
+    "__ctype_init",
+    "__lll_lock_wait_private",
+    "__lll_lock_wake_private",
+    "clone",
+    "__clone",
+    "__clone3",
+    "__clone_internal",
+    "__spawni",
+    "__spawni_child",
 };
 
 static bool listed(const char *const *list, size_t n, const char *name)
@@ -223,12 +240,19 @@ static void sites_from_symbols(struct ft_obj *o, struct sd_module *m, int kind)
 		    !sd_symtab_vaddr_is_exec(st, s->value) || s->value + m->bias == last)
 			continue; /* aliases: once per address */
 		last = s->value + m->bias;
-		if (strstr(s->name, ".cold"))
+		if (!strcmp(s->name, "_start") || !strcmp(s->name, "_dl_start_user"))
+			/* the process's first instruction: [rsp] is argc, not a return address */
+			add_func(o, last, s->name, FT_NONE,
+				 "the entry point: nothing returns from it");
+		else if (strstr(s->name, ".cold"))
 			/* the unlikely half gcc split off: jumped to, no return address at entry */
 			add_func(o, last, s->name, FT_NONE,
 				 "a function's cold part, entered by a jump");
 		else if (listed(returns_twice, ARRAY_SIZE(returns_twice), s->name))
 			add_func(o, last, s->name, FT_NONE, "returns twice (setjmp-like)");
+		else if (listed(signals_blocked, ARRAY_SIZE(signals_blocked), s->name))
+			add_func(o, last, s->name, FT_NONE,
+				 "libc runs it with every signal blocked");
 		else if (listed(unwinder, ARRAY_SIZE(unwinder), s->name))
 			add_func(o, last, s->name, FT_NONE, "the exception unwinder's entry");
 		else
@@ -241,6 +265,37 @@ static int cmp_func(const void *a, const void *b)
 	const struct ft_func *x = a, *y = b;
 
 	return (x->addr > y->addr) - (x->addr < y->addr);
+}
+
+struct ns_probe {
+	uint64_t start, end;
+	bool found;
+};
+
+static int ns_one(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct ns_probe *p = arg;
+
+	(void)size;
+	for (int i = 0; i < info->dlpi_phnum && !p->found; i++) {
+		uint64_t a = info->dlpi_addr + info->dlpi_phdr[i].p_vaddr;
+
+		if (info->dlpi_phdr[i].p_type == PT_LOAD && a >= p->start && a < p->end)
+			p->found = true;
+	}
+	return p->found;
+}
+
+/*
+ * The program's own link namespace: dl_iterate_phdr() lists its caller's.
+ * Objects of another (an LD_AUDIT module's own libc, dlmopen) are left alone.
+ */
+static bool in_base_namespace(const struct sd_module *m)
+{
+	struct ns_probe p = {m->start, m->end, false};
+
+	dl_iterate_phdr(ns_one, &p);
+	return p.found;
 }
 
 static int scan_object(struct sd_module *m, struct ft_obj *o)
@@ -263,6 +318,11 @@ static int scan_object(struct sd_module *m, struct ft_obj *o)
 			o->why = "sonde runs on it";
 			return 0;
 		}
+	if (!in_base_namespace(m)) {
+		o->kind = FT_NONE;
+		o->why = "in another link namespace (sonde's start-up tracer, or dlmopen)";
+		return 0;
+	}
 	/* a program sonde is statically linked into: its functions and sonde's are one */
 	if ((uint64_t)(uintptr_t)sd_arch_ftrace_caller >= m->start &&
 	    (uint64_t)(uintptr_t)sd_arch_ftrace_caller < m->end) {
@@ -307,9 +367,16 @@ static int scan_object(struct sd_module *m, struct ft_obj *o)
 	return 0;
 }
 
+/*
+ * (a maps list of our own: the probe engine's is replaced under its own lock,
+ * and its optimizer reads it from another thread)
+ */
 struct ft_obj *sd_ft_objects(size_t *n)
 {
-	struct sd_maps *maps = sd_probe_maps(true);
+	struct sd_maps *maps = NULL;
+
+	if (sd_maps_read(0, &maps))
+		maps = NULL;
 
 	for (size_t i = 0; maps && i < sd_maps_count(maps); i++) {
 		struct sd_module *m = sd_maps_at(maps, i);
@@ -329,6 +396,8 @@ struct ft_obj *sd_ft_objects(size_t *n)
 		if (scan_object(m, &objs[nobjs]) == 0)
 			nobjs++;
 	}
+	if (maps)
+		sd_maps_free(maps);
 	*n = nobjs;
 	return objs;
 }

@@ -82,51 +82,19 @@ static const struct sd_event_ops function_ops = {.print = print_function};
 static const struct sd_event_ops graph_ops = {.print = print_graph};
 
 static struct sd_field f_function[] = {
-    {.name = "ip",
-     .c_type = "unsigned long",
-     .offset = 8,
-     .size = 8,
-     .elem_size = 8,
-     .ftype = SD_FT_SYMBOL},
-    {.name = "parent_ip",
-     .c_type = "unsigned long",
-     .offset = 16,
-     .size = 8,
-     .elem_size = 8,
-     .ftype = SD_FT_SYMBOL},
+    SD_FIELD("ip", "unsigned long", 8, 8, SD_FT_SYMBOL),
+    SD_FIELD("parent_ip", "unsigned long", 16, 8, SD_FT_SYMBOL),
 };
 static struct sd_field f_entry[] = {
-    {.name = "func",
-     .c_type = "unsigned long",
-     .offset = 8,
-     .size = 8,
-     .elem_size = 8,
-     .ftype = SD_FT_SYMBOL},
-    {.name = "depth",
-     .c_type = "int",
-     .offset = 16,
-     .size = 4,
-     .elem_size = 4,
-     .is_signed = 1,
-     .ftype = SD_FT_SIGNED},
+    SD_FIELD("func", "unsigned long", 8, 8, SD_FT_SYMBOL),
+    SD_FIELD("depth", "int", 16, 4, SD_FT_SIGNED),
 };
 static struct sd_field f_exit[] = {
-    {.name = "func",
-     .c_type = "unsigned long",
-     .offset = 8,
-     .size = 8,
-     .elem_size = 8,
-     .ftype = SD_FT_SYMBOL},
-    {.name = "depth",
-     .c_type = "int",
-     .offset = 16,
-     .size = 4,
-     .elem_size = 4,
-     .is_signed = 1,
-     .ftype = SD_FT_SIGNED},
-    {.name = "overrun", .c_type = "unsigned int", .offset = 20, .size = 4, .elem_size = 4},
-    {.name = "calltime", .c_type = "unsigned long long", .offset = 24, .size = 8, .elem_size = 8},
-    {.name = "rettime", .c_type = "unsigned long long", .offset = 32, .size = 8, .elem_size = 8},
+    SD_FIELD("func", "unsigned long", 8, 8, SD_FT_SYMBOL),
+    SD_FIELD("depth", "int", 16, 4, SD_FT_SIGNED),
+    SD_FIELD("overrun", "unsigned int", 20, 4, SD_FT_UNSIGNED),
+    SD_FIELD("calltime", "unsigned long long", 24, 8, SD_FT_UNSIGNED),
+    SD_FIELD("rettime", "unsigned long long", 32, 8, SD_FT_UNSIGNED),
 };
 
 static struct sd_event ev_function = {
@@ -137,6 +105,7 @@ static struct sd_event ev_function = {
     .fixed_size = 24,
     .print_fmt = "\" %ps <-- %ps\", (void *)REC->ip, (void *)REC->parent_ip",
     .ops = &function_ops,
+    .internal = true,
 };
 static struct sd_event ev_entry = {
     .system = "ftrace",
@@ -146,6 +115,7 @@ static struct sd_event ev_entry = {
     .fixed_size = 24,
     .print_fmt = "\"--> %ps (%d)\", (void *)REC->func, REC->depth",
     .ops = &graph_ops,
+    .internal = true,
 };
 static struct sd_event ev_exit = {
     .system = "ftrace",
@@ -156,6 +126,7 @@ static struct sd_event ev_exit = {
     .print_fmt = "\"<-- %ps (%d) (start: %llx  end: %llx) over: %d\", (void *)REC->func, "
 		 "REC->depth, REC->calltime, REC->rettime, REC->overrun",
     .ops = &graph_ops,
+    .internal = true,
 };
 
 int sd_ftrace_events_init(void)
@@ -528,10 +499,15 @@ void sd_ftrace_report(FILE *out)
 			fprintf(out, " (%zu as jumps, %zu as breakpoints)", optimized,
 				on - optimized);
 		fputc('\n', out);
-		for (size_t k = 0; k < o->nfuncs; k++)
-			if (o->funcs[k].kind == FT_NONE || (o->funcs[k].why && !o->funcs[k].on))
-				fprintf(out, "  not traced: %s: %s\n", o->funcs[k].name,
-					o->funcs[k].why ? o->funcs[k].why : "?");
+		/* what the filters asked for and could not have */
+		for (size_t k = 0; k < o->nfuncs; k++) {
+			const struct ft_func *f = &o->funcs[k];
+
+			if ((f->kind == FT_NONE || (f->why && !f->on)) &&
+			    sd_ft_selected(&opts, o, f->name))
+				fprintf(out, "  not traced: %s: %s\n", f->name,
+					f->why ? f->why : "?");
+		}
 		(void)none;
 	}
 }

@@ -30,26 +30,33 @@
 /* how a field's value is read, compared and printed */
 enum sd_ftype {
 	SD_FT_UNSIGNED = 0, /* u8..u64, printed decimal */
-	SD_FT_SIGNED,       /* s8..s64, printed decimal */
-	SD_FT_HEX,          /* x8..x64, printed 0x%x */
-	SD_FT_CHAR,         /* char: printed '%c' */
-	SD_FT_STRING,       /* __data_loc char[]: printed "%s" */
-	SD_FT_SYMBOL,       /* an address printed as sym+off/size */
+	SD_FT_SIGNED,	    /* s8..s64, printed decimal */
+	SD_FT_HEX,	    /* x8..x64, printed 0x%x */
+	SD_FT_CHAR,	    /* char: printed '%c' */
+	SD_FT_STRING,	    /* __data_loc char[]: printed "%s" */
+	SD_FT_SYMBOL,	    /* an address printed as sym+off/size */
 	SD_FT_CHARARRAY,    /* char name[N] (static string, e.g. comm) */
 };
 
 struct sd_field {
 	char *name;
-	char *c_type;       /* as the format file shows it: "u64", "__data_loc char[]" */
+	char *c_type;	    /* as the format file shows it: "u64", "__data_loc char[]" */
 	uint16_t offset;    /* from the entry's start */
-	uint16_t size;      /* bytes in the fixed part (4 for __data_loc) */
+	uint16_t size;	    /* bytes in the fixed part (4 for __data_loc) */
 	uint16_t array_len; /* elements of a fixed array, 0 for a scalar */
 	uint8_t elem_size;  /* bytes per element (scalars: == size) */
 	uint8_t is_signed;
-	uint8_t ftype;      /* enum sd_ftype */
-	uint8_t dynamic;    /* a __data_loc field */
-	uint8_t unsized;    /* an array the format declares as name[] (probe events do) */
+	uint8_t ftype;	 /* enum sd_ftype */
+	uint8_t dynamic; /* a __data_loc field */
+	uint8_t unsized; /* an array the format declares as name[] (probe events do) */
 };
+
+/* a scalar field of a built-in event (the tracers' own) */
+#define SD_FIELD(n, t, off, sz, ft)                                                           \
+	{                                                                                     \
+		.name = (n), .c_type = (t), .offset = (off), .size = (sz), .elem_size = (sz), \
+		.is_signed = (ft) == SD_FT_SIGNED, .ftype = (ft)                              \
+	}
 
 /* the common fields, as every format file lists them first */
 extern const struct sd_field sd_common_fields[4];
@@ -75,8 +82,8 @@ struct sd_event;
 
 struct sd_event_ops {
 	/* the text after "name: " in trace output, for one record */
-	void (*print)(struct sd_seq *s, const struct sd_event *ev, const void *entry,
-		      uint32_t len, const struct sd_print_ctx *ctx);
+	void (*print)(struct sd_seq *s, const struct sd_event *ev, const void *entry, uint32_t len,
+		      const struct sd_print_ctx *ctx);
 	/* arm or disarm what fires the event; called under the event lock */
 	int (*enable)(struct sd_event *ev, bool on);
 	/* what `format` shows after the fields: the "print fmt: ..." line's content */
@@ -91,16 +98,22 @@ struct sd_event {
 	char name[SD_EVENT_NAME_MAX];
 	struct sd_field *fields; /* the event's own fields, after the common ones */
 	unsigned int nfields;
-	uint32_t fixed_size;     /* bytes of the entry before dynamic data */
-	char *print_fmt;         /* the format file's print fmt, quotes and args */
+	uint32_t fixed_size; /* bytes of the entry before dynamic data */
+	char *print_fmt;     /* the format file's print fmt, quotes and args */
 	const struct sd_event_ops *ops;
 	void *priv;
 
 	bool enabled;
+	/*
+	 * a tracer's own event (ftrace:function…): on while its tracer is, never
+	 * enabled by name; events/ shows its format and id only (the kernel's
+	 * TRACE_EVENT_FL_IGNORE_ENABLE)
+	 */
+	bool internal;
 	struct sd_filter *filter; /* swapped whole; read by handlers */
 	char *filter_text;
-	char *filter_error;      /* what `filter` reads after a failed write */
-	unsigned long nhit;      /* profile: times the probe fired */
+	char *filter_error; /* what `filter` reads after a failed write */
+	unsigned long nhit; /* profile: times the probe fired */
 	unsigned long nmissed;
 };
 

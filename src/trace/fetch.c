@@ -264,6 +264,11 @@ SD_NOTRACE static const struct sd_fetch_insn *load(const struct sd_fetch_insn *c
 	case SD_FOP_FOFFS:
 		*val = ctx->file_base + c->imm;
 		break;
+	case SD_FOP_SIB:
+		*val = reg_at(regs, (uint32_t)c->imm) * c->basesize;
+		if (c->param != SD_FETCH_NO_REG)
+			*val += reg_at(regs, c->param);
+		break;
 	case SD_FOP_DATA:
 		*val = (uintptr_t)c->data;
 		break;

@@ -9,6 +9,12 @@
  *   r[:[GRP/][EVENT]] PATH:OFFSET[(REF_CTR_OFFSET)] [FETCHARGS]
  *   -:[GRP/]EVENT
  *
+ * One extension to the kernel's fetch arguments, for USDT operands the
+ * kernel's grammar cannot express (src/usdt/usdt.h): inside a dereference,
+ * an x86 scaled-index address, +DISP(%base,%index,SCALE) or
+ * +DISP(,%index,SCALE) (SCALE 1, 2, 4 or 8), e.g. +8(%ax,%dx,8):u64 reads
+ * the u64 at %ax + %dx * 8 + 8. Like every dereference it never faults.
+ *
  * A definition parses into a struct sd_probe_def: where the probe goes (as
  * text; resolving it is the caller's job), and one struct sd_probe_arg per
  * fetch argument with its field in the record and its compiled fetch
@@ -33,9 +39,9 @@ enum sd_probe_kind {
 	SD_PROBE_UPROBE, /* file-offset based: uprobe_events */
 };
 
-#define SD_PROBE_MAX_ARGS     128 /* MAX_TRACE_ARGS */
-#define SD_MAXACTIVE_MAX      4096
-#define SD_PROBE_STRING_MAX   4096 /* bytes fetched for a string at most */
+#define SD_PROBE_MAX_ARGS   128 /* MAX_TRACE_ARGS */
+#define SD_MAXACTIVE_MAX    4096
+#define SD_PROBE_STRING_MAX 4096 /* bytes fetched for a string at most */
 
 /*
  * A compiled fetch program: the kernel's staged fetch_insn idea. One load
@@ -60,9 +66,9 @@ enum sd_fetch_op {
 	SD_FOP_DEREF,  /* .offset */
 	SD_FOP_UDEREF, /* .offset (user memory: the same thing in user space) */
 	/* stage 3: store into the record */
-	SD_FOP_ST_RAW,     /* .param: size */
-	SD_FOP_ST_MEM,     /* .offset, .param: size */
-	SD_FOP_ST_UMEM,    /* .offset, .param: size */
+	SD_FOP_ST_RAW,	   /* .param: size */
+	SD_FOP_ST_MEM,	   /* .offset, .param: size */
+	SD_FOP_ST_UMEM,	   /* .offset, .param: size */
 	SD_FOP_ST_STRING,  /* .offset: a NUL-terminated string into dynamic data */
 	SD_FOP_ST_USTRING, /* .offset */
 	SD_FOP_ST_SYMSTR,  /* .offset: "sym+off/size" of the address into dynamic data */
@@ -72,7 +78,17 @@ enum sd_fetch_op {
 	SD_FOP_LP_ARRAY, /* .param: element count */
 	SD_FOP_END,
 	SD_FOP_SYMBOL, /* .data: an unresolved "@SYM[+|-offs]"; the IMM after it gets the address */
+	/*
+	 * stage 1, sonde extension (USDT operands): base + index * scale, from
+	 * +DISP(%base,%index,SCALE) or +DISP(,%index,SCALE). .param: the base
+	 * register's byte offset in struct sonde_regs or SD_FETCH_NO_REG,
+	 * .imm: the index register's, .basesize: the scale (1, 2, 4, 8).
+	 * Always followed by a dereference.
+	 */
+	SD_FOP_SIB,
 };
+
+#define SD_FETCH_NO_REG UINT32_MAX
 
 #define SD_FETCH_INSN_MAX 16 /* as the kernel's FETCH_INSN_MAX: limits the nesting */
 
@@ -86,14 +102,14 @@ struct sd_fetch_insn {
 };
 
 struct sd_probe_arg {
-	char *name;  /* "a", or "arg1"… when not named */
-	char *comm;  /* the fetch expression as written: "+0(%si)" */
-	char *type;  /* the type as written without ':' ("u32", "string"), NULL: default */
+	char *name; /* "a", or "arg1"… when not named */
+	char *comm; /* the fetch expression as written: "+0(%si)" */
+	char *type; /* the type as written without ':' ("u32", "string"), NULL: default */
 	/* the record field; field.name is @name, field.c_type is owned by the arg */
 	struct sd_field field;
 	struct sd_fetch_insn *code; /* ends with SD_FOP_END */
 	bool needs_symbol; /* @SYM in the expression: resolve with sd_probe_def_resolve() */
-	int pos;           /* where the argument starts in the command (error positions) */
+	int pos;	   /* where the argument starts in the command (error positions) */
 };
 
 struct sd_probe_def {
@@ -157,16 +173,15 @@ void sd_probe_def_print(struct sd_seq *s, const struct sd_probe_def *def);
  * Resolve @SYM fetch arguments: @lookup returns the runtime address of a
  * data symbol or 0. Returns 0 or -ENOENT with @err naming the argument.
  */
-int sd_probe_def_resolve(struct sd_probe_def *def,
-			 uint64_t (*lookup)(void *arg, const char *sym), void *arg,
-			 struct sd_parse_error *err);
+int sd_probe_def_resolve(struct sd_probe_def *def, uint64_t (*lookup)(void *arg, const char *sym),
+			 void *arg, struct sd_parse_error *err);
 
 /* ---- fetching (signal-safe, no libc) -------------------------------------------- */
 
 struct sd_fetch_ctx {
 	const struct sonde_regs *regs; /* at the probe; for return probes, at return */
-	const char *comm;              /* the thread's name ($comm) */
-	uint64_t file_base;            /* uprobes: runtime address of file offset 0 (@+OFFSET) */
+	const char *comm;	       /* the thread's name ($comm) */
+	uint64_t file_base;	       /* uprobes: runtime address of file offset 0 (@+OFFSET) */
 	/* return probes: what sd_probe_store_entry_data() saved at entry ($argN), or NULL */
 	const void *edata;
 	/* symstr: "func+0x10/0x40" for an address; must be signal-safe */

@@ -20,7 +20,11 @@
  *  - a PATH:OFFSET written to kprobe_events is refused with "Invalid
  *    probed address or symbol" (the kernel hands it to another parser);
  *  - there is no BTF: bare names, '(' casts and $arg* are "BTF is not
- *    available or not supported".
+ *    available or not supported";
+ *  - one extension, for USDT operands: inside a dereference's braces a
+ *    scaled-index address, %base,%index,SCALE or ,%index,SCALE
+ *    (+8(%ax,%dx,8)); a bad register is "Invalid register name", anything
+ *    else wrong in it "Invalid fetch argument" at the faulty part.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -316,6 +320,7 @@ struct pctx {
 	unsigned int flags; /* FL_* */
 	struct sd_probe_def *def;
 	struct sd_probe_arg *parg;
+	bool sib_ok; /* the next parse_probe_arg() is a dereference's inside */
 };
 
 static int fail_errno(struct pctx *pc, int offs, const char *msg, int err)
@@ -444,6 +449,39 @@ static int reg_offset(const char *name)
 	return sd_arch_reg_offset(name);
 }
 
+/*
+ * sonde extension: "%base,%index,SCALE" or ",%index,SCALE", the inside of
+ * a dereference's braces, into one SD_FOP_SIB load
+ */
+static int parse_sib(struct pctx *pc, char *arg, struct sd_fetch_insn *code)
+{
+	char *index = strchr(arg, ','), *scale;
+	unsigned long sc;
+	int off;
+
+	*index++ = '\0';
+	code->param = SD_FETCH_NO_REG;
+	if (*arg) {
+		off = arg[0] == '%' ? reg_offset(arg + 1) : -ENOENT;
+		if (off < 0)
+			return fail(pc, pc->offset, E_BAD_REG_NAME);
+		code->param = (uint32_t)off;
+	}
+	scale = strchr(index, ',');
+	if (!scale)
+		return fail(pc, pc->offset + (int)(index - arg), E_BAD_FETCH_ARG);
+	*scale++ = '\0';
+	off = index[0] == '%' ? reg_offset(index + 1) : -ENOENT;
+	if (off < 0)
+		return fail(pc, pc->offset + (int)(index - arg), E_BAD_REG_NAME);
+	if (k_strtoul(scale, 10, &sc) || (sc != 1 && sc != 2 && sc != 4 && sc != 8))
+		return fail(pc, pc->offset + (int)(scale - arg), E_BAD_FETCH_ARG);
+	code->op = SD_FOP_SIB;
+	code->imm = (uint64_t)off;
+	code->basesize = (uint8_t)sc;
+	return 0;
+}
+
 /* the recursive fetch-argument parser; *pci is the current instruction */
 static int parse_probe_arg(struct pctx *pc, char *arg, struct code_buf *cb, int *pci)
 {
@@ -454,6 +492,12 @@ static int parse_probe_arg(struct pctx *pc, char *arg, struct code_buf *cb, int 
 	unsigned long param;
 	char *tmp;
 	int ret = 0;
+	bool sib_ok = pc->sib_ok;
+
+	pc->sib_ok = false;
+	if (sib_ok && (arg[0] == '%' || arg[0] == ',' || isalpha((unsigned char)arg[0])) &&
+	    strchr(arg, ','))
+		return parse_sib(pc, arg, code);
 
 	switch (arg[0]) {
 	case '$':
@@ -534,6 +578,7 @@ static int parse_probe_arg(struct pctx *pc, char *arg, struct code_buf *cb, int 
 			int cur_offs = pc->offset;
 
 			*tmp = '\0';
+			pc->sib_ok = true;
 			ret = parse_probe_arg(pc, arg, cb, &ci);
 			if (ret)
 				break;

@@ -36,10 +36,10 @@ static SD_TLS_IE char cached_comm[16];
 static void trace_init(void)
 {
 	struct sd_rb_config cfg = {
-		.buf_kb = SD_RB_DEFAULT_KB,
-		.max_bufs = 256,
-		.overwrite = true,
-		.clock = SD_CLOCK_LOCAL,
+	    .buf_kb = SD_RB_DEFAULT_KB,
+	    .max_bufs = 256,
+	    .overwrite = true,
+	    .clock = SD_CLOCK_LOCAL,
 	};
 
 	trace.clock = SD_CLOCK_LOCAL;
@@ -235,7 +235,7 @@ int sd_trace_set_filter(struct sd_event *ev, const char *text, struct sd_parse_e
 static int new_region(size_t kb, bool overwrite, int clock)
 {
 	struct sd_rb_config cfg = {
-		.buf_kb = kb, .max_bufs = trace.max_bufs, .overwrite = overwrite, .clock = clock};
+	    .buf_kb = kb, .max_bufs = trace.max_bufs, .overwrite = overwrite, .clock = clock};
 	struct sd_rb_region *r, *old = trace.rb;
 	int err;
 
@@ -301,7 +301,8 @@ SD_NOTRACE const char *sd_trace_comm(void)
 	return cached_comm;
 }
 
-SD_NOTRACE void *sd_trace_reserve(struct sd_event *ev, uint32_t len, struct sd_trace_res *res)
+SD_NOTRACE static void *reserve(struct sd_event *ev, uint32_t len, const uint64_t *at,
+				struct sd_trace_res *res)
 {
 	struct sd_rb_region *rb = LOAD_ACQUIRE(trace.rb);
 	uint64_t ts;
@@ -314,6 +315,8 @@ SD_NOTRACE void *sd_trace_reserve(struct sd_event *ev, uint32_t len, struct sd_t
 		cached_tid = sd_raw_gettid();
 	sd_trace_comm();
 	ts = sd_clock_read(READ_ONCE(trace.clock), &cpu);
+	if (at)
+		ts = *at;
 	entry = sd_rb_reserve(rb, len, ts, cpu, &res->rb);
 	if (!entry)
 		return NULL;
@@ -327,6 +330,22 @@ SD_NOTRACE void *sd_trace_reserve(struct sd_event *ev, uint32_t len, struct sd_t
 	((uint8_t *)entry)[3] = 0;
 	*(int32_t *)((char *)entry + 4) = cached_tid;
 	return entry;
+}
+
+SD_NOTRACE void *sd_trace_reserve(struct sd_event *ev, uint32_t len, struct sd_trace_res *res)
+{
+	return reserve(ev, len, NULL, res);
+}
+
+SD_NOTRACE void *sd_trace_reserve_at(struct sd_event *ev, uint32_t len, uint64_t ts,
+				     struct sd_trace_res *res)
+{
+	return reserve(ev, len, &ts, res);
+}
+
+int sd_trace_clock_id(void)
+{
+	return READ_ONCE(trace.clock);
 }
 
 SD_NOTRACE void sd_trace_commit(struct sd_event *ev, struct sd_trace_res *res)

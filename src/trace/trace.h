@@ -18,8 +18,8 @@
 #include "trace/event.h"
 #include "trace/ringbuf.h"
 
-#define SD_EVENT_ID_FIRST 1000 /* dynamic events; static tracepoints below */
-#define SD_EVENTS_MAX     4096   /* at once */
+#define SD_EVENT_ID_FIRST 1000 /* every event, dynamic or static tracepoint, from here up */
+#define SD_EVENTS_MAX	  4096 /* at once */
 
 struct sd_trace_res {
 	struct sd_rb_region *region;
@@ -31,8 +31,8 @@ struct sd_trace_res {
 
 struct sd_trace {
 	struct sd_rb_region *rb; /* replaced whole when buffer_size_kb or overwrite change */
-	unsigned int gen;        /* bumps with each new region */
-	int clock;               /* enum sd_clock_id */
+	unsigned int gen;	 /* bumps with each new region */
+	int clock;		 /* enum sd_clock_id */
 	struct sd_clock_params clock_params;
 	size_t buffer_kb;
 	unsigned int max_bufs;
@@ -78,11 +78,19 @@ int sd_trace_set_clock(int clock);
  * ring full (the loss is counted by the ring).
  */
 void *sd_trace_reserve(struct sd_event *ev, uint32_t len, struct sd_trace_res *res);
+/*
+ * the same, stamped @ts (the trace clock's raw time) instead of now: for
+ * what happened before sonde could write it (start-up tracing); the
+ * thread's buffer must hold nothing later yet
+ */
+void *sd_trace_reserve_at(struct sd_event *ev, uint32_t len, uint64_t ts, struct sd_trace_res *res);
 /* apply the event's filter, then commit or discard */
 void sd_trace_commit(struct sd_event *ev, struct sd_trace_res *res);
 
 /* the trace clock's raw time now, and the ns between two raw times (signal-safe) */
 uint64_t sd_trace_clock_now(void);
+/* the trace clock in use (enum sd_clock_id) */
+int sd_trace_clock_id(void);
 uint64_t sd_trace_clock_delta_ns(uint64_t from, uint64_t to);
 
 /* the thread's name, as $comm and the ring's buffer owner show it */

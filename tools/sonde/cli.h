@@ -20,6 +20,13 @@ int cmd_trace(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_ctl(int argc, char **argv);
+/* the function tracers and what is made of their recordings: cmd_ftrace.c, cmd_export.c */
+int cmd_ftrace(int argc, char **argv);
+int cmd_graph(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_detach(int argc, char **argv);
+/* sonde list KIND in files of their own: list_usdt.c */
+int list_usdt(int argc, char **argv);
 
 /* print "sonde: <msg>\n" to stderr; returns 1 (an exit status) */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -28,15 +28,18 @@ static void on_sigint(int sig)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: sonde ctl PID ls [DIR]\n"
-		   "       sonde ctl PID cat FILE\n"
-		   "       sonde ctl PID write FILE TEXT     (like echo TEXT > FILE)\n"
-		   "       sonde ctl PID append FILE TEXT    (like echo TEXT >> FILE)\n\n"
-		   "The virtual tracefs of a process running under sonde: kprobe_events,\n"
-		   "uprobe_events, events/GRP/EV/{enable,filter,format,id}, set_event, trace,\n"
-		   "trace_pipe, tracing_on, buffer_size_kb, trace_clock, kprobe_profile,\n"
-		   "error_log… ('sonde ctl PID ls' lists them). Writes have the effect the same\n"
-		   "write has on the kernel's /sys/kernel/tracing.\n");
+	fprintf(f,
+		"usage: sonde ctl PID ls [DIR]\n"
+		"       sonde ctl PID cat FILE\n"
+		"       sonde ctl PID write FILE TEXT     (like echo TEXT > FILE)\n"
+		"       sonde ctl PID append FILE TEXT    (like echo TEXT >> FILE)\n\n"
+		"The virtual tracefs of a process running under sonde: kprobe_events,\n"
+		"uprobe_events, events/GRP/EV/{enable,filter,format,id}, set_event, trace,\n"
+		"trace_pipe, tracing_on, buffer_size_kb, trace_clock, kprobe_profile,\n"
+		"error_log… ('sonde ctl PID ls' lists them). Writes have the effect the same\n"
+		"write has on the kernel's /sys/kernel/tracing.\n\n"
+		"PID may also be written -p PID. A process without an agent gets one (sonde\n"
+		"loads it with ptrace); it stays, serving the tree, until 'sonde detach PID'.\n");
 }
 
 static int follow_pipe(struct session *s)
@@ -85,17 +88,26 @@ int cmd_ctl(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (!strcmp(argv[1], "-p") || !strcmp(argv[1], "--pid")) {
+		argv++;
+		argc--;
+		if (argc < 3) {
+			usage(stderr);
+			return 2;
+		}
+	}
 	pid = atoi(argv[1]);
 	verb = argv[2];
 	path = argc > 3 ? argv[3] : "";
 	if (pid <= 0)
 		return cli_error("ctl: bad pid '%s'", argv[1]) + 1;
-	err = session_connect(&s, pid);
-	if (err) {
-		cli_error("ctl: cannot reach the agent of pid %d: %s (is it running under sonde?)",
-			  pid, strerror(-err));
+	err = session_attach(&s, pid, SD_AGENT_STAY);
+	if (err)
 		return 1;
-	}
+	if (s.attached)
+		fprintf(stderr,
+			"sonde: attached to pid %d; its agent stays until 'sonde detach %d'\n",
+			(int)pid, (int)pid);
 	if (!strcmp(verb, "ls")) {
 		err = session_list(&s, path, &out);
 	} else if (!strcmp(verb, "cat") && argc == 4) {

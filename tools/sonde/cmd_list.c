@@ -10,7 +10,7 @@
  * for a shared library of a running process. Probeable means a FUNC or IFUNC
  * symbol with a size, inside an executable segment.
  *
- * Other kinds (events, usdt) plug into the kinds[] table.
+ * Other kinds plug into the kinds[] table (usdt: list_usdt.c).
  */
 #include <errno.h>
 #include <fnmatch.h>
@@ -37,13 +37,14 @@ static int list_functions(int argc, char **argv);
 static const struct list_kind kinds[] = {
     {"functions", list_functions, "functions that can be probed"},
     {"events", NULL, "static tracepoints and defined probe events"},
-    {"usdt", NULL, "USDT probes (.note.stapsdt)"},
+    {"usdt", list_usdt, "USDT probes (.note.stapsdt): see 'sonde list usdt --help'"},
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: sonde list functions BINARY [GLOB]\n"
-		   "       sonde list functions -p PID [GLOB]\n\n"
+		   "       sonde list functions -p PID [GLOB]\n"
+		   "       sonde list usdt [-d] BINARY|-p PID [PROVIDER:NAME]\n\n"
 		   "Lists what can be traced, one per line.\n\n"
 		   "kinds:\n");
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
@@ -232,7 +233,7 @@ int cmd_list(int argc, char **argv)
 			return cli_error("list: '%s' is not available yet", kinds[i].name);
 		return kinds[i].fn(argc - 1, argv + 1);
 	}
-	cli_error("list: unknown kind '%s'; known kinds: functions (events and usdt are not "
+	cli_error("list: unknown kind '%s'; known kinds: functions, usdt (events is not "
 		  "available yet)",
 		  argv[1]);
 	return 2;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "session.h"
@@ -23,6 +24,9 @@ struct record_state {
 	time_t maps_at;
 	char *maps_text;
 	int err;
+	struct session *s;
+	struct ftrace_sites sites; /* --function, --graph: what the engine hooked */
+	bool ftrace;
 };
 
 /* the objects of the process, for symbols at report time */
@@ -93,6 +97,14 @@ static void record_one(void *arg, struct session *s, const struct sd_rb_event *e
 	rs->lost += ev->lost;
 }
 
+static void record_idle(void *arg)
+{
+	struct record_state *rs = arg;
+
+	if (rs->ftrace)
+		ftrace_sites_poll(&rs->sites, rs->s, false);
+}
+
 int cmd_record(int argc, char **argv)
 {
 	struct record_state rs = {0};
@@ -119,17 +131,24 @@ int cmd_record(int argc, char **argv)
 		return 2;
 	}
 	snprintf(head, sizeof(head),
-		 "pid=%d clock=%d tsc_hz=%lu mult=%lu shift=%u tsc0=%lu ns0=%lu cmd=%s\n", s.pid,
-		 s.clock, (unsigned long)s.clock_params.tsc_hz, (unsigned long)s.clock_params.mult,
-		 s.clock_params.shift, (unsigned long)s.clock_params.tsc0,
-		 (unsigned long)s.clock_params.ns0, o.argv && o.argv[0] ? o.argv[0] : "");
+		 "pid=%d clock=%d tsc_hz=%lu mult=%lu shift=%u tsc0=%lu ns0=%lu tracer=%s ncpus=%d "
+		 "cmd=%s\n",
+		 s.pid, s.clock, (unsigned long)s.clock_params.tsc_hz,
+		 (unsigned long)s.clock_params.mult, s.clock_params.shift,
+		 (unsigned long)s.clock_params.tsc0, (unsigned long)s.clock_params.ns0,
+		 o.ft.tracer ? o.ft.tracer : "nop", (int)sysconf(_SC_NPROCESSORS_CONF),
+		 o.argv && o.argv[0] ? o.argv[0] : "");
 	tf_write_magic(rs.f);
 	tf_write_chunk(rs.f, 'H', head, strlen(head), NULL, 0);
 	write_events(&rs, &s);
 	rs.maps_at = time(NULL);
 	write_maps(&rs, &s);
 
-	trace_loop(&s, &o, record_one, NULL, &rs);
+	rs.s = &s;
+	rs.ftrace = o.ft.tracer != NULL;
+	if (rs.ftrace)
+		ftrace_sites_poll(&rs.sites, &s, true);
+	trace_loop(&s, &o, record_one, record_idle, &rs);
 	status = trace_exit_status(&s);
 	if (fclose(rs.f) || rs.err)
 		cli_error("record: writing %s failed", o.output);
@@ -138,6 +157,7 @@ int cmd_record(int argc, char **argv)
 			rs.lost ? "" : "\n");
 	if (rs.lost)
 		fprintf(stderr, " (%lu lost)\n", rs.lost);
+	ftrace_sites_done(&rs.sites, stderr);
 	free(rs.maps_text);
 	session_close(&s);
 	return status;

@@ -1,198 +1,285 @@
 // SPDX-License-Identifier: MIT
 /*
  * cmd_report.c - sonde report FILE: a recorded trace as the kernel's
- * `trace` file shows it. Symbols come from the object files named in the
- * recording, read now.
+ * `trace` file shows it; for a recording of the function_graph tracer,
+ * per-function statistics as `uftrace report` prints them (or, with
+ * --graph, the call graph as `sonde graph` prints it). Symbols come from
+ * the object files named in the recording, read now (recording.c).
  */
 #include <errno.h>
+#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "calltree.h"
 #include "cli.h"
-#include "session.h"
-#include "sym/sym.h"
+#include "graph_export.h"
+#include "graph_render.h"
+#include "recording.h"
 #include "trace/output.h"
-#include "trace/trace.h"
-#include "tracefile.h"
+#include "trace_cmd.h"
 
-struct file_mod {
-	uint64_t start, end, bias;
-	char *path;
-	struct sd_symtab *st;
-	bool tried;
+enum report_mode {
+	MODE_AUTO = 0,
+	MODE_LIST,  /* the records, one line each */
+	MODE_STATS, /* per-function statistics */
+	MODE_GRAPH, /* the function_graph text */
 };
 
-struct file_syms {
-	struct file_mod *mods;
-	size_t n;
+struct report_opts {
+	int mode;
+	bool header;
+	int sort;
+	int columns;
+	unsigned int gflags;
+	const char *path;
 };
 
-static void load_maps(struct file_syms *fs, const char *text)
+static void usage(FILE *f)
 {
-	char *copy = strdup(text), *line, *save = NULL;
+	fprintf(
+	    f, "usage: sonde report [options] [FILE]\n\n"
+	       "Print a trace recorded by 'sonde record' (default sonde.dat).\n\n"
+	       "Events, or the function tracer's calls (record --function): the records as the\n"
+	       "kernel's trace file shows them.\n"
+	       "The function_graph tracer's calls (record --graph): the time spent in each\n"
+	       "function, as 'uftrace report' shows it: Total time (from call to return; a\n"
+	       "recursive function counts its outermost calls), Self time (less the time in\n"
+	       "the functions it called), Calls. Calls still running when the trace ended\n"
+	       "count up to the thread's last record.\n\n"
+	       "  -s, --sort KEY         total (default), self, calls or func\n"
+	       "      --avg-total        the average, shortest and longest time of a call\n"
+	       "      --avg-self         the same, of self time\n"
+	       "      --graph            the call graph instead, as 'sonde graph' prints it, with\n"
+	       "      --funcgraph-proc, --funcgraph-abstime, --funcgraph-tail (see 'sonde graph')\n"
+	       "      --events           the records one per line instead\n"
+	       "      --no-header        no header before the lines\n"
+	       "  -h, --help             this text\n\n"
+	       "'sonde export' turns a function_graph recording into Chrome/Perfetto JSON or\n"
+	       "flame-graph stacks.\n");
+}
 
-	if (!copy)
-		return;
-	for (size_t i = 0; i < fs->n; i++) {
-		free(fs->mods[i].path);
-		sd_symtab_free(fs->mods[i].st);
-	}
-	free(fs->mods);
-	fs->mods = NULL;
-	fs->n = 0;
-	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		unsigned long s, e, b;
-		int off = 0;
-		struct file_mod *bigger;
+static int parse(int argc, char **argv, struct report_opts *ro)
+{
+	enum { O_AVG_TOTAL = 300, O_AVG_SELF, O_GRAPH, O_EVENTS };
+	static const struct option longopts[] = {
+	    {"sort", required_argument, NULL, 's'},
+	    {"avg-total", no_argument, NULL, O_AVG_TOTAL},
+	    {"avg-self", no_argument, NULL, O_AVG_SELF},
+	    {"graph", no_argument, NULL, O_GRAPH},
+	    {"events", no_argument, NULL, O_EVENTS},
+	    {"funcgraph-proc", no_argument, NULL, OPT_FG_PROC},
+	    {"funcgraph-abstime", no_argument, NULL, OPT_FG_ABSTIME},
+	    {"funcgraph-tail", no_argument, NULL, OPT_FG_TAIL},
+	    {"no-header", no_argument, NULL, OPT_NO_HEADER},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	int c;
 
-		if (sscanf(line, "%lx %lx %lx %n", &s, &e, &b, &off) != 3 || !off)
-			continue;
-		bigger = realloc(fs->mods, (fs->n + 1) * sizeof(*bigger));
-		if (!bigger)
+	memset(ro, 0, sizeof(*ro));
+	ro->header = true;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "s:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			ro->sort = gx_sort_by_name(optarg);
+			if (ro->sort < 0)
+				return cli_fail(-EINVAL,
+						"report: sort by total, self, calls or func, "
+						"not '%s'",
+						optarg);
 			break;
-		fs->mods = bigger;
-		fs->mods[fs->n] = (struct file_mod){.start = s, .end = e, .bias = b,
-						    .path = strdup(line + off)};
-		fs->n++;
-	}
-	free(copy);
-}
-
-static int file_symbolize(void *arg, uint64_t addr, char *buf, size_t len)
-{
-	struct file_syms *fs = arg;
-
-	for (size_t i = 0; i < fs->n; i++) {
-		struct file_mod *m = &fs->mods[i];
-		const struct sd_sym *sym;
-		uint64_t off;
-		int n;
-
-		if (addr < m->start || addr >= m->end)
-			continue;
-		if (!m->tried) {
-			m->tried = true;
-			if (sd_symtab_open(m->path, &m->st))
-				m->st = NULL;
+		case O_AVG_TOTAL:
+			ro->columns = GX_COLS_AVG_TOTAL;
+			break;
+		case O_AVG_SELF:
+			ro->columns = GX_COLS_AVG_SELF;
+			break;
+		case O_GRAPH:
+			ro->mode = MODE_GRAPH;
+			break;
+		case O_EVENTS:
+			ro->mode = MODE_LIST;
+			break;
+		case OPT_FG_PROC:
+			ro->gflags |= GR_PROC;
+			break;
+		case OPT_FG_ABSTIME:
+			ro->gflags |= GR_ABSTIME;
+			break;
+		case OPT_FG_TAIL:
+			ro->gflags |= GR_TAIL;
+			break;
+		case OPT_NO_HEADER:
+			ro->header = false;
+			break;
+		case 'h':
+			usage(stdout);
+			return 1;
+		default:
+			usage(stderr);
+			return -EINVAL;
 		}
-		if (!m->st || !(sym = sd_symtab_find_addr(m->st, addr - m->bias, &off)))
-			return -1;
-		n = snprintf(buf, len, "%s+0x%lx/0x%lx", sym->name, (unsigned long)off,
-			     (unsigned long)sym->size);
-		return n < 0 || (size_t)n >= len ? -1 : n;
 	}
-	return -1;
+	if (optind < argc - 1)
+		return cli_fail(-EINVAL, "report: one recording at a time");
+	ro->path = optind < argc ? argv[optind] : "sonde.dat";
+	return 0;
 }
 
-static struct sd_event *no_live_event(void *arg, unsigned int id)
-{
-	struct session *s = arg;
-	unsigned int slot = id - SD_EVENT_ID_FIRST;
+/* ---- the records, one line each ---------------------------------------------------------- */
 
-	return slot < s->nevents && s->events[slot] ? &s->events[slot]->ev : NULL;
+static void list_header(const struct recording *rc)
+{
+	char line[4096];
+	struct sd_seq seq;
+
+	sd_seq_init(&seq, line, sizeof(line));
+	sd_render_header(&seq, rc->tracer, 0, 0, (int)sysconf(_SC_NPROCESSORS_ONLN));
+	/* the counts are unknown until the end: leave them out */
+	printf("# tracer: %s\n#\n", rc->tracer);
+	fputs(strstr(line, "#                                _"), stdout);
+}
+
+static void report_list(struct recording *rc, const struct report_opts *ro)
+{
+	struct ftr_names *names = ftr_names_new(&rc->r.pctx);
+	struct ftr_ids ids = {0};
+	struct sd_rb_event ev;
+	char line[16384];
+
+	if (ro->header)
+		list_header(rc);
+	while (rec_next(rc, &ev) > 0) {
+		struct ftr_rec fr;
+		struct sd_seq seq;
+
+		sd_seq_init(&seq, line, sizeof(line));
+		if (ev.lost)
+			sd_render_lost(&seq, ev.cpu, ev.lost);
+		switch (ftr_decode(&ids, &rc->r, &ev, &fr)) {
+		case FTR_FUNCTION:
+			ftr_render_function(&seq, &rc->r, names, &ev, &fr);
+			break;
+		case FTR_ENTRY:
+		case FTR_EXIT:
+			ftr_render_graph_event(&seq, &rc->r, names, &ev, &fr);
+			break;
+		default:
+			sd_render_record(&seq, &rc->r, &ev);
+		}
+		fwrite(seq.buf, 1, seq.len, stdout);
+	}
+	ftr_ids_free(&ids);
+	ftr_names_free(names);
+}
+
+/* ---- the call graph ---------------------------------------------------------------------- */
+
+static void to_stdout(void *arg, const char *text, size_t len)
+{
+	fwrite(text, 1, len, stdout);
+}
+
+static int report_graph(struct recording *rc, const struct report_opts *ro)
+{
+	struct gr_opts go = {.flags = GR_DEFAULT | ro->gflags,
+			     .ncpus = rc->ncpus ? rc->ncpus : (int)sysconf(_SC_NPROCESSORS_CONF)};
+	struct graph_render *gr;
+	struct sd_rb_event ev;
+
+	if (gr_new(&go, &rc->r, to_stdout, NULL, &gr))
+		return cli_error("report: out of memory");
+	if (ro->header) {
+		char line[1024];
+		struct sd_seq seq;
+
+		sd_seq_init(&seq, line, sizeof(line));
+		gr_header(&seq, go.flags);
+		fputs(seq.buf, stdout);
+	}
+	while (rec_next(rc, &ev) > 0)
+		gr_feed(gr, &ev);
+	gr_finish(gr);
+	gr_free(gr);
+	return 0;
+}
+
+/* ---- statistics -------------------------------------------------------------------------- */
+
+struct stats_state {
+	struct gx_stats st;
+	struct ftr_names *names;
+	int err;
+};
+
+static void stats_call(void *arg, const struct ct_call *c)
+{
+	struct stats_state *ss = arg;
+
+	if (gx_stats_add(&ss->st, ftr_name(ss->names, c->func), c))
+		ss->err = -ENOMEM;
+}
+
+static int report_stats(struct recording *rc, const struct report_opts *ro)
+{
+	struct stats_state ss = {0};
+	struct ct_ops ops = {.call = stats_call};
+	struct calltree *ct = NULL;
+	struct sd_rb_event ev;
+
+	gx_stats_init(&ss.st);
+	ss.names = ftr_names_new(&rc->r.pctx);
+	if (!ss.names || ct_new(&rc->r, &ops, &ss, &ct)) {
+		ftr_names_free(ss.names);
+		return cli_error("report: out of memory");
+	}
+	while (rec_next(rc, &ev) > 0)
+		ct_feed(ct, &ev);
+	ct_finish(ct);
+	if (!ct_records(ct))
+		cli_error("report: %s holds no function_graph records (was it recorded with "
+			  "--graph?)",
+			  rc->path);
+	gx_stats_print(&ss.st, stdout, ro->sort, ro->columns);
+	if (ss.err)
+		cli_error("report: out of memory: the statistics are incomplete");
+	ct_free(ct);
+	gx_stats_free(&ss.st);
+	ftr_names_free(ss.names);
+	return 0;
 }
 
 int cmd_report(int argc, char **argv)
 {
-	struct file_syms fs = {0};
-	struct session s;
-	struct sd_render r;
-	struct tf_chunk c;
-	char line[16384];
-	unsigned long records = 0, lost = 0;
-	bool header = true;
-	const char *path;
-	FILE *f;
+	struct report_opts ro;
+	struct recording rc;
 	int err;
 
-	if (argc > 1 && cli_is_help(argv[1])) {
-		printf("usage: sonde report [--no-header] [FILE]\n\n"
-		       "Print a trace recorded by 'sonde record' (default sonde.dat) as the\n"
-		       "kernel's trace file shows it.\n");
-		return 0;
-	}
-	if (argc > 1 && !strcmp(argv[1], "--no-header")) {
-		header = false;
-		argv++;
-		argc--;
-	}
-	path = argc > 1 ? argv[1] : "sonde.dat";
-	f = fopen(path, "re");
-	if (!f)
-		return cli_error("report: %s: %s", path, strerror(errno)) + 1;
-	if (tf_read_magic(f)) {
-		fclose(f);
-		return cli_error("report: %s is not a sonde recording", path) + 1;
-	}
-	memset(&s, 0, sizeof(s));
-	s.ctl = s.listen_fd = -1;
-	r.pctx.sym = file_symbolize;
-	r.pctx.sym_arg = &fs;
-	r.clock = &s.clock_params;
-	r.clock_id = 0;
-	r.event = no_live_event;
-	r.event_arg = &s;
-
-	while ((err = tf_read_chunk(f, &c)) > 0) {
-		struct sd_seq seq;
-
-		if (c.tag == 'H') {
-			unsigned long hz, mult, tsc0, ns0;
-
-			sscanf(c.data, "pid=%d clock=%d tsc_hz=%lu mult=%lu shift=%u tsc0=%lu ns0=%lu",
-			       &s.pid, &r.clock_id, &hz, &mult, &s.clock_params.shift, &tsc0, &ns0);
-			s.clock_params.tsc_hz = hz;
-			s.clock_params.mult = mult;
-			s.clock_params.tsc0 = tsc0;
-			s.clock_params.ns0 = ns0;
-			if (header) {
-				sd_seq_init(&seq, line, sizeof(line));
-				sd_render_header(&seq, "nop", 0, 0,
-						 (int)sysconf(_SC_NPROCESSORS_ONLN));
-				/* the counts are unknown until the end: leave them out */
-				fputs("# tracer: nop\n#\n", stdout);
-				fputs(strstr(line, "#                                _"), stdout);
-			}
-		} else if (c.tag == 'E') {
-			session_load_events(&s, c.data);
-		} else if (c.tag == 'M') {
-			load_maps(&fs, c.data);
-		} else if (c.tag == 'R' && c.len >= sizeof(struct tf_rec)) {
-			struct tf_rec tr;
-			struct sd_rb_event ev;
-
-			memcpy(&tr, c.data, sizeof(tr));
-			ev = (struct sd_rb_event){.payload = c.data + sizeof(tr),
-						  .len = c.len - sizeof(tr),
-						  .ts = tr.ts,
-						  .cpu = tr.cpu,
-						  .tid = tr.tid,
-						  .comm = tr.comm,
-						  .lost = tr.lost};
-			sd_seq_init(&seq, line, sizeof(line));
-			if (tr.lost)
-				sd_render_lost(&seq, tr.cpu, tr.lost);
-			sd_render_record(&seq, &r, &ev);
-			fwrite(line, 1, seq.len, stdout);
-			records++;
-			lost += tr.lost;
-		}
-		free(c.data);
-	}
-	fclose(f);
-	if (err < 0)
+	err = parse(argc, argv, &ro);
+	if (err)
+		return err > 0 ? 0 : 2;
+	err = rec_open(&rc, ro.path, "report");
+	if (err)
+		return err;
+	if (ro.mode == MODE_AUTO)
+		ro.mode = !strcmp(rc.tracer, "function_graph") ? MODE_STATS : MODE_LIST;
+	if (ro.mode == MODE_STATS)
+		err = report_stats(&rc, &ro);
+	else if (ro.mode == MODE_GRAPH)
+		err = report_graph(&rc, &ro);
+	else
+		report_list(&rc, &ro);
+	fflush(stdout);
+	if (rc.damaged)
 		cli_error("report: %s ends in a damaged chunk (a recording cut short?); "
 			  "printed what came before",
-			  path);
-	fprintf(stderr, "sonde: %lu events%s", records, lost ? "" : "\n");
-	if (lost)
-		fprintf(stderr, ", %lu lost\n", lost);
-	for (size_t i = 0; i < fs.n; i++) {
-		free(fs.mods[i].path);
-		sd_symtab_free(fs.mods[i].st);
-	}
-	free(fs.mods);
-	session_close(&s);
-	return 0;
+			  ro.path);
+	fprintf(stderr, "sonde: %lu events%s", rc.records, rc.lost ? "" : "\n");
+	if (rc.lost)
+		fprintf(stderr, ", %lu lost\n", rc.lost);
+	rec_close(&rc);
+	return err ? 1 : 0;
 }

@@ -16,11 +16,13 @@
 #include <sonde/sonde.h>
 
 #include "cli.h"
+#include "control/protocol.h"
 #include "session.h"
 #include "trace/output.h"
 #include "trace/probe_def.h"
 #include "trace/symbolize.h"
 #include "trace_cmd.h"
+#include "usdt/usdt.h"
 
 static volatile sig_atomic_t interrupted;
 
@@ -31,30 +33,50 @@ static void on_sigint(int sig)
 
 static void usage(FILE *f, const char *cmd)
 {
-	fprintf(f,
-		"usage: sonde %s [options] -- COMMAND [ARG...]\n"
-		"       sonde %s [options] -p PID\n\n"
-		"Define trace events in a program and %s.\n\n"
-		"  -e, --event DEF      a kprobe_events or uprobe_events line, e.g.\n"
-		"                         'p:grp/alloc malloc size=%%di:u64'\n"
-		"                         'r:grp/ret malloc $retval'\n"
-		"                         'p /usr/bin/python3:0x1a2b %%di'\n"
-		"                       or an existing event to enable: 'grp:ev', 'grp:*'\n"
-		"  -f, --filter EXPR    filter for the events of the -e before it\n"
-		"                         (the kernel's grammar: 'size > 4096 && size < 8192')\n"
-		"  -b, --buffer-kb KB   each thread's ring buffer size (buffer_size_kb)\n"
-		"      --discard        drop new events when a buffer is full (default: overwrite\n"
-		"                       the oldest, like the kernel's flight recorder)\n"
-		"      --clock NAME     trace_clock: local, global, counter, mono, boot, x86-tsc…\n"
-		"%s"
-		"  -h, --help           this text\n\n"
-		"The command's exit status is the program's. Ctrl-C stops tracing, removes\n"
-		"every probe and returns.\n",
-		cmd, cmd,
-		!strcmp(cmd, "record") ? "record what they see to a file (see 'sonde report')"
-				       : "print them live, as the kernel's trace_pipe shows them",
-		!strcmp(cmd, "record") ? "  -o, --output FILE    where to write (default sonde.dat)\n"
-				       : "  -o, --output FILE    write the events there instead of stdout\n");
+	fprintf(
+	    f,
+	    "usage: sonde %s [options] -- COMMAND [ARG...]\n"
+	    "       sonde %s [options] -p PID\n\n"
+	    "Define trace events in a program and %s.\n\n"
+	    "  -e, --event DEF      a kprobe_events or uprobe_events line, e.g.\n"
+	    "                         'p:grp/alloc malloc size=%%di:u64'\n"
+	    "                         'r:grp/ret malloc $retval'\n"
+	    "                         'p /usr/bin/python3:0x1a2b %%di'\n"
+	    "                       or an existing event to enable: 'grp:ev', 'grp:*'\n"
+	    "                       or a USDT probe: 'usdt:[PATH:]PROVIDER:NAME [ARG...]'\n"
+	    "                         (u: for short; without PATH, searched in the\n"
+	    "                         program and its libraries; globs allowed) as event\n"
+	    "                         sdt_PROVIDER:NAME with fields arg1..argN, or the\n"
+	    "                         ARGs given: 'u:python:function__entry\n"
+	    "                         file=arg1:string fn=arg2:string line=arg3'\n"
+	    "  -f, --filter EXPR    filter for the events of the -e before it\n"
+	    "                         (the kernel's grammar: 'size > 4096 && size < 8192')\n"
+	    "  -b, --buffer-kb KB   each thread's ring buffer size (buffer_size_kb)\n"
+	    "      --discard        drop new events when a buffer is full (default: overwrite\n"
+	    "                       the oldest, like the kernel's flight recorder)\n"
+	    "      --clock NAME     trace_clock: local, global, counter, mono, boot, x86-tsc…\n"
+	    "%s"
+	    "  -p, --pid PID        a running process: sonde loads its agent into it\n"
+	    "                       (ptrace) unless one serves already, and when done leaves\n"
+	    "                       it as it was: every probe out, every byte back\n"
+	    "      --follow         trace the processes it forks and the programs it runs\n"
+	    "%s"
+	    "  -h, --help           this text\n\n"
+	    "The command's exit status is the program's. Ctrl-C stops tracing, removes\n"
+	    "every probe and returns.\n",
+	    cmd, cmd,
+	    !strcmp(cmd, "record") ? "record what they see to a file (see 'sonde report')"
+				   : "print them live, as the kernel's trace_pipe shows them",
+	    !strcmp(cmd, "record")
+		? "  -o, --output FILE    where to write (default sonde.dat)\n"
+		: "  -o, --output FILE    write the events there instead of stdout\n",
+	    !strcmp(cmd, "record")
+		? "      --function       record the function tracer's calls (as 'sonde ftrace')\n"
+		  "      --graph          record the function_graph tracer's calls and\n"
+		  "                       returns (as 'sonde graph'); their options below\n"
+		: "");
+	if (!strcmp(cmd, "record"))
+		ftrace_usage(f, cmd);
 }
 
 /* a kprobe_events or uprobe_events line? the location of uprobes is PATH:OFFSET */
@@ -84,22 +106,41 @@ static bool is_definition(const char *def)
 int trace_parse_args(int argc, char **argv, struct trace_opts *o, const char *cmd)
 {
 	static const struct option longopts[] = {
-		{"event", required_argument, NULL, 'e'},
-		{"filter", required_argument, NULL, 'f'},
-		{"buffer-kb", required_argument, NULL, 'b'},
-		{"discard", no_argument, NULL, 'D'},
-		{"clock", required_argument, NULL, 'C'},
-		{"output", required_argument, NULL, 'o'},
-		{"pid", required_argument, NULL, 'p'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+	    {"event", required_argument, NULL, 'e'},
+	    {"filter", required_argument, NULL, 'f'},
+	    {"buffer-kb", required_argument, NULL, 'b'},
+	    {"discard", no_argument, NULL, OPT_DISCARD},
+	    {"clock", required_argument, NULL, 'C'},
+	    {"output", required_argument, NULL, 'o'},
+	    {"pid", required_argument, NULL, 'p'},
+	    {"follow", no_argument, NULL, OPT_FOLLOW},
+	    {"help", no_argument, NULL, 'h'},
+	    /* the function tracers' (cmd_ftrace.c) */
+	    {"ftrace-filter", required_argument, NULL, 'F'},
+	    {"notrace", required_argument, NULL, 'N'},
+	    {"graph-function", required_argument, NULL, 'G'},
+	    {"graph-notrace", required_argument, NULL, OPT_GRAPH_NOTRACE},
+	    {"max-depth", required_argument, NULL, 'D'},
+	    {"thresh", required_argument, NULL, 'T'},
+	    {"tid", required_argument, NULL, OPT_TID},
+	    {"funcgraph-proc", no_argument, NULL, OPT_FG_PROC},
+	    {"funcgraph-abstime", no_argument, NULL, OPT_FG_ABSTIME},
+	    {"funcgraph-tail", no_argument, NULL, OPT_FG_TAIL},
+	    {"init", no_argument, NULL, OPT_INIT},
+	    {"function", no_argument, NULL, OPT_FUNCTION},
+	    {"graph", no_argument, NULL, OPT_GRAPH},
+	    {"no-header", no_argument, NULL, OPT_NO_HEADER},
+	    {0},
 	};
-	int c;
+	bool ftrace_cmd = !strcmp(cmd, "ftrace") || !strcmp(cmd, "graph");
+	int c, err;
 
 	memset(o, 0, sizeof(*o));
 	o->output = "sonde.dat";
+	if (ftrace_cmd)
+		o->ft.tracer = !strcmp(cmd, "graph") ? "function_graph" : "function";
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+e:f:b:o:p:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+e:f:b:o:p:hF:N:G:D:T:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'e':
 			if (o->nevents == TRACE_MAX_EVENTS)
@@ -115,7 +156,7 @@ int trace_parse_args(int argc, char **argv, struct trace_opts *o, const char *cm
 		case 'b':
 			o->buffer_kb = optarg;
 			break;
-		case 'D':
+		case OPT_DISCARD:
 			o->discard = true;
 			break;
 		case 'C':
@@ -130,28 +171,47 @@ int trace_parse_args(int argc, char **argv, struct trace_opts *o, const char *cm
 			if (o->pid <= 0)
 				return cli_fail(-EINVAL, "%s: bad pid '%s'", cmd, optarg);
 			break;
+		case OPT_FOLLOW:
+			o->follow = true;
+			break;
 		case 'h':
-			usage(stdout, cmd);
+			if (ftrace_cmd)
+				ftrace_usage(stdout, cmd);
+			else
+				usage(stdout, cmd);
 			return 1;
 		default:
-			usage(stderr, cmd);
+			err = ftrace_parse_opt(o, c, optarg, cmd);
+			if (err <= 0) {
+				if (err)
+					return err;
+				break;
+			}
+			if (ftrace_cmd)
+				ftrace_usage(stderr, cmd);
+			else
+				usage(stderr, cmd);
 			return -EINVAL;
 		}
 	}
 	o->argv = argv + optind;
 	if (!o->pid && !*o->argv) {
-		usage(stderr, cmd);
+		if (ftrace_cmd)
+			ftrace_usage(stderr, cmd);
+		else
+			usage(stderr, cmd);
 		return -EINVAL;
 	}
 	if (o->pid && *o->argv)
 		return cli_fail(-EINVAL, "%s: give either -p PID or a command, not both", cmd);
-	if (!o->nevents)
-		return cli_fail(-EINVAL, "%s: nothing to trace: give at least one -e", cmd);
+	if (!o->nevents && !o->ft.tracer)
+		return cli_fail(-EINVAL, "%s: nothing to trace: give at least one -e%s", cmd,
+				!strcmp(cmd, "record") ? ", --function or --graph" : "");
 	return 0;
 }
 
-static int write_or_explain(struct session *s, const char *path, const char *text,
-			    bool truncate, const char *what)
+int write_or_explain(struct session *s, const char *path, const char *text, bool truncate,
+		     const char *what)
 {
 	char *why = NULL;
 	int err = session_write(s, path, text, truncate, &why);
@@ -165,24 +225,81 @@ static int write_or_explain(struct session *s, const char *path, const char *tex
 	return err;
 }
 
+/* the event te->system:te->name: its filter, then enable it */
+static int enable_event(struct session *s, struct trace_event *te)
+{
+	char path[256];
+	int err;
+
+	if (te->filter) {
+		if (strchr(te->name, '*') || strchr(te->system, '*'))
+			return cli_fail(-EINVAL, "--filter needs one event, not '%s'", te->def);
+		snprintf(path, sizeof(path), "events/%s/%s/filter", te->system, te->name);
+		err = write_or_explain(s, path, te->filter, true, te->filter);
+		if (err)
+			return err;
+	}
+	snprintf(path, sizeof(path), "%s:%s", te->system, te->name);
+	return write_or_explain(s, "set_event", path, false, te->def);
+}
+
+/*
+ * usdt:[PATH:]PROVIDER:NAME: the probes are found here, in the files the
+ * program has mapped (/proc/PID/maps; a launched program waits before main()
+ * with its libraries loaded), and each site becomes an uprobe_events line
+ * with its --filter, as if given with -e
+ */
+static int setup_usdt(struct session *s, struct trace_event *te)
+{
+	char **lines;
+	int n = sd_usdt_expand(te->def, s->pid, &lines), err = 0;
+
+	if (n < 0)
+		return cli_fail(n, "%s", sonde_last_error());
+	for (int i = 0; i < n && !err; i++) {
+		struct sd_probe_def *pd = NULL;
+		struct sd_parse_error pe = {0};
+		char g[SD_EVENT_NAME_MAX], ev[SD_EVENT_NAME_MAX];
+
+		err = write_or_explain(s, "uprobe_events", lines[i], false, lines[i]);
+		if (err)
+			break;
+		if (sd_probe_parse(lines[i], SD_PROBE_UPROBE, &pd, g, ev, &pe)) {
+			err = cli_fail(-EINVAL, "%s: cannot name the event", lines[i]);
+			break;
+		}
+		snprintf(te->system, sizeof(te->system), "%s", pd->group);
+		snprintf(te->name, sizeof(te->name), "%s", pd->event);
+		sd_probe_def_free(pd);
+		err = enable_event(s, te);
+	}
+	sd_usdt_lines_free(lines, n);
+	return err;
+}
+
 /* define or select the events, set filters, enable them */
 static int setup_events(struct session *s, struct trace_opts *o)
 {
 	for (int i = 0; i < o->nevents; i++) {
 		struct trace_event *te = &o->events[i];
 		const char *def = te->def;
-		char path[256];
 		int err;
 
+		if (sd_usdt_is_spec(def)) {
+			err = setup_usdt(s, te);
+			if (err)
+				return err;
+			continue;
+		}
 		if (is_definition(def)) {
 			int kind = def_kind(def);
 			struct sd_probe_def *pd = NULL;
 			struct sd_parse_error pe = {0};
 			char g[SD_EVENT_NAME_MAX], n[SD_EVENT_NAME_MAX];
 
-			err = write_or_explain(s, kind == SD_PROBE_UPROBE ? "uprobe_events"
-									 : "kprobe_events",
-					       def, false, def);
+			err = write_or_explain(
+			    s, kind == SD_PROBE_UPROBE ? "uprobe_events" : "kprobe_events", def,
+			    false, def);
 			if (err)
 				return err;
 			if (def[0] == '-')
@@ -197,44 +314,50 @@ static int setup_events(struct session *s, struct trace_opts *o)
 			const char *colon = strchr(def, ':');
 
 			if (!colon)
-				return cli_fail(-EINVAL,
-						"'%s' is neither an event definition (p:…, r:…) nor an "
-						"event name (group:event)",
-						def);
+				return cli_fail(
+				    -EINVAL,
+				    "'%s' is neither an event definition (p:…, r:…) nor an "
+				    "event name (group:event)",
+				    def);
 			snprintf(te->system, sizeof(te->system), "%.*s", (int)(colon - def), def);
 			snprintf(te->name, sizeof(te->name), "%s", colon + 1);
 		}
-		if (te->filter) {
-			if (strchr(te->name, '*') || strchr(te->system, '*'))
-				return cli_fail(-EINVAL, "--filter needs one event, not '%s'", def);
-			snprintf(path, sizeof(path), "events/%s/%s/filter", te->system, te->name);
-			err = write_or_explain(s, path, te->filter, true, te->filter);
-			if (err)
-				return err;
-		}
-		snprintf(path, sizeof(path), "%s:%s", te->system, te->name);
-		err = write_or_explain(s, "set_event", path, false, def);
+		err = enable_event(s, te);
 		if (err)
 			return err;
 	}
 	return 0;
 }
 
+static int trace_configure(struct session *s, struct trace_opts *o);
+
 int trace_setup(struct session *s, struct trace_opts *o)
 {
+	struct sigaction sa = {.sa_handler = on_sigint};
 	int err;
 
-	if (o->pid)
-		err = session_connect(s, o->pid);
-	else
-		err = session_launch(s, o->argv);
-	if (err) {
-		if (o->pid)
-			cli_error("cannot reach the agent of pid %d: %s (was it started under "
-				  "sonde?)",
-				  o->pid, strerror(-err));
-		return err;
+	/* attaching: a Ctrl-C from now on detaches cleanly (even before events flow) */
+	sigemptyset(&sa.sa_mask);
+	if (o->pid) {
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
 	}
+	if (o->pid)
+		err = session_attach(s, o->pid, o->follow ? SD_AGENT_FOLLOW : 0);
+	else
+		err = session_launch_opts(s, o->argv,
+					  (o->follow ? SESSION_FOLLOW : 0) |
+					      (o->ft.init ? SESSION_INIT_TRACE : 0));
+	if (err)
+		return err;
+	return trace_configure(s, o);
+}
+
+/* the buffer settings and the events, in a process whose agent is reached */
+static int trace_configure(struct session *s, struct trace_opts *o)
+{
+	int err = 0;
+
 	if (o->buffer_kb)
 		err = write_or_explain(s, "buffer_size_kb", o->buffer_kb, true, "buffer_size_kb");
 	if (!err && o->discard)
@@ -243,6 +366,8 @@ int trace_setup(struct session *s, struct trace_opts *o)
 		err = write_or_explain(s, "trace_clock", o->clock, true, o->clock);
 	if (!err)
 		err = setup_events(s, o);
+	if (!err)
+		err = ftrace_setup(s, &o->ft);
 	if (!err)
 		err = session_refresh_events(s);
 	if (!err) {
@@ -253,6 +378,99 @@ int trace_setup(struct session *s, struct trace_opts *o)
 	return err;
 }
 
+/* ---- --follow: the children's agents ---------------------------------------------------- */
+
+struct kid {
+	struct session s;
+	struct sd_rb_reader *rd; /* an executed program's own ring; NULL for a fork */
+};
+
+struct kids {
+	struct kid *v;
+	int n;
+};
+
+/*
+ * Children that connected: a forked one shares its parent's ring (its
+ * events, with its own pid, come with the parent's); a program executed
+ * gets the same events defined in its own tracefs, and its ring is read
+ * beside.
+ */
+static void kids_accept(struct kids *k, struct session *s, struct trace_opts *o)
+{
+	struct kid kid;
+
+	if (!s->follow)
+		return;
+	while (session_accept_child(s, &kid.s) > 0) {
+		struct kid *bigger = realloc(k->v, (k->n + 1) * sizeof(*bigger));
+
+		kid.rd = NULL;
+		if (!strcmp(kid.s.kind, "launch")) {
+			if (trace_configure(&kid.s, o) == 0 &&
+			    sd_rb_reader_open(kid.s.ring, true, &kid.rd))
+				kid.rd = NULL;
+			session_go(&kid.s);
+		}
+		if (!bigger) {
+			if (kid.rd)
+				sd_rb_reader_close(kid.rd);
+			session_close(&kid.s);
+			continue;
+		}
+		k->v = bigger;
+		k->v[k->n++] = kid;
+	}
+}
+
+static int kids_read(struct kids *k, record_fn rec, void *arg)
+{
+	struct sd_rb_event ev;
+	int n = 0;
+
+	for (int i = 0; i < k->n; i++)
+		while (k->v[i].rd && n < 65536 && sd_rb_read(k->v[i].rd, &ev) > 0) {
+			rec(arg, &k->v[i].s, &ev);
+			n++;
+		}
+	return n;
+}
+
+/* forget the children that ended (their records were read) */
+static void kids_prune(struct kids *k)
+{
+	for (int i = 0; i < k->n;) {
+		struct kid *c = &k->v[i];
+
+		if (!(kill(c->s.pid, 0) && errno == ESRCH)) {
+			i++;
+			continue;
+		}
+		if (c->rd)
+			sd_rb_reader_close(c->rd);
+		session_close(&c->s);
+		k->v[i] = k->v[--k->n];
+	}
+}
+
+static void kids_detach(struct kids *k)
+{
+	for (int i = 0; i < k->n; i++)
+		session_detach(&k->v[i].s);
+}
+
+static void kids_close(struct kids *k)
+{
+	for (int i = 0; i < k->n; i++) {
+		if (k->v[i].rd)
+			sd_rb_reader_close(k->v[i].rd);
+		session_close(&k->v[i].s);
+	}
+	free(k->v);
+	k->v = NULL;
+	k->n = 0;
+}
+
 int trace_loop(struct session *s, struct trace_opts *o, record_fn rec, void (*idle)(void *arg),
 	       void *arg)
 {
@@ -261,6 +479,8 @@ int trace_loop(struct session *s, struct trace_opts *o, record_fn rec, void (*id
 	struct sd_rb_event ev;
 	bool done = false, detached = false;
 	int err, nidle = 0;
+	struct timespec last_idle = {0};
+	struct kids kids = {0};
 
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
@@ -276,12 +496,27 @@ int trace_loop(struct session *s, struct trace_opts *o, record_fn rec, void (*id
 	while (!done) {
 		int n = 0;
 
-		while (sd_rb_read(rd, &ev) > 0) {
+		/* in bounded batches: a Ctrl-C is seen even when events never stop coming */
+		while (n < 65536 && sd_rb_read(rd, &ev) > 0) {
 			rec(arg, s, &ev);
 			n++;
 		}
-		if (n) {
+		if (s->follow) {
+			kids_accept(&kids, s, o);
+			n += kids_read(&kids, rec, arg);
+		}
+		if (n && !interrupted) {
+			struct timespec now;
+
 			nidle = 0;
+			/* a busy ring never empties: hand out what was read every 20 ms */
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			if (idle && (now.tv_sec - last_idle.tv_sec) * 1000000000L + now.tv_nsec -
+					    last_idle.tv_nsec >
+					20 * 1000 * 1000L) {
+				idle(arg);
+				last_idle = now;
+			}
 			continue;
 		}
 		if (idle)
@@ -289,10 +524,16 @@ int trace_loop(struct session *s, struct trace_opts *o, record_fn rec, void (*id
 		if (interrupted && !detached) {
 			/* stop tracing: every probe out, every byte back */
 			session_detach(s);
+			kids_detach(&kids);
 			detached = true;
 			continue; /* one more pass for what was written meanwhile */
 		}
 		if (interrupted) {
+			/* the probes are out: what is left in the buffer is all there is */
+			while (sd_rb_read(rd, &ev) > 0)
+				rec(arg, s, &ev);
+			while (kids_read(&kids, rec, arg))
+				;
 			if (s->launched)
 				session_wait_exit(s, 2000);
 			break;
@@ -309,6 +550,15 @@ int trace_loop(struct session *s, struct trace_opts *o, record_fn rec, void (*id
 				rec(arg, s, &ev);
 			break;
 		}
+		if (!s->launched && !detached && session_agent_gone(s)) {
+			/* `sonde detach` from elsewhere: the probes are gone */
+			while (sd_rb_read(rd, &ev) > 0)
+				rec(arg, s, &ev);
+			fprintf(stderr, "sonde: the agent of pid %d has left\n", (int)s->pid);
+			break;
+		}
+		if (kids.n && nidle % 100 == 99)
+			kids_prune(&kids);
 		{
 			struct timespec ts = {0, (nidle < 10 ? 1 : 10) * 1000 * 1000};
 
@@ -316,6 +566,9 @@ int trace_loop(struct session *s, struct trace_opts *o, record_fn rec, void (*id
 			nidle++;
 		}
 	}
+	if (s->follow && !detached)
+		kids_detach(&kids); /* the parent ended: its children's probes go too */
+	kids_close(&kids);
 	sd_rb_reader_close(rd);
 	return 0;
 }
@@ -376,6 +629,9 @@ static void print_record(void *arg, struct session *s, const struct sd_rb_event 
 	struct print_state *ps = arg;
 	struct sd_seq seq;
 
+	/* the record's own process (--follow: a program executed has its own events) */
+	ps->r.event_arg = s;
+	ps->r.pctx.sym_arg = s->sym;
 	sd_seq_init(&seq, ps->line, sizeof(ps->line));
 	if (ev->lost) {
 		sd_render_lost(&seq, ev->cpu, ev->lost);

@@ -15,11 +15,15 @@ struct cmd {
 };
 
 static const struct cmd commands[] = {
-	{"trace", cmd_trace, "run a program, print its events live (trace_pipe)"},
-	{"record", cmd_record, "run a program, record its events to a file"},
-	{"report", cmd_report, "print a recorded trace"},
-	{"list", cmd_list, "list probeable functions or events of a binary or a process"},
-	{"ctl", cmd_ctl, "read and write the virtual tracefs of a traced process"},
+    {"trace", cmd_trace, "run a program, print its events live (trace_pipe)"},
+    {"record", cmd_record, "run a program, record its events to a file"},
+    {"ftrace", cmd_ftrace, "run a program, print every function call (the function tracer)"},
+    {"graph", cmd_graph, "run a program, print its call graph with durations (function_graph)"},
+    {"report", cmd_report, "print a recorded trace, or its per-function statistics"},
+    {"export", cmd_export, "a recorded call graph as Chrome/Perfetto JSON or flame-graph stacks"},
+    {"list", cmd_list, "list probeable functions or events of a binary or a process"},
+    {"ctl", cmd_ctl, "read and write the virtual tracefs of a traced process"},
+    {"detach", cmd_detach, "make the agent of a running process leave it as it was"},
 };
 
 int cli_error(const char *fmt, ...)

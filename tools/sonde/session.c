@@ -7,6 +7,11 @@
  * agent's connection; the program waits in the agent's constructor until
  * session_go(). A program that never connects (statically linked, or that
  * clears LD_PRELOAD) is reported, not waited for forever.
+ *
+ * Attach: the same socket, but the agent is loaded into the running
+ * process by inject_agent() and connects from its own thread; a process
+ * whose agent already serves (launched under sonde, or attached by
+ * `sonde ctl`) is reached on its socket instead.
  */
 #include <elf.h>
 #include <errno.h>
@@ -17,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -25,8 +31,10 @@
 #include <sonde/sonde.h>
 
 #include "cli.h"
+#include "inject.h"
 #include "control/protocol.h"
 #include "session.h"
+#include "trace/printfmt.h"
 #include "trace/probe_def.h"
 #include "trace/symbolize.h"
 #include "trace/trace.h"
@@ -53,9 +61,10 @@ int session_lib_path(char *buf, size_t len)
 		*slash = '\0';
 	snprintf(buf, len, "%s/../lib/libsonde.so", exe);
 	if (access(buf, R_OK))
-		return cli_fail(-ENOENT, "cannot find libsonde.so next to the sonde command (%s); set "
-				 "SONDE_LIB",
-				 buf);
+		return cli_fail(-ENOENT,
+				"cannot find libsonde.so next to the sonde command (%s); set "
+				"SONDE_LIB",
+				buf);
 	return 0;
 }
 
@@ -168,19 +177,76 @@ static int read_hello(struct session *s)
 
 	if (err)
 		return err;
-	if (m.hdr.op != SD_CTL_HELLO)
+	if (m.hdr.op != SD_CTL_HELLO) {
 		err = -EPROTO;
-	else
+	} else {
+		const char *k = strstr(m.data, " kind="), *pp = strstr(m.data, " ppid=");
+
 		sscanf(m.data, "pid=%d", &s->pid);
+		if (k)
+			sscanf(k, " kind=%15s", s->kind);
+		if (pp)
+			sscanf(pp, " ppid=%d", &s->ppid);
+	}
 	sd_ctl_msg_free(&m);
 	return err;
 }
 
+/*
+ * the agent's connection on listen_fd, within @ms; -ECHILD when a launched
+ * program ended, -ESRCH when an attached one did, -ETIMEDOUT
+ */
+static int accept_agent(struct session *s, int ms)
+{
+	for (int waited = 0; s->ctl < 0;) {
+		struct pollfd p = {.fd = s->listen_fd, .events = POLLIN};
+
+		if (poll(&p, 1, 20) > 0) {
+			s->ctl = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+			if (s->ctl >= 0 && sd_ctl_peer_uid(s->ctl) != (int)getuid()) {
+				close(s->ctl);
+				s->ctl = -1;
+			}
+			continue;
+		}
+		if (s->launched && session_poll_exit(s))
+			return -ECHILD;
+		if (!s->launched && kill(s->pid, 0) && errno == ESRCH)
+			return -ESRCH;
+		waited += 20;
+		if (waited > ms)
+			return -ETIMEDOUT;
+	}
+	return 0;
+}
+
 int session_launch(struct session *s, char **argv)
 {
-	char lib[PATH_MAX], prog[PATH_MAX], preload[2 * PATH_MAX];
+	return session_launch_opts(s, argv, 0);
+}
+
+/* libsonde-init.so, next to libsonde.so, first in LD_AUDIT */
+static int audit_value(const char *lib, char *out, size_t len)
+{
+	const char *old = getenv("LD_AUDIT");
+	const char *slash = strrchr(lib, '/');
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%.*s/libsonde-init.so", slash ? (int)(slash - lib) : 1,
+		 slash ? lib : ".");
+	if (access(path, R_OK))
+		return cli_fail(-ENOENT, "--init: %s is not there (it is built with libsonde)",
+				path);
+	snprintf(out, len, "%s%s%s", path, old ? ":" : "", old ? old : "");
+	return 0;
+}
+
+int session_launch_opts(struct session *s, char **argv, unsigned int flags)
+{
+	char lib[PATH_MAX], prog[PATH_MAX], preload[2 * PATH_MAX], audit[2 * PATH_MAX];
 	const char *old_preload = getenv("LD_PRELOAD");
-	int err, waited = 0;
+	bool follow = flags & SESSION_FOLLOW;
+	int err;
 	pid_t pid;
 
 	memset(s, 0, sizeof(*s));
@@ -191,14 +257,20 @@ int session_launch(struct session *s, char **argv)
 	if (find_program(argv[0], prog, sizeof(prog)))
 		return cli_fail(-ENOENT, "%s: command not found", argv[0]);
 	if (is_static(prog))
-		return cli_fail(-ENOEXEC, "%s is statically linked: the agent enters a launched program "
-				 "through the dynamic loader (LD_PRELOAD), which it does not have",
-				 prog);
+		return cli_fail(-ENOEXEC,
+				"%s is statically linked: the agent enters a launched program "
+				"through the dynamic loader (LD_PRELOAD), which it does not have",
+				prog);
 	err = listen_here(s);
 	if (err)
 		return cli_fail(err, "cannot listen for the agent: %s", strerror(-err));
 	snprintf(preload, sizeof(preload), "%s%s%s", lib, old_preload ? ":" : "",
 		 old_preload ? old_preload : "");
+	if (flags & SESSION_INIT_TRACE) {
+		err = audit_value(lib, audit, sizeof(audit));
+		if (err)
+			return err;
+	}
 
 	fflush(NULL);
 	pid = fork();
@@ -207,7 +279,11 @@ int session_launch(struct session *s, char **argv)
 	if (pid == 0) {
 		close(s->listen_fd);
 		setenv("LD_PRELOAD", preload, 1);
+		if (flags & SESSION_INIT_TRACE)
+			setenv("LD_AUDIT", audit, 1);
 		setenv("SONDE_CTL", s->listen_path, 1);
+		if (follow)
+			setenv("SONDE_FOLLOW", "1", 1);
 		execvp(argv[0], argv);
 		fprintf(stderr, "sonde: cannot run %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
@@ -215,36 +291,66 @@ int session_launch(struct session *s, char **argv)
 	s->pid = pid;
 	s->launched = true;
 
-	while (s->ctl < 0) {
-		struct pollfd p = {.fd = s->listen_fd, .events = POLLIN};
-
-		if (poll(&p, 1, 100) > 0) {
-			s->ctl = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-			if (s->ctl >= 0 && sd_ctl_peer_uid(s->ctl) != (int)getuid()) {
-				close(s->ctl);
-				s->ctl = -1;
-			}
-			continue;
-		}
-		if (session_poll_exit(s))
-			return cli_fail(-ECHILD, "%s ended (status %d) before the agent came up: it did not "
-					 "load libsonde.so (does it clear LD_PRELOAD?)",
-					 argv[0], s->exit_status);
-		waited += 100;
-		if (waited > CONNECT_TIMEOUT_MS) {
-			kill(pid, SIGKILL);
-			session_wait_exit(s, 1000);
-			return cli_fail(-ETIMEDOUT, "%s did not load the agent within %d s", argv[0],
-					 CONNECT_TIMEOUT_MS / 1000);
-		}
+	err = accept_agent(s, CONNECT_TIMEOUT_MS);
+	if (err == -ECHILD)
+		return cli_fail(-ECHILD,
+				"%s ended (status %d) before the agent came up: it did not "
+				"load libsonde.so (does it clear LD_PRELOAD?)",
+				argv[0], s->exit_status);
+	if (err == -ETIMEDOUT) {
+		kill(pid, SIGKILL);
+		session_wait_exit(s, 1000);
+		return cli_fail(-ETIMEDOUT, "%s did not load the agent within %d s", argv[0],
+				CONNECT_TIMEOUT_MS / 1000);
 	}
-	close(s->listen_fd);
-	s->listen_fd = -1;
-	unlink(s->listen_path);
+	if (err)
+		return cli_fail(err, "accepting the agent's connection: %s", strerror(-err));
+	if (follow) {
+		s->follow = true; /* children connect here too */
+	} else {
+		close(s->listen_fd);
+		s->listen_fd = -1;
+		unlink(s->listen_path);
+	}
 	err = read_hello(s);
 	if (err)
 		return cli_fail(err, "the agent did not say hello: %s", strerror(-err));
 	return 0;
+}
+
+int session_accept_child(struct session *parent, struct session *kid)
+{
+	struct pollfd p = {.fd = parent->listen_fd, .events = POLLIN};
+	struct pollfd h;
+	int fd, err;
+
+	if (parent->listen_fd < 0 || poll(&p, 1, 0) <= 0)
+		return 0;
+	fd = accept4(parent->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+	if (sd_ctl_peer_uid(fd) != (int)getuid()) {
+		close(fd);
+		return 0;
+	}
+	memset(kid, 0, sizeof(*kid));
+	kid->ctl = fd;
+	kid->listen_fd = -1;
+	kid->attached = parent->attached;
+	/* its HELLO comes at once; a peer that says nothing is dropped */
+	h = (struct pollfd){.fd = fd, .events = POLLIN};
+	if (poll(&h, 1, 2000) <= 0) {
+		close(fd);
+		kid->ctl = -1;
+		return 0;
+	}
+	err = read_hello(kid);
+	if (err) {
+		close(fd);
+		kid->ctl = -1;
+		return err;
+	}
+	return 1;
 }
 
 int session_connect(struct session *s, pid_t pid)
@@ -274,6 +380,88 @@ int session_connect(struct session *s, pid_t pid)
 	return 0;
 }
 
+/*
+ * The agent runs as the process's user and connects to a socket private to
+ * ours: attaching works within one user (root included).
+ */
+static int target_uid_ok(pid_t pid)
+{
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d", (int)pid);
+	if (stat(path, &st))
+		return cli_fail(-ESRCH, "no process with pid %d", (int)pid);
+	if (st.st_uid == geteuid())
+		return 0;
+	if (geteuid() != 0)
+		return 0; /* ptrace will refuse; inject explains it */
+	return cli_fail(-EPERM,
+			"pid %d runs as uid %u, sonde as root: its agent could not reach sonde's "
+			"private socket; run sonde as that user (sudo -u '#%u' sonde …)",
+			(int)pid, (unsigned int)st.st_uid, (unsigned int)st.st_uid);
+}
+
+int session_attach(struct session *s, pid_t pid, unsigned int flags)
+{
+	char lib[PATH_MAX], real[PATH_MAX];
+	int err = session_connect(s, pid);
+
+	if (!err)
+		return 0; /* an agent serves already */
+	if (s->ctl >= 0)
+		close(s->ctl);
+	s->ctl = -1;
+	if (err != -ENOENT && err != -ECONNREFUSED)
+		return cli_fail(err, "cannot reach the agent of pid %d: %s", (int)pid,
+				strerror(-err));
+	err = inject_check(pid);
+	if (err)
+		return err;
+	err = target_uid_ok(pid);
+	if (err)
+		return err;
+	err = session_lib_path(lib, sizeof(lib));
+	if (err)
+		return err;
+	if (!realpath(lib, real))
+		return cli_fail(-errno, "%s: %s", lib, strerror(errno));
+	err = listen_here(s);
+	if (err)
+		return cli_fail(err, "cannot listen for the agent: %s", strerror(-err));
+	err = inject_agent(pid, real, s->listen_path, flags, NULL);
+	if (!err) {
+		err = accept_agent(s, CONNECT_TIMEOUT_MS);
+		if (err == -ESRCH)
+			cli_error("pid %d ended before its agent connected", (int)pid);
+		else if (err)
+			cli_error("the agent loaded into pid %d did not connect: %s", (int)pid,
+				  strerror(-err));
+	}
+	if (!err) {
+		err = read_hello(s);
+		if (err)
+			cli_error("the agent did not say hello: %s", strerror(-err));
+	}
+	if (!err)
+		s->attached = true;
+	s->follow = !err && (flags & SD_AGENT_FOLLOW);
+	if (err || !(flags & SD_AGENT_FOLLOW)) {
+		close(s->listen_fd);
+		s->listen_fd = -1;
+		unlink(s->listen_path);
+	}
+	return err;
+}
+
+bool session_agent_gone(struct session *s)
+{
+	struct pollfd p = {.fd = s->ctl, .events = POLLIN};
+
+	/* the agent never speaks unasked: anything readable is its end */
+	return s->ctl < 0 || (poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)));
+}
+
 void session_close(struct session *s)
 {
 	if (s->ctl >= 0)
@@ -292,6 +480,8 @@ void session_close(struct session *s)
 		if (!e)
 			continue;
 		sd_probe_def_free(e->def);
+		sd_printfmt_free(e->fmt);
+		free(e->ev.print_fmt);
 		for (unsigned int k = 0; k < e->ev.nfields; k++) {
 			free(e->ev.fields[k].name);
 			free(e->ev.fields[k].c_type);
@@ -333,8 +523,7 @@ static char *take_data(struct sd_ctl_msg *m)
 	return d;
 }
 
-int session_write(struct session *s, const char *path, const char *text, bool truncate,
-		  char **why)
+int session_write(struct session *s, const char *path, const char *text, bool truncate, char **why)
 {
 	struct sd_ctl_msg m;
 	int err = request(s, SD_CTL_WRITE, truncate ? SD_CTL_TRUNC : 0, path, text, &m);
@@ -390,10 +579,13 @@ int session_go(struct session *s)
 
 int session_detach(struct session *s)
 {
-	char *out;
-	int err = fetch(s, SD_CTL_DETACH, "", &out);
+	struct sd_ctl_msg m;
+	int err = request(s, SD_CTL_DETACH, s->attached ? SD_CTL_DETACH_LEAVE : 0, "", NULL, &m);
 
-	free(out);
+	if (err)
+		return err;
+	err = m.hdr.status;
+	sd_ctl_msg_free(&m);
 	return err;
 }
 
@@ -413,8 +605,7 @@ int session_open_ring(struct session *s)
 		return err;
 	}
 	if (sscanf(m.data, "clock=%d tsc_hz=%lu mult=%lu shift=%u tsc0=%lu ns0=%lu gen=%u",
-		   &s->clock, &hz, &mult, &s->clock_params.shift, &tsc0, &ns0,
-		   &s->ring_gen) != 7) {
+		   &s->clock, &hz, &mult, &s->clock_params.shift, &tsc0, &ns0, &s->ring_gen) != 7) {
 		sd_ctl_msg_free(&m);
 		return -EPROTO;
 	}
@@ -443,12 +634,32 @@ static void probe_print(struct sd_seq *seq, const struct sd_event *ev, const voi
 
 	if (e->def)
 		sd_probe_print(seq, e->def, entry, len, ctx);
+	else if (e->fmt) /* a tracepoint: its TP_printk */
+		sd_printfmt_render(seq, e->fmt, entry, len, ctx);
+	else if (!strcmp(e->kind, "tracepoint"))
+		sd_print_fields(seq, ev, entry, len);
 }
 
 static const struct sd_event_ops session_event_ops = {.print = probe_print};
 
+/* a tracepoint's format file (the agent sends it): fields, and the print fmt compiled */
+static void tracepoint_format(struct session_event *e, const char *text)
+{
+	char why[160];
+
+	if (sd_format_parse(text, &e->ev.fields, &e->ev.nfields, &e->ev.print_fmt,
+			    &e->ev.fixed_size))
+		return;
+	if (e->ev.print_fmt &&
+	    sd_printfmt_compile(e->ev.print_fmt, &e->ev, (struct sd_printfmt **)&e->fmt, why,
+				sizeof(why)))
+		cli_error("note: %s:%s: print fmt not understood (%s): its records show their "
+			  "fields as name=value",
+			  e->ev.system, e->ev.name, why);
+}
+
 static int add_event(struct session *s, unsigned int id, const char *system, const char *name,
-		     const char *kind, const char *def_line)
+		     const char *kind, const char *def_line, const char *fmt_text)
 {
 	unsigned int slot = id - SD_EVENT_ID_FIRST;
 	struct session_event *e;
@@ -481,14 +692,16 @@ static int add_event(struct session *s, unsigned int id, const char *system, con
 		char g[SD_EVENT_NAME_MAX], n2[SD_EVENT_NAME_MAX];
 		struct sd_probe_def *def = NULL;
 
-		if (sd_probe_parse(def_line, !strcmp(kind, "kprobe") ? SD_PROBE_KPROBE
-								     : SD_PROBE_UPROBE,
+		if (sd_probe_parse(def_line,
+				   !strcmp(kind, "kprobe") ? SD_PROBE_KPROBE : SD_PROBE_UPROBE,
 				   &def, g, n2, &pe) == 0) {
 			e->def = def;
 			sd_probe_def_fields(def, &e->ev.fields, &e->ev.nfields);
 			e->ev.fixed_size = def->fixed_size;
 		}
 	}
+	if (fmt_text) /* a tracepoint's, or another built-in event's (initcall…) */
+		tracepoint_format(e, fmt_text);
 	if (s->events[slot]) { /* the id was reused by a new event: keep the old around */
 		e->ev.priv = s->events[slot];
 	}
@@ -502,22 +715,39 @@ int session_load_events(struct session *s, const char *text)
 	unsigned int id = 0;
 	char system[64] = "", name[64] = "", kind[16] = "";
 	bool pending = false;
+	char *fmt = NULL; /* "F <line>" lines: a tracepoint's format file */
+	size_t fmt_len = 0;
+	FILE *fmt_out = NULL;
 	int err = 0;
 
 	if (!copy)
 		return -ENOMEM;
 	for (line = strtok_r(copy, "\n", &save); line && !err; line = strtok_r(NULL, "\n", &save)) {
 		if (line[0] == 'E' && line[1] == ' ') {
-			if (pending)
-				err = add_event(s, id, system, name, kind, NULL);
+			if (pending) {
+				if (fmt_out)
+					fclose(fmt_out);
+				fmt_out = NULL;
+				err = add_event(s, id, system, name, kind, NULL, fmt);
+				free(fmt);
+				fmt = NULL;
+			}
 			pending = sscanf(line, "E %u %63s %63s %15s", &id, system, name, kind) == 4;
 		} else if (line[0] == 'D' && line[1] == ' ' && pending) {
-			err = add_event(s, id, system, name, kind, line + 2);
+			err = add_event(s, id, system, name, kind, line + 2, NULL);
 			pending = false;
+		} else if (line[0] == 'F' && line[1] == ' ' && pending) {
+			if (!fmt_out)
+				fmt_out = open_memstream(&fmt, &fmt_len);
+			if (fmt_out)
+				fprintf(fmt_out, "%s\n", line + 2);
 		}
 	}
+	if (fmt_out)
+		fclose(fmt_out);
 	if (!err && pending)
-		err = add_event(s, id, system, name, kind, NULL);
+		err = add_event(s, id, system, name, kind, NULL, fmt);
+	free(fmt);
 	free(copy);
 	return err;
 }

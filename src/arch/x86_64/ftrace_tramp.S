@@ -88,14 +88,17 @@ sd_arch_ftrace_caller:
 	.size	sd_arch_ftrace_caller, . - sd_arch_ftrace_caller
 
 /*
- * __fentry__: called by the first instruction of every function of a
- * `-pg -mfentry` build, directly (e8, 5 bytes) or through the GOT
- * (ff 15, 6 bytes) in position-independent code.
+ * The -pg entries. Both are called from the traced function, directly
+ * (e8, 5 bytes) or through the GOT (ff 15, 6 bytes) in position-independent
+ * code; the call's address names the function (sd_ftrace_enter_pg looks
+ * it up). \slot: where the function's return address is once PUSH_GPRS
+ * has run.
  */
-	.globl	__fentry__
-	.type	__fentry__, @function
+.macro PG_ENTRY name, slot
+	.globl	\name
+	.type	\name, @function
 	.p2align 4
-__fentry__:
+\name:
 	.cfi_startproc
 	cmpb	$0, sd_ftrace_active(%rip)
 	jne	1f
@@ -109,46 +112,21 @@ __fentry__:
 	cmpw	$0x15ff, (%rax)
 	je	2f
 	leaq	-5(%rdi), %rax
-2:	movq	%rax, %rdi		/* the call site: the function's start */
-	leaq	136(%rbx), %rsi
+2:	movq	%rax, %rdi		/* the call site */
+	leaq	\slot, %rsi
 	call	sd_ftrace_enter_pg
 	movq	%rbx, %rsp
 	POP_GPRS
 	ret
 	.cfi_endproc
-	.size	__fentry__, . - __fentry__
+	.size	\name, . - \name
+.endm
 
-/*
- * mcount: called after the prologue (push %rbp; mov %rsp,%rbp) of every
- * function of a plain `-pg` build: the function's return address is at
- * 8(%rbp). The function is identified by the call's address; the symbol
- * containing it names it.
- */
-	.globl	mcount
-	.type	mcount, @function
-	.p2align 4
-mcount:
-	.cfi_startproc
-	cmpb	$0, sd_ftrace_active(%rip)
-	jne	1f
-	ret
-1:	PUSH_GPRS
-	movq	%rsp, %rbx
-	andq	$-16, %rsp
-	cld
-	movq	128(%rbx), %rdi
-	leaq	-6(%rdi), %rax
-	cmpw	$0x15ff, (%rax)
-	je	2f
-	leaq	-5(%rdi), %rax
-2:	movq	%rax, %rdi
-	leaq	8(%rbp), %rsi		/* %rbp is the traced function's frame */
-	call	sd_ftrace_enter_pg
-	movq	%rbx, %rsp
-	POP_GPRS
-	ret
-	.cfi_endproc
-	.size	mcount, . - mcount
+/* __fentry__ (-pg -mfentry): the first instruction; the return address is above ours */
+	PG_ENTRY __fentry__, 136(%rbx)
+
+/* mcount (plain -pg): after the prologue (push %rbp; mov %rsp,%rbp): at 8(%rbp) */
+	PG_ENTRY mcount, 8(%rbp)
 
 /*
  * The return side of function_graph: like kretprobe_tramp.S, entered by
