@@ -246,6 +246,23 @@ if command -v uftrace >/dev/null 2>&1 && command -v gcc >/dev/null 2>&1 && [ -r 
 			u=$(awk -v f="$f" '$NF == f { print $(NF - 1) }' uft.txt)
 			expect "calls of $f, sonde vs uftrace" "$(calls $f)" "$u"
 		done
+		# the -pg builds themselves, through their mcount / __fentry__ calls
+		# (sonde's, preloaded before libc's: __fentry__@GLIBC_2.13 included)
+		for pg in "-pg" "-pg -mfentry"; do
+			# shellcheck disable=SC2086 # $pg is options
+			gcc $pg -O1 -g -fno-inline -o pgx "$SRC" -lpthread 2>/dev/null || {
+				bad "gcc $pg failed"
+				continue
+			}
+			"$SONDE" record --graph -o pgx.dat -- ./pgx $N >/dev/null 2>pgx.err
+			"$SONDE" report pgx.dat >pgx.txt 2>/dev/null
+			grep -q 'mcount/__fentry__' pgx.err || bad "$pg build: not hooked through its -pg calls: $(cat pgx.err)"
+			for f in t6_outer t6_inner t6_leaf t6_fib t6_slow t6_worker main; do
+				u=$(awk -v f="$f" '$NF == f { print $(NF - 1) }' uft.txt)
+				expect "calls of $f, sonde on the $pg build vs uftrace" \
+					"$(awk -v f="$f" '$NF == f { print $(NF - 1) }' pgx.txt)" "$u"
+			done
+		done
 	else
 		echo "$T: note: uftrace record failed here; its comparison is left out" >&2
 	fi
