@@ -30,6 +30,9 @@
  * Built with -DBENCH_LTTNG (bench/run.sh does, when liblttng-ust-dev is
  * there), ft_leaf() also hits the LTTng-UST tracepoint sonde_bench:hit of
  * bench_lttng_tp.h: the LTTng anchor, enabled or not by an lttng session.
+ * Built with -DBENCH_SONDE_TP (bench_ftrace_tp), it hits sonde's own
+ * tracepoint sonde_bench:tp_hit of bench_sonde_tp.h instead: disabled (a
+ * 5-byte nop) when nobody traces it, enabled under `sonde record -e`.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -48,6 +51,10 @@
 #define LTTNG_UST_TRACEPOINT_CREATE_PROBES
 #include "bench_lttng_tp.h"
 #define HIT(a, b) lttng_ust_tracepoint(sonde_bench, hit, a, b)
+#elif defined(BENCH_SONDE_TP)
+#define CREATE_TRACE_POINTS
+#include "bench_sonde_tp.h"
+#define HIT(a, b) trace_tp_hit(a)
 #else
 #define HIT(a, b) ((void)0)
 #endif

@@ -206,6 +206,7 @@ struct bench_state {
 	unsigned int flags; /* the probe's flags once set up */
 	bool probed;	    /* site_byte was read from a probed site */
 	bool has_flags;	    /* flags are those of a sonde probe of this process */
+	bool nofpu;	    /* the handler is SONDE_NOFPU, the probe SONDE_KPROBE_FLAG_NOFPU */
 };
 
 struct bench {
@@ -215,6 +216,7 @@ struct bench {
 	const char *target;
 	const char *vs; /* the kernel anchor of the same kind, or NULL */
 	int form;	/* enum probe_form */
+	bool nofpu;	/* kprobes: the SONDE_NOFPU handler, flagged SONDE_KPROBE_FLAG_NOFPU */
 	/* 0 or a negative errno, with a message in @err */
 	int (*setup)(struct bench_state *st, const struct target_desc *t, char *err, size_t len);
 	int (*check)(struct bench_state *st, char *err, size_t len);
@@ -222,6 +224,12 @@ struct bench {
 };
 
 static int empty_pre(struct sonde_kprobe *p, struct sonde_regs *regs)
+{
+	return 0;
+}
+
+/* the same, promised to touch no vector register (SONDE_KPROBE_FLAG_NOFPU) */
+SONDE_NOFPU static int empty_pre_nofpu(struct sonde_kprobe *p, struct sonde_regs *regs)
 {
 	return 0;
 }
@@ -324,7 +332,8 @@ static int kprobe_setup(struct bench_state *st, const struct target_desc *t, cha
 
 	form_prepare(st);
 	st->kp.addr = t->addr;
-	st->kp.pre_handler = empty_pre;
+	st->kp.pre_handler = st->nofpu ? empty_pre_nofpu : empty_pre;
+	st->kp.flags = st->nofpu ? SONDE_KPROBE_FLAG_NOFPU : 0;
 	ret = sonde_register_kprobe(&st->kp);
 	if (ret) {
 		snprintf(err, len, "sonde_register_kprobe(%s): %s: %s", t->name,
@@ -454,6 +463,18 @@ static int bare_setup(struct bench_state *st, const struct target_desc *t, char 
 		for (int i = 0; i < 2000 && !byte_is_jump(b = first_byte(t->addr)); i++)
 			usleep(1000);
 	}
+	if (st->form == FORM_ANY) {
+		/* whatever form it gets, the one it ends with: the byte stays for 100 ms */
+		sonde_wait_kprobe_optimizer();
+		for (int i = 0, still = 0; i < 2000 && still < 100; i++) {
+			uint8_t now;
+
+			usleep(1000);
+			now = first_byte(t->addr);
+			still = now == b ? still + 1 : 0;
+			b = now;
+		}
+	}
 	st->site_byte = b;
 	st->probed = true;
 	if (st->form == FORM_JUMP && !byte_is_jump(b)) {
@@ -554,6 +575,18 @@ static const struct bench benches[] = {
 	KPROBE,
     },
     {
+	.metric = "optimized_probe_empty_nofpu",
+	.kind = "sonde",
+	.desc = "jump-optimized kprobe at target_opt's entry, empty SONDE_NOFPU pre_handler "
+		"flagged SONDE_KPROBE_FLAG_NOFPU (no "
+		"vector state saved)",
+	.target = "target_opt",
+	.vs = "kernel_uprobe_opt_event",
+	.form = FORM_JUMP,
+	.nofpu = true,
+	KPROBE,
+    },
+    {
 	.metric = "optimized_probe_nop5_empty",
 	.kind = "sonde",
 	.desc = "jump-optimized kprobe on a 5-byte nop (the bytes of a -mnop-mcount site), empty "
@@ -564,12 +597,36 @@ static const struct bench benches[] = {
 	KPROBE,
     },
     {
+	.metric = "optimized_probe_nop5_empty_nofpu",
+	.kind = "sonde",
+	.desc = "jump-optimized kprobe on a 5-byte nop (the bytes of a -mnop-mcount site), empty "
+		"SONDE_NOFPU pre_handler flagged SONDE_KPROBE_FLAG_NOFPU (no "
+		"vector state saved)",
+	.target = "target_nop5",
+	.vs = "kernel_uprobe_nop5_event",
+	.form = FORM_JUMP,
+	.nofpu = true,
+	KPROBE,
+    },
+    {
 	.metric = "site_pfe_probe_empty",
 	.kind = "sonde",
 	.desc = "kprobe at a compiled-in -fpatchable-function-entry=5 site, empty pre_handler",
 	.target = "site_pfe",
 	.vs = "kernel_uprobe_site_pfe_event",
 	.form = FORM_JUMP,
+	KPROBE,
+    },
+    {
+	.metric = "site_pfe_probe_empty_nofpu",
+	.kind = "sonde",
+	.desc = "kprobe at a compiled-in -fpatchable-function-entry=5 site, empty SONDE_NOFPU "
+		"pre_handler flagged SONDE_KPROBE_FLAG_NOFPU (no "
+		"vector state saved)",
+	.target = "site_pfe",
+	.vs = "kernel_uprobe_site_pfe_event",
+	.form = FORM_JUMP,
+	.nofpu = true,
 	KPROBE,
     },
     {
@@ -757,6 +814,7 @@ static bool run_bench(const struct bench *b, const struct options *o, double *ba
 	memset(&st, 0, sizeof(st));
 	st.t = t;
 	st.form = b->form;
+	st.nofpu = b->nofpu;
 	if (!t) {
 		snprintf(err, sizeof(err), "no target named %s", b->target);
 		ret = -ENOENT;

@@ -66,8 +66,12 @@ TARGETS=(
 	"optimized_probe_empty|added<=5&ratio:kernel_uprobe_opt_event<=0.01|optimized probe, empty handler: at most 5 ns added per hit and at least 100x cheaper than the kernel's uprobe"
 	"optimized_probe_nop5_empty|added<=5&ratio:kernel_uprobe_nop5_event<=0.01|optimized probe on a 5-byte nop (a -mnop-mcount site), empty handler: at most 5 ns added per hit and at least 100x cheaper than the kernel's uprobe"
 	"site_pfe_probe_empty|added<=5&ratio:kernel_uprobe_site_pfe_event<=0.01|compiled-in (-fpatchable-function-entry) site probe, empty handler: at most 5 ns added per hit and at least 100x cheaper than the kernel's uprobe"
+	"optimized_probe_empty_nofpu|added<=5&ratio:kernel_uprobe_opt_event<=0.01|optimized probe, empty SONDE_NOFPU handler (no vector state saved): at most 5 ns added per hit and at least 100x cheaper than the kernel's uprobe"
+	"site_pfe_probe_empty_nofpu|added<=5&ratio:kernel_uprobe_site_pfe_event<=0.01|compiled-in site probe, empty SONDE_NOFPU handler: at most 5 ns added per hit and at least 100x cheaper than the kernel's uprobe"
 	"optimized_event_2args|added<=25|optimized probe writing a 2-arg event: at most 25 ns per hit"
 	"int3_probe_empty|ratio:kernel_uprobe_event<=2|INT3 probe: no more than 2x the kernel's uprobe"
+	"tp_disabled|ratio:graph_untraced_plain<=1.02|disabled tracepoint vs the same function without one: ratio at most 1.02"
+	"tp_enabled|added<=15|enabled tracepoint with one int field: at most 15 ns per event"
 	"graph_sonde_pfe|aratio:graph_uftrace_pfe<=0.25|function_graph, -fpatchable-function-entry build: sonde at least 4x cheaper per call than uftrace"
 	"graph_sonde_mcount|aratio:graph_uftrace_mcount<=0.25|function_graph, -pg build: sonde at least 4x cheaper per call than uftrace"
 	"graph_sonde_fentry|aratio:graph_uftrace_fentry<=0.25|function_graph, -pg -mfentry build: sonde at least 4x cheaper per call than uftrace"
@@ -698,6 +702,61 @@ bench_lttng()
 echo
 echo "== LTTng-UST anchor"
 bench_lttng
+
+# ---- 4b. sonde's static tracepoint ----------------------------------------------------
+# bench_ftrace_tp: ft_leaf with a TRACE_EVENT tracepoint of one int field,
+# sonde_bench:tp_hit. Disabled: the program run alone (no libsonde is
+# loaded; the site is a 5-byte nop), over the same loop without a tracepoint
+# (graph_untraced_plain, step 5). Enabled: under `sonde record -e
+# sonde_bench:tp_hit`, every call an event written to a file (events
+# recorded = calls made, checked). The buffer is small enough that the
+# warm-up runs wrap it: its pages are touched before the timed runs.
+tp_calls=50000 tp_kb=4096
+[[ -n $quick ]] && tp_calls=5000
+bench_tp()
+{
+	local bin=$build/bench/bench_ftrace_tp line rc rec lost total
+	local ddesc="sonde tracepoint (TRACE_EVENT, one int field), disabled: no tracer"
+	local edesc="sonde tracepoint (TRACE_EVENT, one int field) enabled: sonde record -e sonde_bench:tp_hit, to a file"
+	base_of[tp_disabled]=graph_untraced_plain
+	base_of[tp_enabled]=graph_untraced_plain
+	if [[ ! -x $bin ]]; then
+		fail_line tp_disabled sonde "$ddesc" "$bin is not built" ft_leaf
+		fail_line tp_enabled sonde "$edesc" "$bin is not built" ft_leaf
+		return
+	fi
+	run_bench "$bin" $quick --bare=tp_disabled --kind=sonde --desc="$ddesc" --calls="$tp_calls"
+	rm -f "$tmp/tp.dat"
+	echo "\$ ${pin_other[*]:+${pin_other[*]} }sonde record -e sonde_bench:tp_hit -b $tp_kb -o tp.dat -- bench_ftrace_tp --drain=tp.dat ..."
+	"${pin_other[@]}" "$sonde" record -e sonde_bench:tp_hit -b "$tp_kb" -o "$tmp/tp.dat" -- \
+		"$bin" $quick "${cpu_opt[@]}" --bare=tp_enabled --kind=sonde --desc="$edesc" \
+		--calls="$tp_calls" --drain="$tmp/tp.dat" >"$tmp/tp.out" 2>"$tmp/tp.err"
+	rc=$?
+	cat "$tmp/tp.out" "$tmp/tp.err"
+	line=$(grep -m1 '^metric=tp_enabled ' "$tmp/tp.out")
+	if [[ -z $line ]]; then
+		fail_line tp_enabled sonde "$edesc" "sonde record exited $rc: $(grep -v '^#' "$tmp/tp.err" | head -2 | tr '\n' ' ')" ft_leaf
+		return
+	fi
+	rec=$(recorded_count "$tmp/tp.err")
+	lost=$(lost_count "$tmp/tp.err")
+	total=$(field "$line" total_calls)
+	if [[ $(field "$line" status) != ok ]]; then
+		:
+	elif ((rc != 0)); then
+		line=$(fail_of "$line" "sonde record exited $rc")
+	elif [[ -z $rec || -z $total ]] || ((rec != total || ${lost:-0} != 0)); then
+		line=$(fail_of "$line" "recorded ${rec:-?} events (${lost:-0} lost) for ${total:-?} calls")
+	else
+		line="$line events=$rec lost=0 bytes=$(stat -c %s "$tmp/tp.dat")"
+	fi
+	echo "$line" >>"$out"
+	rm -f "$tmp/tp.dat"
+}
+
+echo
+echo "== sonde tracepoint, disabled and enabled"
+bench_tp
 
 # ---- 5. function_graph: sonde and uftrace per traced call -------------------------------
 # calls per run, and the ring buffer: a run's records fit in it 4 times, and

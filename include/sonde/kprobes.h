@@ -84,10 +84,26 @@ typedef void (*sonde_kprobe_post_handler_t)(struct sonde_kprobe *p, struct sonde
 					    unsigned long flags);
 
 /* flags, as the kernel's KPROBE_FLAG_* */
-#define SONDE_KPROBE_FLAG_GONE      1U /* the code under the probe went away */
+#define SONDE_KPROBE_FLAG_GONE	    1U /* the code under the probe went away */
 #define SONDE_KPROBE_FLAG_DISABLED  2U /* registered but not armed */
 #define SONDE_KPROBE_FLAG_OPTIMIZED 4U /* runs through a jump, not a breakpoint */
 #define SONDE_KPROBE_FLAG_FTRACE    8U /* runs from a compiled-in function-entry site */
+/*
+ * Set by the caller before registering, as the kernel asks of its handlers:
+ * the handlers touch no vector, x87 or MMX register (their code is built
+ * with -mgeneral-regs-only, or carries SONDE_NOFPU, and calls nothing that
+ * does: no libc string or stdio function). A jump-optimized probe then
+ * skips saving and restoring the vector state (XSAVE/XRSTOR), which costs
+ * more than everything else on its path. A handler that breaks the promise
+ * corrupts the vector registers of the code it interrupts.
+ */
+#define SONDE_KPROBE_FLAG_NOFPU 16U
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define SONDE_NOFPU __attribute__((target("general-regs-only")))
+#else
+#define SONDE_NOFPU
+#endif
 
 struct sonde_kprobe {
 	/* Where: symbol_name ("malloc", "libc.so.6:malloc") + offset, or addr. */
@@ -142,8 +158,8 @@ struct sonde_kretprobe;
  */
 struct sonde_kretprobe_instance {
 	struct sonde_kretprobe *rp; /* NULL once the kretprobe is unregistered */
-	void *ret_addr;             /* the real return address */
-	void *stack;                /* address of the return-address slot at entry */
+	void *ret_addr;		    /* the real return address */
+	void *stack;		    /* address of the return-address slot at entry */
 	uint64_t __priv[2];
 	char data[];
 };
@@ -152,12 +168,12 @@ typedef int (*sonde_kretprobe_handler_t)(struct sonde_kretprobe_instance *ri,
 					 struct sonde_regs *regs);
 
 struct sonde_kretprobe {
-	struct sonde_kprobe kp;           /* where: the function's entry */
+	struct sonde_kprobe kp;		   /* where: the function's entry */
 	sonde_kretprobe_handler_t handler; /* at return; regs->ax is the value */
 	/* at entry; nonzero return means "do not hook this call's return" */
 	sonde_kretprobe_handler_t entry_handler;
-	int maxactive;    /* instances in flight at once; <= 0: max(10, 2*ncpu) */
-	int nmissed;      /* calls not hooked for want of a free instance */
+	int maxactive;	  /* instances in flight at once; <= 0: max(10, 2*ncpu) */
+	int nmissed;	  /* calls not hooked for want of a free instance */
 	size_t data_size; /* bytes of ri->data */
 
 	void *__priv;

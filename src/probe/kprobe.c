@@ -398,6 +398,8 @@ static int __register_kprobe(struct sonde_kprobe *p)
 
 	if (p->__reserved[0] & SD_KP_REGISTERED)
 		return sd_error(-EBUSY, "this kprobe is already registered");
+	if (p->flags & SONDE_KPROBE_FLAG_NOFPU)
+		p->__reserved[0] |= SD_KP_NOFPU;
 	err = sd_signal_setup();
 	if (err)
 		return err;

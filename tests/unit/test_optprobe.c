@@ -72,6 +72,15 @@ __asm__(".text\n"
 	"	mov $1, %eax\n"
 	"1:	ret\n"
 	".size opt_flags, .-opt_flags\n"
+	".type opt_vec, @function\n"
+	".globl opt_vec\n"
+	"opt_vec:\n"
+	"	movq %rdi, %xmm8\n"
+	".globl opt_at_vec\n opt_at_vec:\n"
+	"	mov $0x12345, %eax\n"
+	"	movq %xmm8, %rax\n"
+	"	ret\n"
+	".size opt_vec, .-opt_vec\n"
 	".type opt_one, @function\n"
 	"opt_one:\n"
 	"	mov $0x12345, %eax\n"
@@ -85,6 +94,8 @@ __asm__(".text\n"
 long opt_sum(long a, long b, long c);
 long opt_loop(long n);
 long opt_one(long x);
+long opt_vec(long x); /* x, kept in %xmm8 across opt_at_vec */
+extern char opt_at_vec[];
 long opt_flags(long a, long b); /* a < b, signed: flags set before the probe */
 extern char opt_at_flags[];
 extern char opt_at_mid[], opt_at_jcc[], opt_at_call[];
@@ -155,6 +166,64 @@ static void same_registers(void *addr, bool expect_optimized, long ax, long bx)
 	CHECK_EQ(r[0].sp, r[1].sp);
 }
 
+/* a handler that uses a vector register the interrupted code keeps a value in */
+static int clobber_xmm8(struct sonde_kprobe *p, struct sonde_regs *regs)
+{
+	__asm__ volatile("pcmpeqd %%xmm8, %%xmm8" ::: "xmm8");
+	((struct seen *)p)->hits++;
+	return 0;
+}
+
+SONDE_NOFPU static int count_nofpu(struct sonde_kprobe *p, struct sonde_regs *regs)
+{
+	struct seen *s = (struct seen *)p;
+
+	s->hits++;
+	s->regs.di = regs->di;
+	s->regs.ip = regs->ip;
+	return 0;
+}
+
+/*
+ * The vector state: saved around an ordinary handler of an optimized probe
+ * (it clobbers %xmm8, which the probed code keeps a value in); not needed
+ * for a SONDE_KPROBE_FLAG_NOFPU one, which still fires with the registers.
+ */
+TEST(vector_state_and_nofpu)
+{
+	struct seen s;
+	uint8_t orig[16];
+
+	memcpy(orig, opt_at_vec, sizeof(orig));
+	sonde_set_kprobe_optimization(1);
+	memset(&s, 0, sizeof(s));
+	s.kp.addr = opt_at_vec;
+	s.kp.pre_handler = clobber_xmm8;
+	CHECK_EQ(sonde_register_kprobe(&s.kp), 0);
+	sonde_wait_kprobe_optimizer();
+	CHECK(s.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED);
+	for (long i = 1; i <= 1000; i++)
+		CHECK_EQ(opt_vec(i * 7919), i * 7919);
+	CHECK_EQ(s.hits, 1000);
+	sonde_unregister_kprobe(&s.kp);
+
+	memset(&s, 0, sizeof(s));
+	s.kp.addr = opt_at_vec;
+	s.kp.pre_handler = count_nofpu;
+	s.kp.flags = SONDE_KPROBE_FLAG_NOFPU;
+	CHECK_EQ(sonde_register_kprobe(&s.kp), 0);
+	sonde_wait_kprobe_optimizer();
+	CHECK(s.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED);
+	CHECK(s.kp.flags & SONDE_KPROBE_FLAG_NOFPU);
+	for (long i = 1; i <= 1000; i++)
+		CHECK_EQ(opt_vec(i), i);
+	CHECK_EQ(s.hits, 1000);
+	CHECK_EQ(s.regs.di, 1000);
+	CHECK_EQ(s.regs.ip, (uintptr_t)opt_at_vec);
+	sonde_unregister_kprobe(&s.kp);
+	CHECK(!memcmp(orig, opt_at_vec, sizeof(orig)));
+}
+
 TEST(entry_same_registers)
 {
 	same_registers((void *)opt_sum, true, -1, -1);
@@ -202,8 +271,15 @@ static int clobber(struct sonde_kprobe *p, struct sonde_regs *regs)
 TEST(flags_survive)
 {
 	static const long v[][2] = {
-		{1, 2}, {2, 1}, {-5, 3}, {3, -5}, {0, 0},
-		{INT64_MIN, 1}, {INT64_MAX, -1}, {INT64_MIN, INT64_MAX}, {INT64_MAX, INT64_MIN},
+	    {1, 2},
+	    {2, 1},
+	    {-5, 3},
+	    {3, -5},
+	    {0, 0},
+	    {INT64_MIN, 1},
+	    {INT64_MAX, -1},
+	    {INT64_MIN, INT64_MAX},
+	    {INT64_MAX, INT64_MIN},
 	};
 	struct sonde_kprobe kp = {.addr = opt_at_flags, .pre_handler = clobber};
 
