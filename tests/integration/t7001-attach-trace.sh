@@ -28,6 +28,7 @@ SPID=
 cleanup() {
 	[ -n "$SPID" ] && kill -KILL "$SPID" 2>/dev/null
 	[ -n "$TPID" ] && kill -KILL "$TPID" 2>/dev/null
+	[ -n "${TPID2:-}" ] && kill -KILL "$TPID2" 2>/dev/null
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -143,6 +144,44 @@ hits=$("$SONDE" ctl $TPID cat kprobe_profile | awk '$1 == "w" { print $2 }')
 left_clean "3 (sonde detach)"
 "$SONDE" detach $TPID 2>"$TMP/det.err" && bad "3: a second detach succeeded"
 grep -q "no sonde agent" "$TMP/det.err" || bad "3: a second detach said: $(cat "$TMP/det.err")"
+
+# ---- 3b. several -p at once: both processes traced, both left as they were ------------------
+"$TARGET" -t 2 >"$TMP/target2.out" 2>&1 &
+TPID2=$!
+i=0
+until grep -q ready "$TMP/target2.out" 2>/dev/null; do
+	i=$((i + 1))
+	[ $i -gt 100 ] && fail "3b: the second t7_target did not start"
+	sleep 0.05
+done
+"$SONDE" trace -p $TPID -p $TPID2 -e "$DEF" >"$TMP/trace3.out" 2>"$TMP/trace3.err" &
+SPID=$!
+wait_lines "$TMP/trace3.out" 2000 || bad "3b: fewer than 2000 events in 10 s: $(cat "$TMP/trace3.err")"
+sleep 0.5
+kill -INT $SPID
+wait $SPID
+rc=$?
+SPID=
+[ $rc -eq 130 ] || bad "3b: sonde trace -p -p exited $rc after Ctrl-C: $(cat "$TMP/trace3.err")"
+tids=$(sed -n 's/^ *t7_target-\([0-9]*\) .*/\1/p' "$TMP/trace3.out" | sort -u)
+n1=0 n2=0
+for t in $tids; do
+	if [ -d /proc/$TPID/task/$t ]; then
+		n1=$((n1 + 1))
+	elif [ -d /proc/$TPID2/task/$t ]; then
+		n2=$((n2 + 1))
+	else
+		bad "3b: tid $t is a thread of neither process"
+	fi
+done
+[ $n1 -eq 4 ] && [ $n2 -eq 2 ] || bad "3b: events from $n1 threads of $TPID (want 4), $n2 of $TPID2 (want 2)"
+left_clean "3b (two -p, first)"
+out=$(t7_code_equal $TPID2) || bad "3b: the second process's code differs from the files:
+$out"
+cat /proc/$TPID2/task/*/comm | grep -q '^sonde' && bad "3b: sonde threads remain in $TPID2"
+kill -TERM $TPID2
+wait $TPID2 || bad "3b: the second target exited $?"
+TPID2=
 
 # ---- 4. it ends normally ---------------------------------------------------------------------
 kill -TERM $TPID

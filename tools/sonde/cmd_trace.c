@@ -58,7 +58,8 @@ static void usage(FILE *f, const char *cmd)
 	    "%s"
 	    "  -p, --pid PID        a running process: sonde loads its agent into it\n"
 	    "                       (ptrace) unless one serves already, and when done leaves\n"
-	    "                       it as it was: every probe out, every byte back\n"
+	    "                       it as it was: every probe out, every byte back;\n"
+	    "                       -p again for more processes (not with record)\n"
 	    "      --follow         trace the processes it forks and the programs it runs\n"
 	    "%s"
 	    "  -h, --help           this text\n\n"
@@ -166,11 +167,20 @@ int trace_parse_args(int argc, char **argv, struct trace_opts *o, const char *cm
 			o->output = optarg;
 			o->output_given = true;
 			break;
-		case 'p':
-			o->pid = atoi(optarg);
-			if (o->pid <= 0)
+		case 'p': {
+			pid_t pid = atoi(optarg);
+
+			if (pid <= 0)
 				return cli_fail(-EINVAL, "%s: bad pid '%s'", cmd, optarg);
+			if (!o->pid)
+				o->pid = pid;
+			else if (o->nmore == TRACE_MAX_PIDS)
+				return cli_fail(-E2BIG, "%s: at most %d -p", cmd,
+						TRACE_MAX_PIDS + 1);
+			else
+				o->more_pids[o->nmore++] = pid;
 			break;
+		}
 		case OPT_FOLLOW:
 			o->follow = true;
 			break;
@@ -204,6 +214,10 @@ int trace_parse_args(int argc, char **argv, struct trace_opts *o, const char *cm
 	}
 	if (o->pid && *o->argv)
 		return cli_fail(-EINVAL, "%s: give either -p PID or a command, not both", cmd);
+	/* one recording describes the events of one process: their ids are its agent's */
+	if (o->nmore && !strcmp(cmd, "record"))
+		return cli_fail(-EINVAL,
+				"%s: one -p per recording (run one sonde record per process)", cmd);
 	if (!o->nevents && !o->ft.tracer)
 		return cli_fail(-EINVAL, "%s: nothing to trace: give at least one -e%s", cmd,
 				!strcmp(cmd, "record") ? ", --function or --graph" : "");
@@ -350,7 +364,34 @@ int trace_setup(struct session *s, struct trace_opts *o)
 					      (o->ft.init ? SESSION_INIT_TRACE : 0));
 	if (err)
 		return err;
-	return trace_configure(s, o);
+	err = trace_configure(s, o);
+	if (err || !o->nmore)
+		return err;
+	/* the other -p: each its own agent and ring, the same events */
+	o->more = calloc(o->nmore, sizeof(*o->more));
+	if (!o->more)
+		return -ENOMEM;
+	for (int i = 0; i < o->nmore; i++) {
+		err = session_attach(&o->more[i], o->more_pids[i], o->follow ? SD_AGENT_FOLLOW : 0);
+		if (!err) {
+			err = trace_configure(&o->more[i], o);
+			if (err)
+				session_detach(&o->more[i]);
+		}
+		if (err) {
+			/* none stays half traced: the ones reached so far leave too */
+			for (int j = 0; j < i; j++) {
+				session_detach(&o->more[j]);
+				session_close(&o->more[j]);
+			}
+			session_close(&o->more[i]);
+			free(o->more);
+			o->more = NULL;
+			session_detach(s);
+			return err;
+		}
+	}
+	return 0;
 }
 
 /* the buffer settings and the events, in a process whose agent is reached */
@@ -453,6 +494,28 @@ static void kids_prune(struct kids *k)
 	}
 }
 
+/* the other -p of the command line: read beside the first, like executed children */
+static void kids_add_more(struct kids *k, struct trace_opts *o)
+{
+	struct kid *v;
+
+	if (!o->more)
+		return;
+	v = realloc(k->v, (k->n + o->nmore) * sizeof(*v));
+	if (!v)
+		return;
+	k->v = v;
+	for (int i = 0; i < o->nmore; i++) {
+		struct kid *c = &k->v[k->n++];
+
+		c->s = o->more[i];
+		if (sd_rb_reader_open(c->s.ring, true, &c->rd))
+			c->rd = NULL;
+	}
+	free(o->more); /* the sessions are the kids' now */
+	o->more = NULL;
+}
+
 static void kids_detach(struct kids *k)
 {
 	for (int i = 0; i < k->n; i++)
@@ -493,6 +556,7 @@ int trace_loop(struct session *s, struct trace_opts *o, record_fn rec, void (*id
 		if (err)
 			cli_error("the agent did not start the program: %s", strerror(-err));
 	}
+	kids_add_more(&kids, o);
 	while (!done) {
 		int n = 0;
 
@@ -501,10 +565,10 @@ int trace_loop(struct session *s, struct trace_opts *o, record_fn rec, void (*id
 			rec(arg, s, &ev);
 			n++;
 		}
-		if (s->follow) {
+		if (s->follow)
 			kids_accept(&kids, s, o);
+		if (kids.n)
 			n += kids_read(&kids, rec, arg);
-		}
 		if (n && !interrupted) {
 			struct timespec now;
 
@@ -566,8 +630,9 @@ int trace_loop(struct session *s, struct trace_opts *o, record_fn rec, void (*id
 			nidle++;
 		}
 	}
-	if (s->follow && !detached)
-		kids_detach(&kids); /* the parent ended: its children's probes go too */
+	if (!detached)
+		kids_detach(
+		    &kids); /* the parent ended: its children's (and the other -p) probes go too */
 	kids_close(&kids);
 	sd_rb_reader_close(rd);
 	return 0;

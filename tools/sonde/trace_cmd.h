@@ -60,6 +60,8 @@ enum trace_optcode {
 	OPT_FOLLOW,
 };
 
+#define TRACE_MAX_PIDS 64
+
 struct trace_opts {
 	struct trace_event events[TRACE_MAX_EVENTS];
 	int nevents;
@@ -68,8 +70,11 @@ struct trace_opts {
 	const char *output;
 	bool output_given;
 	bool discard;
-	pid_t pid;
-	bool follow; /* children and executed programs too */
+	pid_t pid;			 /* the first -p */
+	pid_t more_pids[TRACE_MAX_PIDS]; /* the other -p, traced beside it */
+	int nmore;
+	struct session *more; /* their sessions, once trace_setup reached them */
+	bool follow;	      /* children and executed programs too */
 	char **argv;
 	struct ftrace_opts ft;
 };
