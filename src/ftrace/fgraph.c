@@ -149,13 +149,14 @@ SD_NOTRACE static void write_function(uint64_t ip, uint64_t parent)
 	sd_trace_commit(ev, &res);
 }
 
-SD_NOTRACE static void write_entry(uint64_t func, int depth)
+/* @now: the time just read for the frame, the record's own (one clock read per record) */
+SD_NOTRACE static void write_entry(uint64_t func, int depth, uint64_t now)
 {
 	struct sd_event *ev = LOAD_ACQUIRE(sd_fgraph.ev_entry);
 	struct sd_trace_res res;
 	char *e;
 
-	if (!ev || !(e = sd_trace_reserve(ev, SD_ENTRY_COMMON_SIZE + 16, &res)))
+	if (!ev || !(e = sd_trace_reserve_at(ev, SD_ENTRY_COMMON_SIZE + 16, now, &res)))
 		return;
 	memcpy(e + 8, &func, 8);
 	memcpy(e + 16, &depth, 4);
@@ -170,7 +171,7 @@ SD_NOTRACE static void write_exit(uint64_t func, int depth, unsigned int overrun
 	struct sd_trace_res res;
 	char *e;
 
-	if (!ev || !(e = sd_trace_reserve(ev, SD_ENTRY_COMMON_SIZE + 32, &res)))
+	if (!ev || !(e = sd_trace_reserve_at(ev, SD_ENTRY_COMMON_SIZE + 32, rettime, &res)))
 		return;
 	memcpy(e + 8, &func, 8);
 	memcpy(e + 16, &depth, 4);
@@ -275,7 +276,7 @@ SD_NOTRACE static void hit(uint64_t func, uint64_t *slot, bool pg)
 	if (f->depth >= 0) {
 		f->calltime = sd_trace_clock_now();
 		if (!st->thresh_ns)
-			write_entry(func, depth);
+			write_entry(func, depth, f->calltime);
 	}
 	fs->n++;
 	*slot = tramp();

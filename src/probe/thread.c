@@ -126,10 +126,19 @@ void sd_thread_register(struct sd_thread *t)
 			sd_raw_syscall2(SYS_munmap, fresh, sizeof(struct chunk));
 	}
 done:
-	/* glibc keeps the first 32 keys in the thread descriptor: no malloc here */
-	if (key_ok)
-		pthread_setspecific(exit_key, t);
+	/*
+	 * Registered first, and as sonde's own call: pthread_setspecific may be
+	 * probed itself (all of libc traced), and its breakpoint, reached from
+	 * the trap handler registering this thread, must pass through rather
+	 * than register again. (glibc keeps the first 32 keys in the thread
+	 * descriptor: no malloc here.)
+	 */
 	t->registered = 1;
+	if (key_ok) {
+		sd_enter_sonde();
+		pthread_setspecific(exit_key, t);
+		sd_leave_sonde();
+	}
 }
 
 struct watch {

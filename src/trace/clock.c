@@ -182,6 +182,12 @@ SD_NOTRACE uint64_t sd_clock_read(int id, uint16_t *cpu)
 	return v;
 }
 
+SD_NOTRACE void sd_clock_cpu(uint16_t *cpu)
+{
+	if (!rseq_cpu(cpu))
+		rdtscp(cpu);
+}
+
 uint64_t sd_clock_to_ns(const struct sd_clock_params *p, int id, uint64_t raw)
 {
 	switch (id) {

@@ -39,7 +39,7 @@ int sd_clock_by_name(const char *name);
 /* conversion from raw TSC to ns, shared with consumers in the region header */
 struct sd_clock_params {
 	uint64_t tsc_hz;
-	uint64_t mult;  /* ns = ((tsc - tsc0) * mult) >> shift + ns0 */
+	uint64_t mult; /* ns = ((tsc - tsc0) * mult) >> shift + ns0 */
 	uint32_t shift;
 	uint64_t tsc0, ns0;
 };
@@ -47,6 +47,8 @@ struct sd_clock_params {
 void sd_clock_init(struct sd_clock_params *p);
 /* a raw timestamp of clock @id, and the cpu the thread runs on */
 uint64_t sd_clock_read(int id, uint16_t *cpu);
+/* the cpu alone (for a record whose time was read before) */
+void sd_clock_cpu(uint16_t *cpu);
 /* a raw timestamp of @id in nanoseconds (x86-tsc and counter: unchanged) */
 uint64_t sd_clock_to_ns(const struct sd_clock_params *p, int id, uint64_t raw);
 

@@ -314,9 +314,12 @@ SD_NOTRACE static void *reserve(struct sd_event *ev, uint32_t len, const uint64_
 	if (unlikely(!cached_tid))
 		cached_tid = sd_raw_gettid();
 	sd_trace_comm();
-	ts = sd_clock_read(READ_ONCE(trace.clock), &cpu);
-	if (at)
+	if (at) {
 		ts = *at;
+		sd_clock_cpu(&cpu);
+	} else {
+		ts = sd_clock_read(READ_ONCE(trace.clock), &cpu);
+	}
 	entry = sd_rb_reserve(rb, len, ts, cpu, &res->rb);
 	if (!entry)
 		return NULL;

@@ -39,11 +39,11 @@ struct sd_probe_event {
 	struct sonde_kprobe kp;
 	struct sonde_kretprobe rp;
 	char *symbol_spec; /* what kp.symbol_name points to */
-	uint64_t addr;     /* the probed instruction */
+	uint64_t addr;	   /* the probed instruction */
 	uint64_t file_base;
 	uint16_t *ref_ctr; /* uprobe semaphore, raised while enabled */
 	bool registered;
-	unsigned int seq;  /* creation order, for the *_events files */
+	unsigned int seq; /* creation order, for the *_events files */
 };
 
 static unsigned int create_seq;
@@ -60,16 +60,18 @@ SD_NOTRACE static void write_event(struct sd_probe_event *pe, const struct sonde
 {
 	const struct sd_probe_def *def = pe->def;
 	struct sd_fetch_ctx ctx = {
-		.regs = regs,
-		.comm = sd_trace_comm(),
-		.file_base = pe->file_base,
-		.edata = edata,
+	    .regs = regs,
+	    .comm = sd_trace_comm(),
+	    .file_base = pe->file_base,
+	    .edata = edata,
 	};
 	struct sd_trace_res res;
 	uint32_t dyn;
 	char *entry;
 
-	__atomic_add_fetch(&pe->ev.nhit, 1, __ATOMIC_RELAXED);
+	/* an entry probe's hits are its kprobe's: one locked add per hit, not two */
+	if (def->is_return)
+		__atomic_add_fetch(&pe->ev.nhit, 1, __ATOMIC_RELAXED);
 	dyn = sd_probe_dynamic_size(def, &ctx);
 	entry = sd_trace_reserve(&pe->ev, def->fixed_size + dyn, &res);
 	if (!entry)
@@ -161,9 +163,9 @@ static void pe_free(struct sd_event *ev)
 }
 
 static const struct sd_event_ops probe_event_ops = {
-	.print = pe_print,
-	.enable = pe_enable,
-	.free = pe_free,
+    .print = pe_print,
+    .enable = pe_enable,
+    .free = pe_free,
 };
 
 /* ---- resolving and registering ------------------------------------------------------------ */
@@ -275,7 +277,7 @@ static int register_probe(struct sd_probe_event *pe, struct sd_parse_error *err,
 	if (r) {
 		const char *loc = def->symbol ? def->symbol : def->path ? def->path : "";
 		int pos = strstr(cmd, loc) && *loc ? (int)(strstr(cmd, loc) - cmd) : 0;
-		const char *msg = r == -EILSEQ   ? "Probe point is not an instruction boundary"
+		const char *msg = r == -EILSEQ	 ? "Probe point is not an instruction boundary"
 				  : r == -ENOENT ? "Invalid probed address or symbol"
 						 : "Failed to register probe event";
 
@@ -448,14 +450,14 @@ void sd_probe_profile_print(struct sd_seq *s, int kind)
 
 	for (int i = 0; a && i < a->n; i++) {
 		struct sd_probe_event *pe = a->list[i];
-		unsigned long missed = pe->def->is_return ? pe->rp.kp.nmissed + pe->rp.nmissed
-							  : pe->kp.nmissed;
+		unsigned long missed =
+		    pe->def->is_return ? pe->rp.kp.nmissed + pe->rp.nmissed : pe->kp.nmissed;
+		unsigned long hits = pe->def->is_return ? pe->ev.nhit : sonde_kprobe_hits(&pe->kp);
 
 		if (kind == SD_PROBE_KPROBE)
-			sd_seq_printf(s, "  %-44s %15lu %15lu\n", pe->ev.name, pe->ev.nhit, missed);
+			sd_seq_printf(s, "  %-44s %15lu %15lu\n", pe->ev.name, hits, missed);
 		else
-			sd_seq_printf(s, "  %s %-44s %15lu\n", pe->def->path, pe->ev.name,
-				      pe->ev.nhit);
+			sd_seq_printf(s, "  %s %-44s %15lu\n", pe->def->path, pe->ev.name, hits);
 	}
 	free(a);
 }

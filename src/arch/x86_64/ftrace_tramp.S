@@ -13,7 +13,10 @@
  * Every general register is saved: a caller compiled with -fipa-ra may keep
  * values in registers its callee does not touch, and the C side (built
  * without vector registers, -mgeneral-regs-only) clobbers any of them. No
- * vector register is touched, so none is saved.
+ * vector register is touched, so none is saved. The flags are not: every
+ * way in is at a function's entry (or a call), where the ABI has them dead
+ * but for DF, which is clear there and which the C side leaves clear; and
+ * popfq is a slow, microcoded instruction.
  *
  * sd_ftrace_enter(func, slot) gets the function's address and the address
  * of its return-address slot; sd_ftrace_enter_pg(site, slot) the address of
@@ -37,15 +40,14 @@
 	pushq	%r13
 	pushq	%r14
 	pushq	%r15
-	pushfq
+	pushq	$0			/* (keeps the layout: 16 words) */
 .endm
 
 .macro POP_GPRS
-	popfq
+	leaq	8(%rsp), %rsp
 	POP_GPRS_NOFLAGS
 .endm
 
-/* at a function's return the flags are dead (the ABI): no popfq */
 .macro POP_GPRS_NOFLAGS
 	popq	%r15
 	popq	%r14
