@@ -83,6 +83,30 @@ __attribute__((noinline, noipa)) static long ft_loop(long n)
 	return sum;
 }
 
+/*
+ * --pair: the same function and loop without the tracepoint, timed in
+ * turn with the ones above in the same process, for what a disabled
+ * tracepoint costs (two runs of separate processes differ by more than
+ * that on a function of a nanosecond)
+ */
+__attribute__((noinline, noipa)) int ft_leaf_plain(int a, int b);
+__attribute__((noinline, noipa)) int ft_leaf_plain(int a, int b)
+{
+	int x = a ^ (b << 3);
+
+	asm volatile("");
+	return x + (a >> 1);
+}
+
+__attribute__((noinline, noipa)) static long ft_loop_plain(long n)
+{
+	long sum = 0;
+
+	for (long i = 0; i < n; i++)
+		sum += ft_leaf_plain((int)i, 1);
+	return sum;
+}
+
 static long expected(long n)
 {
 	long sum = 0;
@@ -163,10 +187,12 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: bench_ftrace [--quick] [--bare=METRIC] [--kind=KIND] [--desc=TEXT]\n"
 		   "                    [--calls=N] [--runs=R] [--warmup=W] [--pause-ms=P]\n"
-		   "                    [--cpu=C] [--drain=PATH]\n"
+		   "                    [--cpu=C] [--drain=PATH] [--pair=METRIC]\n"
 		   "Times R runs of N calls of ft_leaf() (after W warm-up runs, each run\n"
 		   "followed by a pause of P ms, and with --drain until PATH, the tracer's\n"
-		   "output file or directory, stops growing) and prints one metric line.\n");
+		   "output file or directory, stops growing) and prints one metric line;\n"
+		   "--pair also times ft_leaf_plain (ft_leaf without a tracepoint) in turn,\n"
+		   "as METRIC.\n");
 }
 
 int main(int argc, char **argv)
@@ -181,7 +207,8 @@ int main(int argc, char **argv)
 		O_WARMUP,
 		O_PAUSE,
 		O_CPU,
-		O_DRAIN
+		O_DRAIN,
+		O_PAIR
 	};
 	static const struct option longopts[] = {
 	    {"quick", no_argument, NULL, O_QUICK},
@@ -194,14 +221,15 @@ int main(int argc, char **argv)
 	    {"pause-ms", required_argument, NULL, O_PAUSE},
 	    {"cpu", required_argument, NULL, O_CPU},
 	    {"drain", required_argument, NULL, O_DRAIN},
+	    {"pair", required_argument, NULL, O_PAIR},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *metric = "ftrace_" FT_BUILD, *kind = "graph", *desc = FT_BUILD " build";
-	const char *drain = NULL;
+	const char *drain = NULL, *pair = NULL;
 	long calls = 0, total = 0, want = 0;
 	int runs = 0, warmup = -1, cpu = -1, c;
-	double pause = -1, cold = 0, v[64], all[128];
+	double pause = -1, cold = 0, v[64], all[128], vp[64];
 	bool quick = false;
 
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -235,6 +263,9 @@ int main(int argc, char **argv)
 			break;
 		case O_DRAIN:
 			drain = optarg;
+			break;
+		case O_PAIR:
+			pair = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -294,6 +325,20 @@ int main(int argc, char **argv)
 			cold = el / (double)calls;
 		if (i >= warmup)
 			v[i - warmup] = el / (double)calls;
+		if (pair) {
+			t0 = now_ns();
+			sum = ft_loop_plain(calls);
+			el = now_ns() - t0;
+			if (sum != want) {
+				printf(
+				    "metric=%s kind=baseline status=failed error=\"wrong results: "
+				    "%ld, not %ld\" target=ft_leaf_plain desc=\"%s\"\n",
+				    pair, sum, want, "the same without the tracepoint");
+				return 1;
+			}
+			if (i >= warmup)
+				vp[i - warmup] = el / (double)calls;
+		}
 		pause_ms(pause);
 		if (drain)
 			wait_drained(drain);
@@ -307,5 +352,14 @@ int main(int argc, char **argv)
 	       "total_calls=%ld cold_ns=%.2f build=%s target=ft_leaf desc=\"%s\"\n",
 	       metric, kind, runs % 2 ? v[runs / 2] : (v[runs / 2 - 1] + v[runs / 2]) / 2, v[0],
 	       v[runs - 1], runs, calls, total, cold, FT_BUILD, desc);
+	if (pair) {
+		qsort(vp, (size_t)runs, sizeof(vp[0]), cmp_double);
+		printf(
+		    "metric=%s kind=baseline status=ok ns_per_call=%.2f min=%.2f max=%.2f runs=%d "
+		    "calls=%ld build=%s target=ft_leaf_plain desc=\"the same function and loop "
+		    "without the tracepoint, timed in turn in the same process\"\n",
+		    pair, runs % 2 ? vp[runs / 2] : (vp[runs / 2 - 1] + vp[runs / 2]) / 2, vp[0],
+		    vp[runs - 1], runs, calls, FT_BUILD);
+	}
 	return 0;
 }

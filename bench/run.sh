@@ -70,7 +70,7 @@ TARGETS=(
 	"site_pfe_probe_empty_nofpu|added<=5&ratio:kernel_uprobe_site_pfe_event<=0.01|compiled-in site probe, empty SONDE_NOFPU handler: at most 5 ns added per hit and at least 100x cheaper than the kernel's uprobe"
 	"optimized_event_2args|added<=25|optimized probe writing a 2-arg event: at most 25 ns per hit"
 	"int3_probe_empty|ratio:kernel_uprobe_event<=2|INT3 probe: no more than 2x the kernel's uprobe"
-	"tp_disabled|ratio:graph_untraced_plain<=1.02|disabled tracepoint vs the same function without one: ratio at most 1.02"
+	"tp_disabled|ratio:tp_none<=1.02|disabled tracepoint vs the same function without one: ratio at most 1.02"
 	"tp_enabled|added<=15|enabled tracepoint with one int field: at most 15 ns per event"
 	"graph_sonde_pfe|aratio:graph_uftrace_pfe<=0.25|function_graph, -fpatchable-function-entry build: sonde at least 4x cheaper per call than uftrace"
 	"graph_sonde_mcount|aratio:graph_uftrace_mcount<=0.25|function_graph, -pg build: sonde at least 4x cheaper per call than uftrace"
@@ -706,8 +706,8 @@ bench_lttng
 # ---- 4b. sonde's static tracepoint ----------------------------------------------------
 # bench_ftrace_tp: ft_leaf with a TRACE_EVENT tracepoint of one int field,
 # sonde_bench:tp_hit. Disabled: the program run alone (no libsonde is
-# loaded; the site is a 5-byte nop), over the same loop without a tracepoint
-# (graph_untraced_plain, step 5). Enabled: under `sonde record -e
+# loaded; the site is a 5-byte nop), over the same function and loop without
+# a tracepoint, timed in turn in the same process (tp_none). Enabled: under `sonde record -e
 # sonde_bench:tp_hit`, every call an event written to a file (events
 # recorded = calls made, checked). The buffer is small enough that the
 # warm-up runs wrap it: its pages are touched before the timed runs.
@@ -718,14 +718,15 @@ bench_tp()
 	local bin=$build/bench/bench_ftrace_tp line rc rec lost total
 	local ddesc="sonde tracepoint (TRACE_EVENT, one int field), disabled: no tracer"
 	local edesc="sonde tracepoint (TRACE_EVENT, one int field) enabled: sonde record -e sonde_bench:tp_hit, to a file"
-	base_of[tp_disabled]=graph_untraced_plain
-	base_of[tp_enabled]=graph_untraced_plain
+	base_of[tp_disabled]=tp_none
+	base_of[tp_enabled]=tp_none
 	if [[ ! -x $bin ]]; then
 		fail_line tp_disabled sonde "$ddesc" "$bin is not built" ft_leaf
 		fail_line tp_enabled sonde "$edesc" "$bin is not built" ft_leaf
 		return
 	fi
-	run_bench "$bin" $quick --bare=tp_disabled --kind=sonde --desc="$ddesc" --calls="$tp_calls"
+	run_bench "$bin" $quick --bare=tp_disabled --kind=sonde --desc="$ddesc" --calls="$tp_calls" \
+		--pair=tp_none
 	rm -f "$tmp/tp.dat"
 	echo "\$ ${pin_other[*]:+${pin_other[*]} }sonde record -e sonde_bench:tp_hit -b $tp_kb -o tp.dat -- bench_ftrace_tp --drain=tp.dat ..."
 	"${pin_other[@]}" "$sonde" record -e sonde_bench:tp_hit -b "$tp_kb" -o "$tmp/tp.dat" -- \
