@@ -183,6 +183,26 @@ kill -TERM $TPID2
 wait $TPID2 || bad "3b: the second target exited $?"
 TPID2=
 
+# ---- 3c. a PATH:OFFSET definition applies to the processes that map PATH ----------------------
+# (t7_work's file offset: its address in this PIE, whose text is mapped at its offset)
+OFF=$(nm "$TARGET" | awk '$3 == "t7_work" { print $1 }')
+sleep 60 &
+TPID2=$!
+"$SONDE" trace -p $TPID -p $TPID2 -e "p:t7/u $TARGET:0x$OFF id=%di:s32" >"$TMP/trace4.out" 2>"$TMP/trace4.err" &
+SPID=$!
+wait_lines "$TMP/trace4.out" 500 || bad "3c: fewer than 500 events in 10 s: $(cat "$TMP/trace4.err")"
+kill -INT $SPID
+wait $SPID
+SPID=
+grep -q "pid $TPID2 does not map" "$TMP/trace4.err" || bad "3c: nothing said of the process that does not map it: $(cat "$TMP/trace4.err")"
+grep -q ' u: (0x[0-9a-f]*) id=[0-3]$' "$TMP/trace4.out" || bad "3c: events not as expected: $(head -2 "$TMP/trace4.out")"
+left_clean "3c (a PATH in one of two processes)"
+"$SONDE" trace -p $TPID2 -e "p:t7/u $TARGET:0x$OFF" >/dev/null 2>"$TMP/trace5.err" &&
+	bad "3c: a PATH no process maps was accepted"
+kill $TPID2
+wait $TPID2 2>/dev/null
+TPID2=
+
 # ---- 4. it ends normally ---------------------------------------------------------------------
 kill -TERM $TPID
 wait $TPID

@@ -311,11 +311,32 @@ static int setup_events(struct session *s, struct trace_opts *o)
 			struct sd_parse_error pe = {0};
 			char g[SD_EVENT_NAME_MAX], n[SD_EVENT_NAME_MAX];
 
-			err = write_or_explain(
-			    s, kind == SD_PROBE_UPROBE ? "uprobe_events" : "kprobe_events", def,
-			    false, def);
+			if (kind == SD_PROBE_UPROBE && o->nmore && def[0] != '-') {
+				/* several -p: a PATH applies to the processes that map it */
+				char *why = NULL;
+
+				err = session_write(s, "uprobe_events", def, false, &why);
+				if (err && why && strstr(why, "is not mapped in this process")) {
+					fprintf(stderr,
+						"sonde: pid %d does not map the object of '%s'\n",
+						(int)s->pid, def);
+					free(why);
+					continue;
+				}
+				if (err) {
+					cli_error("%s: %s", def, strerror(-err));
+					if (why && *why)
+						fputs(why, stderr);
+				}
+				free(why);
+			} else {
+				err = write_or_explain(
+				    s, kind == SD_PROBE_UPROBE ? "uprobe_events" : "kprobe_events",
+				    def, false, def);
+			}
 			if (err)
 				return err;
+			te->placed++;
 			if (def[0] == '-')
 				continue;
 			/* the same parse the agent made gives the event's name */
@@ -391,6 +412,20 @@ int trace_setup(struct session *s, struct trace_opts *o)
 			return err;
 		}
 	}
+	for (int i = 0; i < o->nevents; i++)
+		if (is_definition(o->events[i].def) && o->events[i].def[0] != '-' &&
+		    !o->events[i].placed) {
+			cli_error("'%s': no process given with -p maps its object",
+				  o->events[i].def);
+			for (int j = 0; j < o->nmore; j++) {
+				session_detach(&o->more[j]);
+				session_close(&o->more[j]);
+			}
+			free(o->more);
+			o->more = NULL;
+			session_detach(s);
+			return -ENOENT;
+		}
 	return 0;
 }
 

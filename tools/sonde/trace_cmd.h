@@ -21,6 +21,7 @@ struct trace_event {
 	const char *filter; /* --filter after it */
 	char system[SD_EVENT_NAME_MAX];
 	char name[SD_EVENT_NAME_MAX];
+	int placed; /* processes it was defined in (several -p: a PATH some do not map) */
 };
 
 #define FTRACE_MAX_GLOBS 64
