@@ -13,10 +13,10 @@
 #include <stdbool.h>
 #include <string.h>
 #include <sys/auxv.h>
-#include <sys/rseq.h>
 #include <time.h>
 
 #include <sd_arch/syscall.h>
+#include <sd_arch/tsc.h>
 
 #include "common/compiler.h"
 #include "trace/clock.h"
@@ -86,46 +86,12 @@ static uint64_t ts_ns(clockid_t id)
 	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
-static inline uint64_t rdtscp(uint16_t *cpu)
-{
-	uint32_t lo, hi, aux;
-
-	__asm__ __volatile__("rdtscp" : "=a"(lo), "=d"(hi), "=c"(aux));
-	if (cpu)
-		*cpu = aux & 0xfff;
-	return ((uint64_t)hi << 32) | lo;
-}
-
-static inline uint64_t rdtsc(void)
-{
-	uint32_t lo, hi;
-
-	__asm__ __volatile__("rdtsc" : "=a"(lo), "=d"(hi));
-	return ((uint64_t)hi << 32) | lo;
-}
-
-/* the cpu this thread runs on, from its rseq area; false if not registered */
-static inline bool rseq_cpu(uint16_t *cpu)
-{
-	const volatile struct rseq *rs;
-	int32_t id;
-
-	if (!__rseq_size)
-		return false;
-	rs = (const void *)((char *)__builtin_thread_pointer() + __rseq_offset);
-	id = (int32_t)rs->cpu_id;
-	if (id < 0)
-		return false;
-	*cpu = (uint16_t)id;
-	return true;
-}
-
 /* the TSC and the cpu this thread runs on */
 static inline uint64_t tsc_cpu(uint16_t *cpu)
 {
-	if (!cpu || rseq_cpu(cpu))
-		return rdtsc();
-	return rdtscp(cpu);
+	if (!cpu || sd_clock_rseq_cpu(cpu))
+		return sd_arch_tsc();
+	return sd_arch_tscp(cpu);
 }
 
 void sd_clock_init(struct sd_clock_params *p)
@@ -136,10 +102,10 @@ void sd_clock_init(struct sd_clock_params *p)
 		vdso_gettime = (vdso_gettime_t)vdso_sym("__vdso_clock_gettime");
 	/* a couple of milliseconds against CLOCK_MONOTONIC gives the TSC rate */
 	n0 = ts_ns(CLOCK_MONOTONIC);
-	t0 = rdtscp(NULL);
+	t0 = sd_arch_tscp(NULL);
 	do {
 		n1 = ts_ns(CLOCK_MONOTONIC);
-		t1 = rdtscp(NULL);
+		t1 = sd_arch_tscp(NULL);
 	} while (n1 - n0 < 2000000);
 	p->tsc_hz = (t1 - t0) * 1000000000ull / (n1 - n0);
 	p->shift = 24;
@@ -177,15 +143,15 @@ SD_NOTRACE uint64_t sd_clock_read(int id, uint16_t *cpu)
 		v = ts_ns(CLOCK_TAI);
 		break;
 	}
-	if (cpu && !rseq_cpu(cpu))
-		rdtscp(cpu);
+	if (cpu && !sd_clock_rseq_cpu(cpu))
+		sd_arch_tscp(cpu);
 	return v;
 }
 
 SD_NOTRACE void sd_clock_cpu(uint16_t *cpu)
 {
-	if (!rseq_cpu(cpu))
-		rdtscp(cpu);
+	if (!sd_clock_rseq_cpu(cpu))
+		sd_arch_tscp(cpu);
 }
 
 uint64_t sd_clock_to_ns(const struct sd_clock_params *p, int id, uint64_t raw)

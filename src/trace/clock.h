@@ -16,7 +16,11 @@
 #ifndef SD_TRACE_CLOCK_H
 #define SD_TRACE_CLOCK_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <sys/rseq.h>
+
+#include <sd_arch/tsc.h>
 
 enum sd_clock_id {
 	SD_CLOCK_LOCAL = 0,
@@ -49,6 +53,34 @@ void sd_clock_init(struct sd_clock_params *p);
 uint64_t sd_clock_read(int id, uint16_t *cpu);
 /* the cpu alone (for a record whose time was read before) */
 void sd_clock_cpu(uint16_t *cpu);
+/* the cpu this thread runs on, from its rseq area; false if glibc did not register one */
+static inline bool sd_clock_rseq_cpu(uint16_t *cpu)
+{
+	const volatile struct rseq *rs;
+	int32_t id;
+
+	if (!__rseq_size)
+		return false;
+	rs = (const void *)((char *)__builtin_thread_pointer() + __rseq_offset);
+	id = (int32_t)rs->cpu_id;
+	if (id < 0)
+		return false;
+	*cpu = (uint16_t)id;
+	return true;
+}
+
+/* sd_clock_read(), inline for the TSC clocks (local, the default) */
+static inline uint64_t sd_clock_read_inline(int id, uint16_t *cpu)
+{
+	if (id == SD_CLOCK_LOCAL || id == SD_CLOCK_GLOBAL || id == SD_CLOCK_PERF ||
+	    id == SD_CLOCK_X86_TSC) {
+		if (!cpu || sd_clock_rseq_cpu(cpu))
+			return sd_arch_tsc();
+		return sd_arch_tscp(cpu);
+	}
+	return sd_clock_read(id, cpu);
+}
+
 /* a raw timestamp of @id in nanoseconds (x86-tsc and counter: unchanged) */
 uint64_t sd_clock_to_ns(const struct sd_clock_params *p, int id, uint64_t raw);
 

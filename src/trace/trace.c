@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "probe/thread.h"
 #include "trace/filter.h"
+#include "trace/ringbuf_impl.h"
 #include "trace/trace.h"
 
 static struct sd_trace trace;
@@ -283,7 +284,7 @@ int sd_trace_set_clock(int clock)
 
 SD_NOTRACE uint64_t sd_trace_clock_now(void)
 {
-	return sd_clock_read(READ_ONCE(trace.clock), NULL);
+	return sd_clock_read_inline(READ_ONCE(trace.clock), NULL);
 }
 
 SD_NOTRACE uint64_t sd_trace_clock_delta_ns(uint64_t from, uint64_t to)
@@ -316,11 +317,12 @@ SD_NOTRACE static void *reserve(struct sd_event *ev, uint32_t len, const uint64_
 	sd_trace_comm();
 	if (at) {
 		ts = *at;
-		sd_clock_cpu(&cpu);
+		if (!sd_clock_rseq_cpu(&cpu))
+			sd_clock_cpu(&cpu);
 	} else {
-		ts = sd_clock_read(READ_ONCE(trace.clock), &cpu);
+		ts = sd_clock_read_inline(READ_ONCE(trace.clock), &cpu);
 	}
-	entry = sd_rb_reserve(rb, len, ts, cpu, &res->rb);
+	entry = sd_rb_reserve_inline(rb, len, ts, cpu, &res->rb);
 	if (!entry)
 		return NULL;
 	res->region = rb;
@@ -358,5 +360,5 @@ SD_NOTRACE void sd_trace_commit(struct sd_event *ev, struct sd_trace_res *res)
 	if (f && !sd_filter_match(f, res->entry, res->len, res->cpu))
 		sd_rb_discard(res->region, &res->rb);
 	else
-		sd_rb_commit(res->region, &res->rb);
+		sd_rb_commit_inline(&res->rb);
 }
