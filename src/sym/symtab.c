@@ -30,6 +30,7 @@
 
 #define SD_LOG_PREFIX "sym"
 #include "common/log.h"
+#include "sym/elf_segs.h"
 #include "sym/sym.h"
 
 /* rank of a name among its namesakes: lower binds first */
@@ -39,15 +40,10 @@ enum {
 	RANK_LOCAL,
 };
 
-struct st_seg {
-	uint64_t vaddr, memsz, offset, filesz;
-	uint32_t flags;
-};
-
 struct sd_symtab {
 	char *path;
 	bool pie;
-	struct st_seg *segs;
+	struct sd_elf_seg *segs;
 	size_t nsegs;
 	struct sd_sym *syms;
 	uint8_t *rank; /* parallel to syms */
@@ -346,31 +342,7 @@ static int build_table(struct sd_symtab *st, struct builder *b)
 
 static int read_segments(struct sd_symtab *st, Elf *elf)
 {
-	size_t nph, i;
-
-	if (elf_getphdrnum(elf, &nph))
-		return sd_error(-ENOEXEC, "%s: cannot read program headers: %s", st->path,
-				elf_errmsg(-1));
-	st->segs = calloc(nph ? nph : 1, sizeof(*st->segs));
-	if (!st->segs)
-		return sd_error(-ENOMEM, "%s: out of memory", st->path);
-	for (i = 0; i < nph; i++) {
-		GElf_Phdr ph;
-
-		if (!gelf_getphdr(elf, (int)i, &ph))
-			return sd_error(-ENOEXEC, "%s: program header %zu is truncated", st->path,
-					i);
-		if (ph.p_type != PT_LOAD)
-			continue;
-		st->segs[st->nsegs++] = (struct st_seg){
-		    .vaddr = ph.p_vaddr,
-		    .memsz = ph.p_memsz,
-		    .offset = ph.p_offset,
-		    .filesz = ph.p_filesz,
-		    .flags = ph.p_flags,
-		};
-	}
-	return 0;
+	return sd_elf_read_segs(elf, st->path, &st->segs, &st->nsegs);
 }
 
 static int read_elf(struct sd_symtab *st, Elf *elf)
@@ -578,7 +550,7 @@ bool sd_symtab_is_pie(const struct sd_symtab *st)
 int sd_symtab_vaddr_to_offset(const struct sd_symtab *st, uint64_t vaddr, uint64_t *offset)
 {
 	for (size_t i = 0; i < st->nsegs; i++) {
-		const struct st_seg *g = &st->segs[i];
+		const struct sd_elf_seg *g = &st->segs[i];
 
 		if (vaddr >= g->vaddr && vaddr - g->vaddr < g->filesz) {
 			*offset = vaddr - g->vaddr + g->offset;
@@ -592,7 +564,7 @@ int sd_symtab_vaddr_to_offset(const struct sd_symtab *st, uint64_t vaddr, uint64
 int sd_symtab_offset_to_vaddr(const struct sd_symtab *st, uint64_t offset, uint64_t *vaddr)
 {
 	for (size_t i = 0; i < st->nsegs; i++) {
-		const struct st_seg *g = &st->segs[i];
+		const struct sd_elf_seg *g = &st->segs[i];
 
 		if (offset >= g->offset && offset - g->offset < g->filesz) {
 			*vaddr = offset - g->offset + g->vaddr;
@@ -606,7 +578,7 @@ int sd_symtab_offset_to_vaddr(const struct sd_symtab *st, uint64_t offset, uint6
 bool sd_symtab_vaddr_is_exec(const struct sd_symtab *st, uint64_t vaddr)
 {
 	for (size_t i = 0; i < st->nsegs; i++) {
-		const struct st_seg *g = &st->segs[i];
+		const struct sd_elf_seg *g = &st->segs[i];
 
 		if ((g->flags & PF_X) && vaddr >= g->vaddr && vaddr - g->vaddr < g->memsz)
 			return true;

@@ -376,7 +376,6 @@ SD_NOTRACE void *sd_rb_reserve(struct sd_rb_region *r, uint32_t len, uint64_t ts
 			       struct sd_rb_res *res)
 {
 	struct rb_tls *t = &sd_rb_self;
-	struct sd_rb_rec *rec;
 	struct rb_buf *b;
 	uint64_t pos, size;
 
@@ -405,16 +404,7 @@ SD_NOTRACE void *sd_rb_reserve(struct sd_rb_region *r, uint32_t len, uint64_t ts
 		if (!pos)
 			goto drop;
 	}
-	rec = (struct sd_rb_rec *)rb_waddr(r, t, pos);
-	rec->len = (uint16_t)len;
-	rec->cpu = cpu;
-	rec->idx = (uint32_t)READ_ONCE(b->written);
-	rec->ts = ts;
-	res->payload = rec + 1;
-	res->len = len;
-	res->priv[0] = b;
-	res->priv[1] = (void *)(uintptr_t)(pos + size);
-	return res->payload;
+	return rb_place(r, t, b, pos, size, len, ts, cpu, res);
 
 drop:
 	__atomic_fetch_add(&b->dropped, 1, __ATOMIC_RELAXED);
@@ -426,12 +416,7 @@ out:
 
 SD_NOTRACE void sd_rb_commit(struct sd_rb_region *r, struct sd_rb_res *res)
 {
-	struct rb_buf *b = res->priv[0];
-
-	WRITE_ONCE(b->written, READ_ONCE(b->written) + 1);	   /* (E) */
-	STORE_RELEASE(b->head, (uint64_t)(uintptr_t)res->priv[1]); /* (B) */
-	barrier();
-	sd_rb_self.busy = 0;
+	sd_rb_commit_inline(res);
 }
 
 SD_NOTRACE void sd_rb_discard(struct sd_rb_region *r, struct sd_rb_res *res)

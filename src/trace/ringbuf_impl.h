@@ -138,13 +138,30 @@ SD_NOTRACE static inline char *rb_waddr(struct sd_rb_region *r, struct rb_tls *t
 	return t->page_addr + (pos & RB_PMASK);
 }
 
+/* the record's header at @pos, and the reservation that commits it */
+SD_NOTRACE static inline void *rb_place(struct sd_rb_region *r, struct rb_tls *t, struct rb_buf *b,
+					uint64_t pos, uint64_t size, uint32_t len, uint64_t ts,
+					uint16_t cpu, struct sd_rb_res *res)
+{
+	struct sd_rb_rec *rec = (struct sd_rb_rec *)rb_waddr(r, t, pos);
+
+	rec->len = (uint16_t)len;
+	rec->cpu = cpu;
+	rec->idx = (uint32_t)READ_ONCE(b->written);
+	rec->ts = ts;
+	res->payload = rec + 1;
+	res->len = len;
+	res->priv[0] = b;
+	res->priv[1] = (void *)(uintptr_t)(pos + size);
+	return res->payload;
+}
+
 /* sd_rb_reserve() when the record fits the thread's current page */
 SD_NOTRACE static inline void *sd_rb_reserve_inline(struct sd_rb_region *r, uint32_t len,
 						    uint64_t ts, uint16_t cpu,
 						    struct sd_rb_res *res)
 {
 	struct rb_tls *t = &sd_rb_self;
-	struct sd_rb_rec *rec;
 	struct rb_buf *b;
 	uint64_t pos, size;
 
@@ -159,16 +176,7 @@ SD_NOTRACE static inline void *sd_rb_reserve_inline(struct sd_rb_region *r, uint
 	pos = READ_ONCE(b->head);
 	if (unlikely(!(pos & RB_PMASK) || (pos & RB_PMASK) + size > RB_PAGE))
 		goto slow;
-	rec = (struct sd_rb_rec *)rb_waddr(r, t, pos);
-	rec->len = (uint16_t)len;
-	rec->cpu = cpu;
-	rec->idx = (uint32_t)READ_ONCE(b->written);
-	rec->ts = ts;
-	res->payload = rec + 1;
-	res->len = len;
-	res->priv[0] = b;
-	res->priv[1] = (void *)(uintptr_t)(pos + size);
-	return res->payload;
+	return rb_place(r, t, b, pos, size, len, ts, cpu, res);
 slow:
 	barrier();
 	t->busy = 0;

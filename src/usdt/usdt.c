@@ -32,6 +32,7 @@
 #define SD_LOG_PREFIX "usdt"
 #include "common/compiler.h"
 #include "common/log.h"
+#include "sym/elf_segs.h"
 #include "sym/sym.h"
 #include "trace/event.h"
 #include "usdt/usdt.h"
@@ -43,16 +44,11 @@
 
 #define MAX_ARGSTR_LEN 63 /* the longest fetch argument body uprobe_events takes */
 
-struct seg {
-	uint64_t vaddr, memsz, offset, filesz;
-	uint32_t flags;
-};
-
 struct sd_usdt_file {
 	char *path;
 	int machine; /* e_machine */
 	bool pie;    /* ET_DYN */
-	struct seg *segs;
+	struct sd_elf_seg *segs;
 	size_t nsegs;
 	struct sd_usdt_probe *probes;
 	size_t n, cap;
@@ -79,10 +75,10 @@ static uint64_t get_addr(const unsigned char *p, size_t size, bool msb)
 	return v;
 }
 
-static const struct seg *find_seg(const struct sd_usdt_file *f, uint64_t vaddr, bool exec)
+static const struct sd_elf_seg *find_seg(const struct sd_usdt_file *f, uint64_t vaddr, bool exec)
 {
 	for (size_t i = 0; i < f->nsegs; i++) {
-		const struct seg *g = &f->segs[i];
+		const struct sd_elf_seg *g = &f->segs[i];
 
 		if (exec && !(g->flags & PF_X))
 			continue;
@@ -94,31 +90,7 @@ static const struct seg *find_seg(const struct sd_usdt_file *f, uint64_t vaddr, 
 
 static int read_segments(struct sd_usdt_file *f, Elf *elf)
 {
-	size_t nph;
-
-	if (elf_getphdrnum(elf, &nph))
-		return sd_error(-ENOEXEC, "%s: cannot read program headers: %s", f->path,
-				elf_errmsg(-1));
-	f->segs = calloc(nph ? nph : 1, sizeof(*f->segs));
-	if (!f->segs)
-		return -ENOMEM;
-	for (size_t i = 0; i < nph; i++) {
-		GElf_Phdr ph;
-
-		if (!gelf_getphdr(elf, (int)i, &ph))
-			return sd_error(-ENOEXEC, "%s: program header %zu is truncated", f->path,
-					i);
-		if (ph.p_type != PT_LOAD)
-			continue;
-		f->segs[f->nsegs++] = (struct seg){
-		    .vaddr = ph.p_vaddr,
-		    .memsz = ph.p_memsz,
-		    .offset = ph.p_offset,
-		    .filesz = ph.p_filesz,
-		    .flags = ph.p_flags,
-		};
-	}
-	return 0;
+	return sd_elf_read_segs(elf, f->path, &f->segs, &f->nsegs);
 }
 
 /* one note's descriptor: addresses, then provider, name and args, each NUL-terminated */
@@ -183,7 +155,7 @@ static int add_note(struct sd_usdt_file *f, const unsigned char *desc, size_t le
 			p->sem += base_addr - p->note_base;
 	}
 	{
-		const struct seg *g = find_seg(f, p->pc, true);
+		const struct sd_elf_seg *g = find_seg(f, p->pc, true);
 
 		if (g) {
 			p->pc_offset = p->pc - g->vaddr + g->offset;

@@ -14,6 +14,7 @@
 #define SONDE_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 int cmd_list(int argc, char **argv);
 int cmd_trace(int argc, char **argv);
@@ -34,5 +35,9 @@ int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* true when @arg is -h or --help */
 bool cli_is_help(const char *arg);
+/* a bare @name that is not a file here, looked up in $PATH as a shell would (in @buf) */
+const char *cli_find_binary(const char *name, char *buf, size_t len);
+/* all of @buf to @fd; on a failed write (a closed pipe) *@failed, and nothing more */
+void cli_write_out(int fd, const char *buf, size_t len, bool *failed);
 
 #endif

@@ -374,19 +374,7 @@ struct ftrace_state {
  */
 static void flush_out(struct ftrace_state *st)
 {
-	size_t done = 0;
-
-	while (done < st->len && !st->write_failed) {
-		ssize_t w = write(st->fd, st->buf + done, st->len - done);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			st->write_failed = true; /* a closed pipe: keep tracing, stop printing */
-			break;
-		}
-		done += w;
-	}
+	cli_write_out(st->fd, st->buf, st->len, &st->write_failed);
 	st->len = 0;
 }
 

@@ -80,25 +80,6 @@ static void print_functions(const struct sd_symtab *st, const char *module, cons
 	}
 }
 
-/* a bare name that is not a file here is looked up in $PATH, as a shell would */
-static const char *find_binary(const char *name, char *buf, size_t len)
-{
-	const char *path = getenv("PATH");
-	struct stat sb;
-
-	if (strchr(name, '/') || !stat(name, &sb) || !path)
-		return name;
-	while (*path) {
-		size_t n = strcspn(path, ":");
-
-		if (n && (size_t)snprintf(buf, len, "%.*s/%s", (int)n, path, name) < len &&
-		    !stat(buf, &sb) && S_ISREG(sb.st_mode))
-			return buf;
-		path += n + (path[n] == ':');
-	}
-	return name;
-}
-
 static int finish(void)
 {
 	if (fflush(stdout) || ferror(stdout))
@@ -111,7 +92,7 @@ static int list_binary(const char *binary, const char *glob)
 	char buf[PATH_MAX];
 	struct sd_symtab *st;
 
-	if (sd_symtab_open(find_binary(binary, buf, sizeof(buf)), &st))
+	if (sd_symtab_open(cli_find_binary(binary, buf, sizeof(buf)), &st))
 		return cli_error("list: %s", sonde_last_error());
 	print_functions(st, NULL, glob);
 	sd_symtab_free(st);

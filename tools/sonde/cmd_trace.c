@@ -708,19 +708,8 @@ struct print_state {
 static void flush_out(void *arg)
 {
 	struct print_state *ps = arg;
-	size_t done = 0;
 
-	while (done < ps->len && !ps->write_failed) {
-		ssize_t w = write(ps->fd, ps->buf + done, ps->len - done);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			ps->write_failed = true; /* a closed pipe: keep tracing, stop printing */
-			break;
-		}
-		done += w;
-	}
+	cli_write_out(ps->fd, ps->buf, ps->len, &ps->write_failed);
 	ps->len = 0;
 }
 

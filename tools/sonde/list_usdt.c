@@ -80,25 +80,6 @@ static void print_file(struct opts *o, struct sd_usdt_file *f, const char *objec
 	}
 }
 
-/* a bare name that is not a file here is looked up in $PATH, as a shell would */
-static const char *find_binary(const char *name, char *buf, size_t len)
-{
-	const char *path = getenv("PATH");
-	struct stat sb;
-
-	if (strchr(name, '/') || !stat(name, &sb) || !path)
-		return name;
-	while (*path) {
-		size_t n = strcspn(path, ":");
-
-		if (n && (size_t)snprintf(buf, len, "%.*s/%s", (int)n, path, name) < len &&
-		    !stat(buf, &sb) && S_ISREG(sb.st_mode))
-			return buf;
-		path += n + (path[n] == ':');
-	}
-	return name;
-}
-
 static void header(const struct opts *o)
 {
 	if (!o->defs)
@@ -115,7 +96,7 @@ static int finish(const struct opts *o)
 static int list_file(struct opts *o, const char *binary)
 {
 	char buf[PATH_MAX];
-	const char *path = find_binary(binary, buf, sizeof(buf));
+	const char *path = cli_find_binary(binary, buf, sizeof(buf));
 	struct sd_usdt_file *f;
 
 	if (sd_usdt_open(path, &f))

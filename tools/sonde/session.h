@@ -57,9 +57,10 @@ struct session {
 int session_launch(struct session *s, char **argv);
 /* the same; @follow: its children and the programs it runs are traced too */
 /* flags of session_launch_opts */
-#define SESSION_FOLLOW	   0x1 /* forked children connect too (--follow) */
-#define SESSION_INIT_TRACE 0x2 /* libsonde-init.so in LD_AUDIT: constructors are logged (--init) \
-				*/
+#define SESSION_FOLLOW 0x1 /* forked children connect too (--follow) */
+#define SESSION_INIT_TRACE                                                    \
+	0x2 /* libsonde-init.so in LD_AUDIT: constructors are logged (--init) \
+	     */
 int session_launch_opts(struct session *s, char **argv, unsigned int flags);
 /*
  * session_accept_child - with follow, a child's agent that connected to
