@@ -488,6 +488,40 @@ static int write_set_event(const char *data, size_t len, bool truncate)
 	return err;
 }
 
+/*
+ * set_event_pending (sonde's): SYSTEM:NAME globs for events that do not
+ * exist yet; each event an object loaded later defines that matches one is
+ * enabled as it appears. Events that exist already are enabled now.
+ */
+static int write_set_event_pending(const char *data, size_t len, bool truncate)
+{
+	char *text = text_of(data, len), *tok, *save = NULL;
+	int err = 0;
+
+	if (!text)
+		return -ENOMEM;
+	if (truncate)
+		sd_trace_clear_pending();
+	for (tok = strtok_r(text, " \t\n", &save); tok && !err;
+	     tok = strtok_r(NULL, " \t\n", &save)) {
+		struct match m = {.on = 1};
+		char *colon = strchr(tok, ':');
+
+		if (colon) {
+			*colon = '\0';
+			m.system = *tok && strcmp(tok, "*") ? tok : NULL;
+			m.name = colon[1] && strcmp(colon + 1, "*") ? colon + 1 : NULL;
+		} else {
+			m.name = strcmp(tok, "*") ? tok : NULL;
+		}
+		err = sd_trace_add_pending(m.system, m.name);
+		if (!err)
+			err = sd_trace_for_each_event(set_matching, &m);
+	}
+	free(text);
+	return err;
+}
+
 static int read_trace(FILE *out)
 {
 	struct sd_trace *t = sd_trace_get();
@@ -611,6 +645,7 @@ static const char readme[] =
     "  uprobe_events\t\t- p|r[:[GRP/][EVENT]] PATH:OFFSET[(REF_CTR_OFFSET)] [FETCHARGS]\n"
     "  events/\t\t- enable, filter, format and id of each event\n"
     "  set_event\t\t- enable events by name: grp:event, grp:*, !grp:event\n"
+    "  set_event_pending\t- (sonde) the same for events of objects loaded later\n"
     "  kprobe_profile\t- hits and misses of each probe event\n"
     "  error_log\t\t- what the last failed commands got wrong, and where\n"
     "  current_tracer\t- function, function_graph or nop\n"
@@ -661,6 +696,10 @@ static int top_read(const char *path, FILE *out)
 		return sd_trace_for_each_event(print_available, out);
 	if (!strcmp(path, "set_event"))
 		return sd_trace_for_each_event(print_set_event, out);
+	if (!strcmp(path, "set_event_pending")) {
+		sd_trace_print_pending(out);
+		return 0;
+	}
 	if (!strcmp(path, "tracing_on")) {
 		fprintf(out, "%d\n", t->tracing_on);
 		return 0;
@@ -731,6 +770,7 @@ static const char *const top_files[] = {
     "kprobe_profile",
     "options/",
     "set_event",
+    "set_event_pending",
     "trace",
     "trace_clock",
     "trace_options",
@@ -792,6 +832,8 @@ static int top_write(const char *path, const char *data, size_t len, bool trunca
 		return write_dynamic_events(data, len, truncate, why);
 	if (!strcmp(path, "set_event"))
 		return write_set_event(data, len, truncate);
+	if (!strcmp(path, "set_event_pending"))
+		return write_set_event_pending(data, len, truncate);
 	if (!strcmp(path, "tracing_on")) {
 		err = parse_bool(data, len, &on);
 		if (!err)

@@ -9,7 +9,9 @@
  * until it leaves the probe path. The ring region is replaced the same way.
  */
 #include <errno.h>
+#include <fnmatch.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -192,6 +194,57 @@ int sd_trace_enable_event(struct sd_event *ev, bool on)
 			STORE_RELEASE(ev->enabled, false);
 	}
 	return err;
+}
+
+/* ---- events enabled before they exist ------------------------------------------------- */
+
+static struct pending {
+	char system[SD_EVENT_NAME_MAX], name[SD_EVENT_NAME_MAX]; /* "": any */
+} pending[SD_PENDING_MAX];
+static int npending;
+
+int sd_trace_add_pending(const char *system, const char *name)
+{
+	struct pending *p;
+
+	if (npending == SD_PENDING_MAX)
+		return sd_error(-ENOSPC, "at most %d pending event patterns", SD_PENDING_MAX);
+	if ((system && strlen(system) >= SD_EVENT_NAME_MAX) ||
+	    (name && strlen(name) >= SD_EVENT_NAME_MAX))
+		return sd_error(-EINVAL, "event pattern too long");
+	p = &pending[npending++];
+	snprintf(p->system, sizeof(p->system), "%s", system ? system : "");
+	snprintf(p->name, sizeof(p->name), "%s", name ? name : "");
+	return 0;
+}
+
+void sd_trace_clear_pending(void)
+{
+	npending = 0;
+}
+
+void sd_trace_print_pending(FILE *out)
+{
+	for (int i = 0; i < npending; i++)
+		fprintf(out, "%s:%s\n", pending[i].system[0] ? pending[i].system : "*",
+			pending[i].name[0] ? pending[i].name : "*");
+}
+
+void sd_trace_apply_pending(struct sd_event *ev)
+{
+	if (ev->internal || ev->enabled)
+		return;
+	for (int i = 0; i < npending; i++) {
+		const struct pending *p = &pending[i];
+
+		if ((!p->system[0] || !fnmatch(p->system, ev->system, 0)) &&
+		    (!p->name[0] || !fnmatch(p->name, ev->name, 0))) {
+			if (sd_trace_enable_event(ev, true))
+				sd_warn("%s:%s: cannot enable: %s", ev->system, ev->name,
+					sonde_last_error());
+			return;
+		}
+	}
 }
 
 int sd_trace_set_filter(struct sd_event *ev, const char *text, struct sd_parse_error *err)

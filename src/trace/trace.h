@@ -11,6 +11,7 @@
 #define SD_TRACE_TRACE_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "trace/clock.h"
@@ -61,6 +62,19 @@ struct sd_event *sd_trace_event_by_id(unsigned int id);
 int sd_trace_for_each_event(int (*fn)(struct sd_event *ev, void *arg), void *arg);
 
 int sd_trace_enable_event(struct sd_event *ev, bool on);
+
+/*
+ * Events enabled before they exist (set_event_pending, a sonde extension):
+ * SYSTEM:NAME globs (NULL: any) that enable every matching event an
+ * object loaded later defines, once, when it appears. Under sd_trace_lock.
+ */
+#define SD_PENDING_MAX 32
+int sd_trace_add_pending(const char *system, const char *name);
+void sd_trace_clear_pending(void);
+/* "system:name\n" for each pattern */
+void sd_trace_print_pending(FILE *out);
+/* a new event: enabled if a pattern matches it */
+void sd_trace_apply_pending(struct sd_event *ev);
 /* set or clear (text NULL, "0" or "") an event's filter; errors go to error_log */
 int sd_trace_set_filter(struct sd_event *ev, const char *text, struct sd_parse_error *err);
 

@@ -82,6 +82,7 @@ struct tp_event {
 	struct sd_printfmt *pf;
 	struct tp_inst *insts;
 	unsigned int extra_refs; /* sd_tracepoint_get() */
+	bool fresh;		 /* created by this refresh: set_event_pending applies */
 };
 
 /* what a new object's descriptors say, before anything is registered */
@@ -683,6 +684,7 @@ static struct tp_event *event_for(struct tp_desc *d, const char *objname)
 		free(te);
 		return NULL;
 	}
+	te->fresh = true;
 	d->fields = NULL; /* the event's now */
 	d->nfields = 0;
 	d->print_fmt = NULL;
@@ -966,6 +968,16 @@ static int counts_cb(struct dl_phdr_info *info, size_t size, void *arg)
 	return 1;
 }
 
+static int apply_pending_cb(struct sd_event *ev, void *arg)
+{
+	(void)arg;
+	if (sd_tracepoint_event(ev) && to_te(ev)->fresh) {
+		to_te(ev)->fresh = false;
+		sd_trace_apply_pending(ev);
+	}
+	return 0;
+}
+
 void sd_tracepoint_refresh_locked(void)
 {
 	struct collect c = {0};
@@ -1038,6 +1050,8 @@ void sd_tracepoint_refresh_locked(void)
 		pthread_mutex_lock(&sd_probe_mutex);
 		dl_iterate_phdr(register_cb, &ra);
 		pthread_mutex_unlock(&sd_probe_mutex);
+		/* events new with these objects: those asked for before they existed go on */
+		sd_trace_for_each_event(apply_pending_cb, NULL);
 	}
 	if (tps.retry && ++tps.retries > MAX_RETRIES) {
 		sd_warn("an object's tracepoints stayed unreadable: not looked at again");

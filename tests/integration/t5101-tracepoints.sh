@@ -202,6 +202,20 @@ if ! cmp -s "$TMP/dl.want" "$TMP/dl.events"; then
 fi
 grep -q "tpsample: dlopen done" "$TMP/dl.out" || bad "the program did not finish: $(cat "$TMP/dl.out")"
 
+# ---- an event of a library not loaded yet, asked for by name -------------------------------
+
+mkdir "$TMP/sync2" && touch "$TMP/sync2/go"
+"$SONDE" trace -o "$TMP/pend.trace" -e 'tpdl:*' -- \
+	"$PROG" dlopen "$TB/libtpdl.so" "$TMP/sync2" > "$TMP/pend.out" 2> "$TMP/pend.err" ||
+	bad "sonde trace -e 'tpdl:*' before the library is loaded: $(cat "$TMP/pend.err")"
+grep -q "no event tpdl:\* yet" "$TMP/pend.err" || bad "nothing said of the pending event: $(cat "$TMP/pend.err")"
+events_of "$TMP/pend.trace" > "$TMP/pend.events"
+printf 'tpdl_hello: round=1 who=before\ntpdl_hello: round=2 who=after\n' > "$TMP/pend.want"
+if ! cmp -s "$TMP/pend.want" "$TMP/pend.events"; then
+	bad "events of a library loaded after they were asked for:"
+	diff "$TMP/pend.want" "$TMP/pend.events" >&2
+fi
+
 # ---- record and report --------------------------------------------------------------------
 
 "$SONDE" record -o "$TMP/run.dat" -e tpsample:tps_array -e tpsample:tps_enter -- "$PROG" run 2 \

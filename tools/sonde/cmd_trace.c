@@ -254,6 +254,23 @@ static int enable_event(struct session *s, struct trace_event *te)
 			return err;
 	}
 	snprintf(path, sizeof(path), "%s:%s", te->system, te->name);
+	if (!te->filter) {
+		/* no such event yet: one an object loaded later (dlopen) defines */
+		char *why = NULL;
+
+		err = session_write(s, "set_event", path, false, &why);
+		free(why);
+		if (err != -EINVAL)
+			return err ? write_or_explain(s, "set_event", path, false, te->def) : 0;
+		err = session_write(s, "set_event_pending", path, false, NULL);
+		if (!err) {
+			fprintf(stderr,
+				"sonde: no event %s yet: it is enabled when an object that defines "
+				"it is loaded\n",
+				path);
+			return 0;
+		}
+	}
 	return write_or_explain(s, "set_event", path, false, te->def);
 }
 
