@@ -4,6 +4,7 @@
  * the kernel's trace_pipe format. Also the engine of `sonde record`, which
  * writes the same records to a file instead (trace_setup/trace_loop).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -239,6 +240,17 @@ int write_or_explain(struct session *s, const char *path, const char *text, bool
 	return err;
 }
 
+/* an event name, or a glob of them: what may wait for an object to define it */
+static bool event_glob_ok(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && !strchr("_.*?[]!-", *s))
+			return false;
+	return true;
+}
+
 /* the event te->system:te->name: its filter, then enable it */
 static int enable_event(struct session *s, struct trace_event *te)
 {
@@ -254,7 +266,7 @@ static int enable_event(struct session *s, struct trace_event *te)
 			return err;
 	}
 	snprintf(path, sizeof(path), "%s:%s", te->system, te->name);
-	if (!te->filter) {
+	if (!te->filter && event_glob_ok(te->system) && event_glob_ok(te->name)) {
 		/* no such event yet: one an object loaded later (dlopen) defines */
 		char *why = NULL;
 
