@@ -367,7 +367,8 @@ SD_NOTRACE static void *reserve(struct sd_event *ev, uint32_t len, const uint64_
 		return NULL;
 	if (unlikely(!cached_tid))
 		cached_tid = sd_raw_gettid();
-	sd_trace_comm();
+	if (unlikely(!cached_comm[0]))
+		sd_trace_comm();
 	if (at) {
 		ts = *at;
 		if (!sd_clock_rseq_cpu(&cpu))
