@@ -1197,7 +1197,7 @@ patch_table()
 		m=$(field "$line" metric)
 		st=${status[$m]}
 		if [[ $st == ok ]]; then
-			echo "| \`$m\` | $(field "$line" desc)$(field "$line" note | sed 's/^./; NOTE: &/') | $(field "$line" sites) | $(field "$line" ms)$(field "$line" write_ms | sed 's/^./ (the write: &)/') | $(field "$line" min) – $(field "$line" max) | $(awk -v x="$(field "$line" sites_per_s)" 'BEGIN { printf "%\047.0f", x }') | $(field "$line" cold_ms) | $(field "$line" how) |"
+			echo "| \`$m\` | $(field "$line" desc)$(field "$line" note | sed 's/^./; NOTE: &/') | $(field "$line" sites) | $(field "$line" ms)$(field "$line" write_ms | sed 's/^..*$/ (the write: &)/') | $(field "$line" min) – $(field "$line" max) | $(awk -v x="$(field "$line" sites_per_s)" 'BEGIN { printf "%\047.0f", x }') | $(field "$line" cold_ms) | $(field "$line" how) |"
 		else
 			echo "| \`$m\` | $(field "$line" desc) | $st: $(field "$line" error)$(field "$line" reason) | | | | | |"
 		fi
