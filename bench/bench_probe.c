@@ -239,6 +239,11 @@ static int empty_ret(struct sonde_kretprobe_instance *ri, struct sonde_regs *reg
 	return 0;
 }
 
+SONDE_NOFPU static int empty_ret_nofpu(struct sonde_kretprobe_instance *ri, struct sonde_regs *regs)
+{
+	return 0;
+}
+
 static uint8_t first_byte(const void *addr)
 {
 	return *(const volatile uint8_t *)addr;
@@ -374,7 +379,8 @@ static int kretprobe_setup(struct bench_state *st, const struct target_desc *t, 
 
 	form_prepare(st);
 	st->rp.kp.addr = t->addr;
-	st->rp.handler = empty_ret;
+	st->rp.handler = st->nofpu ? empty_ret_nofpu : empty_ret;
+	st->rp.kp.flags = st->nofpu ? SONDE_KPROBE_FLAG_NOFPU : 0;
 	ret = sonde_register_kretprobe(&st->rp);
 	if (ret) {
 		snprintf(err, len, "sonde_register_kretprobe(%s): %s: %s", t->name,
@@ -645,6 +651,17 @@ static const struct bench benches[] = {
 	.target = "target_opt",
 	.vs = "kernel_uretprobe_opt_event",
 	.form = FORM_JUMP,
+	KRETPROBE,
+    },
+    {
+	.metric = "kretprobe_optimized_empty_nofpu",
+	.kind = "sonde",
+	.desc = "kretprobe, empty SONDE_NOFPU handler flagged SONDE_KPROBE_FLAG_NOFPU, "
+		"jump-optimized entry (no vector state saved at entry or return)",
+	.target = "target_opt",
+	.vs = "kernel_uretprobe_opt_event",
+	.form = FORM_JUMP,
+	.nofpu = true,
 	KRETPROBE,
     },
 };

@@ -95,7 +95,9 @@ typedef void (*sonde_kprobe_post_handler_t)(struct sonde_kprobe *p, struct sonde
  * does: no libc string or stdio function). A jump-optimized probe then
  * skips saving and restoring the vector state (XSAVE/XRSTOR), which costs
  * more than everything else on its path. A handler that breaks the promise
- * corrupts the vector registers of the code it interrupts.
+ * corrupts the vector registers of the code it interrupts. For a kretprobe
+ * (in rp.kp.flags) it covers entry_handler and handler, and the return
+ * side skips the vector state too.
  */
 #define SONDE_KPROBE_FLAG_NOFPU 16U
 

@@ -66,7 +66,8 @@ struct sd_frame {
 	uint64_t slot; /* where the return address was */
 	uint64_t ret;  /* what it was */
 	struct sd_ri *ri;
-	uint64_t unhooked; /* the real address is back in the slot (an exception) */
+	uint32_t unhooked; /* the real address is back in the slot (an exception) */
+	uint32_t nofpu;	   /* its handlers touch no vector register (SD_KP_NOFPU) */
 };
 
 struct sd_shadow {
@@ -264,12 +265,41 @@ SD_NOTRACE int sd_kretprobe_pre_handler(struct sonde_kprobe *kp, struct sonde_re
 	sh->f[sh->depth].ret = ret;
 	sh->f[sh->depth].ri = ri;
 	sh->f[sh->depth].unhooked = 0;
+	sh->f[sh->depth].nofpu = !!(kp->__reserved[0] & SD_KP_NOFPU);
 	sh->depth++;
 	*(uint64_t *)slot = tramp();
 	return 0;
 missed:
 	__atomic_add_fetch(&urp->nmissed, 1, __ATOMIC_RELAXED);
 	return 0;
+}
+
+/*
+ * Before the trampoline saves the vector state: 1 when every handler this
+ * return runs (its frame, and the tail calls hooked at the same slot) is
+ * SD_KP_NOFPU, so that none is saved. Reads this thread's shadow stack only.
+ */
+SD_NOTRACE int sd_kretprobe_return_nofpu(const struct sonde_regs *regs);
+SD_NOTRACE int sd_kretprobe_return_nofpu(const struct sonde_regs *regs)
+{
+	const struct sd_shadow *sh = sd_self.shadow;
+	uint64_t slot = regs->sp - 8;
+	int top = -1;
+
+	for (int i = sh ? (int)sh->depth - 1 : -1; i >= 0; i--)
+		if (sh->f[i].slot == slot && !sh->f[i].unhooked) {
+			top = i;
+			break;
+		}
+	if (top < 0)
+		return 0; /* the handler reports it */
+	for (int i = top; i >= 0; i--) {
+		if (!sh->f[i].nofpu)
+			return 0;
+		if (!(i > 0 && sh->f[i].ret == tramp() && sh->f[i - 1].slot == slot))
+			break;
+	}
+	return 1;
 }
 
 /* called by the trampoline, on the returning thread's stack */

@@ -468,6 +468,55 @@ TEST(retval_caller_vector_regs_kept)
 	snap_check();
 }
 
+SONDE_NOFPU static int count_nofpu(struct sonde_kretprobe_instance *ri, struct sonde_regs *regs)
+{
+	rec.calls++;
+	return 0;
+}
+
+/*
+ * A SONDE_KPROBE_FLAG_NOFPU kretprobe: no vector state is saved at entry or
+ * return, and none is needed: a double comes back in %xmm0 and the caller's
+ * values kept in vector registers across the call (-fipa-ra) survive.
+ */
+TEST(nofpu_kretprobe_keeps_vector_regs)
+{
+	static const double in[] = {0.0, 1.0, -2.75, 1e300, 3.141592653589793};
+	struct sonde_kretprobe rp;
+	double want[20];
+
+	for (int i = 0; i < 20; i++)
+		want[i] = krt_ipa_caller(i + 0.5, i * 2.0, 3.25, -i, 7.0, i);
+	snap((void *)krt_dbl);
+	krp_init(&rp, (void *)krt_dbl, count_nofpu, NULL, 0, 0);
+	rp.kp.flags = SONDE_KPROBE_FLAG_NOFPU;
+	REG_OK(&rp);
+	for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+		volatile double r = krt_dbl(in[i]);
+
+		CHECK(r == in[i] * 1.5 + 0.25);
+	}
+	CHECK_EQ(rec.calls, (long)(sizeof(in) / sizeof(in[0])));
+	sonde_unregister_kretprobe(&rp);
+	snap_check();
+
+	rec.calls = 0;
+	snap((void *)krt_ipa_leaf);
+	krp_init(&rp, (void *)krt_ipa_leaf, count_nofpu, NULL, 0, 0);
+	rp.kp.flags = SONDE_KPROBE_FLAG_NOFPU;
+	REG_OK(&rp);
+	for (int i = 0; i < 20; i++) {
+		double got = krt_ipa_caller(i + 0.5, i * 2.0, 3.25, -i, 7.0, i);
+
+		if (got != want[i])
+			check_fail(__FILE__, __LINE__, "call %d: %g with the probe, %g without", i,
+				   got, want[i]);
+	}
+	CHECK_EQ(rec.calls, 20);
+	sonde_unregister_kretprobe(&rp);
+	snap_check();
+}
+
 /*
  * AVX: a __m256d comes back in %ymm0. A handler that runs any AVX code of
  * libc (memcpy, strlen...) ends with vzeroupper, which clears the upper

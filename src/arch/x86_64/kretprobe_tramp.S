@@ -10,7 +10,8 @@
  * It builds a struct sonde_regs on the stack (the area below S+8 is the dead
  * callee frame), saves the whole vector state with XSAVE (the handler is C
  * and may clobber any vector register, and a caller compiled with
- * -fipa-ra may keep values in registers the callee never touched), and
+ * -fipa-ra may keep values in registers the callee never touched) unless
+ * every handler to run is flagged as touching none, and
  * calls sd_kretprobe_trampoline_handler(regs), which stores the real
  * return address in regs->ip and also in the last word of the frame, which
  * is S itself: so the frame below reads as an ordinary call frame to an
@@ -78,7 +79,16 @@ sd_arch_kretprobe_trampoline:
 	.cfi_def_cfa rbp, 168
 	.cfi_offset rip, -8
 	.cfi_offset rbp, -136
-	/* the extended state: sd_xstate_size bytes, 64-byte aligned, header zeroed */
+	andq	$-16, %rsp
+	/* handlers that touch no vector register (SONDE_KPROBE_FLAG_NOFPU): none saved */
+	movq	%rbp, %rdi
+	call	sd_kretprobe_return_nofpu
+	testl	%eax, %eax
+	jz	6f
+	movq	%rbp, %rdi
+	call	sd_kretprobe_trampoline_handler
+	jmp	5f
+6:	/* the extended state: sd_xstate_size bytes, 64-byte aligned, header zeroed */
 	subq	sd_xstate_size(%rip), %rsp
 	andq	$-64, %rsp
 	xorl	%eax, %eax
