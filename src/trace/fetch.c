@@ -525,9 +525,19 @@ SD_NOTRACE void sd_probe_store_args(const struct sd_probe_def *def, const struct
 		maxlen = dyn_room(def);
 	for (int i = 0; i < def->nargs; i++) {
 		const struct sd_probe_arg *a = &def->args[i];
+		const struct sd_fetch_insn *c = a->code;
 		uint8_t *dest = base + a->field.offset;
 		uint32_t used;
 
+		/* the common case, a register or an argument as it is: no interpreter */
+		if ((c[0].op == SD_FOP_REG || c[0].op == SD_FOP_ARG) && c[1].op == SD_FOP_ST_RAW &&
+		    c[2].op == SD_FOP_END && c[1].param == a->field.size) {
+			store_raw(dest,
+				  c[0].op == SD_FOP_REG ? reg_at(ctx->regs, c[0].param)
+							: func_arg(ctx->regs, c[0].param),
+				  c[1].param);
+			continue;
+		}
 		if (a->field.dynamic) {
 			put_u32(dest, make_data_loc(maxlen, dyn - base));
 		} else {
