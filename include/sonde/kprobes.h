@@ -116,7 +116,7 @@ struct sonde_kprobe {
 	sonde_kprobe_pre_handler_t pre_handler;
 	sonde_kprobe_post_handler_t post_handler;
 
-	unsigned long nhit;    /* times a handler ran (read with sonde_kprobe_hits) */
+	unsigned long nhit;    /* part of the hits: read them with sonde_kprobe_hits() */
 	unsigned long nmissed; /* hits not handled (recursion, no free instance) */
 	unsigned int flags;    /* SONDE_KPROBE_FLAG_*; set DISABLED to register disarmed */
 
@@ -146,7 +146,7 @@ SONDE_API int sonde_set_kprobe_optimization(int on);
 /* wait until pending optimizations are done (tests, benchmarks) */
 SONDE_API void sonde_wait_kprobe_optimizer(void);
 
-/** sonde_kprobe_hits - current hit count of @p (atomic read of nhit). */
+/** sonde_kprobe_hits - hits of @p so far (its threads' counts, summed). */
 SONDE_API unsigned long sonde_kprobe_hits(const struct sonde_kprobe *p);
 /** sonde_kprobe_missed - current miss count of @p (atomic read of nmissed). */
 SONDE_API unsigned long sonde_kprobe_missed(const struct sonde_kprobe *p);

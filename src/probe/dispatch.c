@@ -25,6 +25,7 @@
 
 #include "common/compiler.h"
 #include "probe/probe.h"
+#include "probe/hits.h"
 #include "probe/thread.h"
 
 SD_NOTRACE struct sd_site *sd_site_lookup(uint64_t addr)
@@ -225,7 +226,7 @@ SD_NOTRACE void sd_trap_handler(int sig, void *info, void *uc)
 
 		if (!sd_kprobe_enabled(p))
 			continue;
-		__atomic_add_fetch(&p->nhit, 1, __ATOMIC_RELAXED);
+		sd_hit(p);
 		if (p->pre_handler && p->pre_handler(p, &regs))
 			skip = true;
 	}

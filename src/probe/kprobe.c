@@ -24,6 +24,7 @@
 #include "common/compiler.h"
 #include "common/log.h"
 #include "common/safe_mem.h"
+#include "probe/hits.h"
 #include "probe/probe.h"
 #include "probe/thread.h"
 #include "probe/xol.h"
@@ -143,7 +144,8 @@ static int ifunc_target(struct sd_module *mod, const char *name, uint64_t *addr)
 
 static bool blacklisted(struct sd_maps *maps, uint64_t addr, const char **why)
 {
-	struct sd_module *self = sd_maps_find_addr(maps, (uint64_t)(uintptr_t)sonde_register_kprobe);
+	struct sd_module *self =
+	    sd_maps_find_addr(maps, (uint64_t)(uintptr_t)sonde_register_kprobe);
 	uint64_t restorer = sd_signal_restorer();
 
 	if (__start_sonde_text && addr >= (uint64_t)__start_sonde_text &&
@@ -222,8 +224,7 @@ int sd_kprobe_resolve(struct sonde_kprobe *p, uint64_t *out)
 		snprintf(what, sizeof(what), "0x%lx", (unsigned long)r.addr);
 	}
 
-	if (r.mod && r.mod->symtab &&
-	    !sd_symtab_vaddr_is_exec(r.mod->symtab, r.addr - r.mod->bias))
+	if (r.mod && r.mod->symtab && !sd_symtab_vaddr_is_exec(r.mod->symtab, r.addr - r.mod->bias))
 		return sd_error(-EINVAL, "%s: 0x%lx is not in executable code of %s", what,
 				(unsigned long)r.addr, r.mod->name);
 	if (blacklisted(maps, r.addr, &why))
@@ -242,7 +243,8 @@ int sd_kprobe_resolve(struct sonde_kprobe *p, uint64_t *out)
 			sd_recover_code(code, func, r.sym->size);
 			err = sd_arch_insn_boundary(code, r.sym->size, func, r.addr, r.sym->name);
 		} else {
-			err = sd_error(-EFAULT, "%s: cannot read the code of %s", what, r.sym->name);
+			err =
+			    sd_error(-EFAULT, "%s: cannot read the code of %s", what, r.sym->name);
 		}
 		free(code);
 		if (err)
@@ -292,8 +294,9 @@ static int site_create(uint64_t addr, struct sd_site **out)
 	if (!avail)
 		return sd_error(-EFAULT, "0x%lx: cannot read the code there", (unsigned long)addr);
 	if (code[0] == SD_ARCH_BP_INSN)
-		return sd_error(-EBUSY, "0x%lx: there is already a breakpoint there (a debugger or "
-					"another tracer?)",
+		return sd_error(-EBUSY,
+				"0x%lx: there is already a breakpoint there (a debugger or "
+				"another tracer?)",
 				(unsigned long)addr);
 	s = calloc(1, sizeof(*s));
 	if (!s)
@@ -434,7 +437,7 @@ static int __register_kprobe(struct sonde_kprobe *p)
 	}
 
 	p->addr = (void *)addr;
-	p->nhit = 0;
+	sd_hit_register(p); /* nhit = 0, and a counter slot */
 	p->nmissed = 0;
 	p->__priv = site;
 	p->__reserved[0] |= SD_KP_REGISTERED;
@@ -454,6 +457,7 @@ static int __register_kprobe(struct sonde_kprobe *p)
 			if (table)
 				STORE_RELEASE(sd_sites, old_table);
 			sd_sync_threads();
+			sd_hit_unregister(p);
 			free(list);
 			free(table);
 			p->__priv = NULL;
@@ -551,20 +555,25 @@ static void unregister_batch(struct sonde_kprobe **kps, int num)
 {
 	void **garbage;
 	struct sd_site **sites;
+	bool *was; /* which of them were registered */
 	int ngarbage = 0, nsites = 0;
 
 	garbage = calloc(2 * num + 1, sizeof(*garbage));
 	sites = calloc(num + 1, sizeof(*sites));
-	if (!garbage || !sites) {
+	was = calloc(num + 1, sizeof(*was));
+	if (!garbage || !sites || !was) {
 		/* one at a time needs no arrays beyond one entry each */
 		free(garbage);
 		free(sites);
+		free(was);
 		for (int i = 0; i < num; i++) {
 			void *g[2];
 			int ng = 0;
+			bool reg = kps[i] && (kps[i]->__reserved[0] & SD_KP_REGISTERED);
 			struct sd_site *s = __unregister_kprobe(kps[i], g, &ng);
 
-			sd_sync_threads();
+			if (sd_sync_threads() == 0 && reg)
+				sd_hit_unregister(kps[i]);
 			for (int k = 0; k < ng; k++)
 				free(g[k]);
 			site_free(s);
@@ -574,13 +583,18 @@ static void unregister_batch(struct sonde_kprobe **kps, int num)
 	for (int i = 0; i < num; i++) {
 		struct sd_site *s;
 
-		if (!kps[i])
+		if (!kps[i] || !(kps[i]->__reserved[0] & SD_KP_REGISTERED))
 			continue;
+		was[i] = true;
 		s = __unregister_kprobe(kps[i], garbage, &ngarbage);
 		if (s)
 			sites[nsites++] = s;
 	}
+	/* once no thread can be in a handler: their hits folded, sites and lists freed */
 	if (sd_sync_threads() == 0) {
+		for (int i = 0; i < num; i++)
+			if (was[i])
+				sd_hit_unregister(kps[i]);
 		for (int k = 0; k < ngarbage; k++)
 			free(garbage[k]);
 		for (int k = 0; k < nsites; k++)
@@ -588,6 +602,7 @@ static void unregister_batch(struct sonde_kprobe **kps, int num)
 	}
 	free(garbage);
 	free(sites);
+	free(was);
 }
 
 SONDE_API void sonde_unregister_kprobe(struct sonde_kprobe *p)
@@ -645,7 +660,7 @@ SONDE_API int sonde_disable_kprobe(struct sonde_kprobe *p)
 
 SONDE_API unsigned long sonde_kprobe_hits(const struct sonde_kprobe *p)
 {
-	return __atomic_load_n(&p->nhit, __ATOMIC_RELAXED);
+	return sd_hit_count(p);
 }
 
 SONDE_API unsigned long sonde_kprobe_missed(const struct sonde_kprobe *p)

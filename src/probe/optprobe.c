@@ -40,6 +40,7 @@
 #include "common/log.h"
 #include "common/safe_mem.h"
 #include "probe/probe.h"
+#include "probe/hits.h"
 #include "probe/thread.h"
 #include "probe/xol.h"
 #include "sym/sym.h"
@@ -126,7 +127,7 @@ SD_NOTRACE void sd_optprobe_handler(uint32_t index, struct sonde_regs *regs)
 
 			if (!sd_kprobe_enabled(p))
 				continue;
-			__atomic_add_fetch(&p->nhit, 1, __ATOMIC_RELAXED);
+			sd_hit(p);
 			if (p->pre_handler)
 				p->pre_handler(p, regs);
 		}

@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "arch/arch.h"
 #include "common/safe_mem.h"
+#include "probe/hits.h"
 #include "probe/thread.h"
 
 SD_TLS_IE struct sd_thread sd_self;
@@ -65,6 +66,7 @@ static void thread_exit(void *arg)
 		sd_shadow_thread_exit(t);
 	if (t->fgraph)
 		sd_fgraph_thread_exit(t);
+	sd_hit_thread_exit(t);
 	for (struct chunk *c = LOAD_ACQUIRE(chunks); c; c = c->next)
 		for (int i = 0; i < CHUNK_SLOTS; i++)
 			if (LOAD_ACQUIRE(c->slot[i]) == t)

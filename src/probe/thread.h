@@ -42,6 +42,8 @@ struct sd_thread {
 	struct sd_site *post_site; /* waiting for the post_handler trap of this site */
 	struct sd_shadow *shadow;  /* kretprobe return stack */
 	void *fgraph;		   /* function_graph return stack (fgraph.c) */
+	uint64_t *hits;		   /* its kprobe hit counters (hits.c) */
+	uint8_t hits_off;	   /* exiting: hits are counted with a locked add */
 	int tid;
 };
 

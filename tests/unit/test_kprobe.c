@@ -305,6 +305,56 @@ TEST(several_probes_one_address)
 	CHECK_EQ(pre_count, 3);
 }
 
+static int empty_pre(struct sonde_kprobe *p, struct sonde_regs *regs)
+{
+	return 0;
+}
+
+static void *call_twice_1000(void *arg)
+{
+	long sum = 0;
+
+	for (int i = 0; i < 1000; i++)
+		sum += twice(i);
+	*(long *)arg = sum;
+	return NULL;
+}
+
+/*
+ * Hits are counted per thread: those of threads that have exited, of
+ * threads that took over an exited thread's counters, and across
+ * unregistering are all there; registering again starts from 0.
+ */
+TEST(hits_of_threads_that_exit)
+{
+	struct sonde_kprobe kp = {.symbol_name = "twice", .pre_handler = empty_pre};
+	pthread_t th[8];
+	long sums[8];
+
+	CHECK_EQ(sonde_register_kprobe(&kp), 0);
+	for (int round = 1; round <= 3; round++) {
+		for (int i = 0; i < 8; i++)
+			CHECK_EQ(pthread_create(&th[i], NULL, call_twice_1000, &sums[i]), 0);
+		for (int i = 0; i < 8; i++) {
+			pthread_join(th[i], NULL);
+			CHECK_EQ(sums[i], 999 * 1000);
+		}
+		CHECK_EQ(sonde_kprobe_hits(&kp), 8000ul * round);
+		if (round == 1)
+			sonde_wait_kprobe_optimizer(); /* the next rounds through the jump, if any
+							*/
+	}
+	CHECK_EQ(twice(1), 2);
+	CHECK_EQ(sonde_kprobe_hits(&kp), 24001);
+	sonde_unregister_kprobe(&kp);
+	CHECK_EQ(sonde_kprobe_hits(&kp), 24001);
+	CHECK_EQ(sonde_register_kprobe(&kp), 0);
+	CHECK_EQ(sonde_kprobe_hits(&kp), 0);
+	CHECK_EQ(twice(2), 4);
+	CHECK_EQ(sonde_kprobe_hits(&kp), 1);
+	sonde_unregister_kprobe(&kp);
+}
+
 TEST(disable_enable)
 {
 	struct sonde_kprobe kp = {.symbol_name = "twice", .pre_handler = count_pre};
