@@ -48,9 +48,9 @@ __attribute__((noinline)) struct word *add_word(const char *text)
 int main(void)
 {
 	static const char *const lines[] = {
-		"the kernel is the reference",
-		"a probe on any instruction of the process",
-		"the probe fires and the handler runs",
+	    "the kernel is the reference",
+	    "a probe on any instruction of the process",
+	    "the probe fires and the handler runs",
 	};
 	unsigned int best = 0;
 	const char *best_word = "";

@@ -22,12 +22,12 @@
 
 enum sd_insn_kind {
 	SD_INSN_PLAIN = 0, /* runs out of line as it is (rip-relative operand fixed) */
-	SD_INSN_JMP,       /* relative jmp: emulated */
-	SD_INSN_CALL,      /* relative call: emulated */
-	SD_INSN_JCC,       /* conditional relative jump: emulated */
-	SD_INSN_LOOP,      /* loop / loope / loopne: emulated */
-	SD_INSN_JRCXZ,     /* jrcxz / jecxz: emulated */
-	SD_INSN_RET,       /* near ret [imm16]: emulated */
+	SD_INSN_JMP,	   /* relative jmp: emulated */
+	SD_INSN_CALL,	   /* relative call: emulated */
+	SD_INSN_JCC,	   /* conditional relative jump: emulated */
+	SD_INSN_LOOP,	   /* loop / loope / loopne: emulated */
+	SD_INSN_JRCXZ,	   /* jrcxz / jecxz: emulated */
+	SD_INSN_RET,	   /* near ret [imm16]: emulated */
 	SD_INSN_JMP_IND,   /* jmp r/m64: emulated */
 	SD_INSN_CALL_IND,  /* call r/m64: emulated */
 };
@@ -36,12 +36,13 @@ struct sd_insn {
 	uint64_t addr; /* where it was decoded from */
 	uint8_t bytes[16];
 	uint8_t len;
-	uint8_t kind;  /* enum sd_insn_kind */
-	uint8_t cond;  /* JCC: condition code (low nibble of the opcode); LOOP: 0 loop, 1 loope, 2 loopne */
+	uint8_t kind;	/* enum sd_insn_kind */
+	uint8_t cond;	/* JCC: condition code (low nibble of the opcode); LOOP: 0 loop, 1 loope, 2
+			   loopne */
 	uint8_t addr32; /* 0x67 prefix: LOOP/JRCXZ test ecx instead of rcx */
-	int8_t riprel; /* offset of a rip-relative disp32 in bytes, or -1 */
+	int8_t riprel;	/* offset of a rip-relative disp32 in bytes, or -1 */
 	uint16_t ret_pop; /* RET: immediate bytes popped after the return address */
-	uint64_t target; /* relative branches: absolute destination */
+	uint64_t target;  /* relative branches: absolute destination */
 };
 
 /*
@@ -77,7 +78,7 @@ enum sd_xol_end {
 
 struct sd_xol_tail {
 	uint64_t exit_stub; /* SD_XOL_EXIT: sd_arch_xol_exit_stub()'s code */
-	uint8_t end;        /* enum sd_xol_end */
+	uint8_t end;	    /* enum sd_xol_end */
 };
 
 /*
@@ -135,7 +136,7 @@ int sd_arch_reg_offset(const char *name);
 /* ---- breakpoints ------------------------------------------------------------ */
 
 #define SD_ARCH_BP_INSN 0xcc
-#define SD_ARCH_BP_LEN  1
+#define SD_ARCH_BP_LEN	1
 
 /* ---- text patching (poke.c) --------------------------------------------------- */
 
@@ -179,8 +180,8 @@ bool sd_text_poke_trap(uint64_t bp_addr);
 
 /* ---- jump-optimized probes (optimize.c, optprobe_tramp.S) ------------------------ */
 
-#define SD_OPT_JUMP_LEN  5  /* jmp rel32 */
-#define SD_OPT_MAX_INSNS 5
+#define SD_OPT_JUMP_LEN	  5 /* jmp rel32 */
+#define SD_OPT_MAX_INSNS  5
 #define SD_OPT_DETOUR_MAX 512
 
 /* a piece of original code: the function, and its .cold part if any */
@@ -210,16 +211,16 @@ int sd_arch_opt_analyze(const struct sd_opt_code *code, int ncode, uint64_t addr
 int sd_arch_scan_targets(const uint8_t *code, uint64_t base, size_t len, uint64_t **out,
 			 size_t *nout);
 struct sd_opt_detour_spec {
-	uint64_t detour;        /* where it will sit */
-	uint32_t index;         /* the site's index for the trampoline */
-	uint64_t common;        /* the common trampoline */
-	uint64_t exit_stub;     /* sd_arch_xol_exit_stub() */
+	uint64_t detour;	/* where it will sit */
+	uint32_t index;		/* the site's index for the trampoline */
+	uint64_t common;	/* the common trampoline */
+	uint64_t exit_stub;	/* sd_arch_xol_exit_stub() */
 	int32_t resume_tls_off; /* %fs offset of the thread's `resume` */
 };
 
 struct sd_opt_layout {
 	uint64_t ret_main;   /* the trampoline returns here: lea, then the main copy */
-	uint64_t main;       /* the main copy itself (an int3 hit resumes here) */
+	uint64_t main;	     /* the main copy itself (an int3 hit resumes here) */
 	uint64_t ret_nested; /* lea, then the nested copy */
 	uint64_t nested;     /* the nested copy itself */
 	size_t len;

@@ -18,7 +18,7 @@
 #endif
 
 void sd_log(enum sonde_log_level level, const char *prefix, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 int sd_error(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* keep the message already recorded, return @err (for passing failures up) */
 void sd_error_clear(void);

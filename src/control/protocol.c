@@ -58,17 +58,17 @@ int sd_ctl_send(int sock, uint16_t op, uint16_t flags, int32_t status, const cha
 {
 	size_t plen = path ? strlen(path) : 0;
 	struct sd_ctl_hdr h = {
-		.magic = SD_CTL_MAGIC,
-		.len = (uint32_t)(plen + len),
-		.op = op,
-		.flags = flags,
-		.status = status,
-		.path_len = (uint32_t)plen,
+	    .magic = SD_CTL_MAGIC,
+	    .len = (uint32_t)(plen + len),
+	    .op = op,
+	    .flags = flags,
+	    .status = status,
+	    .path_len = (uint32_t)plen,
 	};
 	struct iovec iov[3] = {
-		{&h, sizeof(h)},
-		{(void *)path, plen},
-		{(void *)data, len},
+	    {&h, sizeof(h)},
+	    {(void *)path, plen},
+	    {(void *)data, len},
 	};
 
 	if (plen + len > SD_CTL_MAX_MSG)

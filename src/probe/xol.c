@@ -20,7 +20,7 @@
 #include "probe/thread.h"
 #include "probe/xol.h"
 
-#define PAGE          4096UL
+#define PAGE	       4096UL
 #define SLOTS_PER_PAGE (PAGE / SD_XOL_SLOT_SIZE)
 
 struct xol_page {
@@ -164,7 +164,8 @@ uint64_t sd_xol_exit_stub(void)
 	p = mmap(NULL, PAGE, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return 0;
-	n = sd_arch_xol_exit_stub(sd_thread_active_tls_offset(), sd_thread_resume_tls_offset(), buf);
+	n = sd_arch_xol_exit_stub(sd_thread_active_tls_offset(), sd_thread_resume_tls_offset(),
+				  buf);
 	if (sd_text_write(p, buf, n)) {
 		munmap(p, PAGE);
 		return 0;

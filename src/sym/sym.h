@@ -36,7 +36,7 @@ enum sd_sym_bind {
 
 struct sd_sym {
 	const char *name; /* without any @VERSION suffix */
-	uint64_t value;   /* link-time virtual address in the file */
+	uint64_t value;	  /* link-time virtual address in the file */
 	uint64_t size;
 	uint8_t type; /* enum sd_sym_type */
 	uint8_t bind; /* enum sd_sym_bind */
@@ -59,8 +59,8 @@ const struct sd_sym *sd_symtab_at(const struct sd_symtab *st, size_t i);
 /* first symbol named @name: a global or weak one before a local one */
 const struct sd_sym *sd_symtab_lookup(const struct sd_symtab *st, const char *name);
 /* every symbol named @name (locals can repeat); returns how many, fills up to @max */
-size_t sd_symtab_lookup_all(const struct sd_symtab *st, const char *name,
-			    const struct sd_sym **out, size_t max);
+size_t sd_symtab_lookup_all(const struct sd_symtab *st, const char *name, const struct sd_sym **out,
+			    size_t max);
 /* the function or object symbol containing link-time address @vaddr; *off = vaddr - value */
 const struct sd_sym *sd_symtab_find_addr(const struct sd_symtab *st, uint64_t vaddr, uint64_t *off);
 
@@ -75,13 +75,13 @@ const char *sd_symtab_path(const struct sd_symtab *st);
 /* ------------------------------------------------------------------------- */
 
 struct sd_module {
-	char *path;     /* as in /proc/PID/maps ("/usr/lib/x86_64-linux-gnu/libc.so.6") */
+	char *path;	  /* as in /proc/PID/maps ("/usr/lib/x86_64-linux-gnu/libc.so.6") */
 	const char *name; /* basename of path ("libc.so.6") */
-	uint64_t bias;  /* runtime address - link-time address */
-	uint64_t start; /* lowest and highest mapped addresses of the object */
+	uint64_t bias;	  /* runtime address - link-time address */
+	uint64_t start;	  /* lowest and highest mapped addresses of the object */
 	uint64_t end;
 	uint64_t dev, ino;
-	bool is_main;   /* the process's executable */
+	bool is_main;		  /* the process's executable */
 	struct sd_symtab *symtab; /* read on first use; may stay NULL if unreadable */
 };
 
@@ -108,10 +108,10 @@ struct sd_module *sd_maps_find_module(struct sd_maps *maps, const char *name);
 struct sd_symtab *sd_module_symtab(struct sd_module *mod);
 
 struct sd_resolved {
-	uint64_t addr;           /* runtime address */
-	struct sd_module *mod;   /* where it is */
+	uint64_t addr;		  /* runtime address */
+	struct sd_module *mod;	  /* where it is */
 	const struct sd_sym *sym; /* containing symbol, NULL for a raw address outside any */
-	uint64_t offset;         /* addr - (bias + sym->value) */
+	uint64_t offset;	  /* addr - (bias + sym->value) */
 };
 
 /*

@@ -21,8 +21,8 @@
 struct sd_parse_error {
 	const char *subsystem; /* "trace_kprobe", "trace_uprobe", "event filter parse error" */
 	const char *msg;       /* static text, e.g. "Invalid register name" */
-	int pos;               /* byte offset of the offending token in the command */
-	int err;               /* negative errno to return (-EINVAL mostly) */
+	int pos;	       /* byte offset of the offending token in the command */
+	int err;	       /* negative errno to return (-EINVAL mostly) */
 	/*
 	 * pos counts in the command re-joined from its whitespace-separated
 	 * words with single spaces, which is how the kernel's probe parsers

@@ -5,20 +5,20 @@
 #include "trace/event.h"
 
 const struct sd_field sd_common_fields[4] = {
-	{.name = "common_type", .c_type = "unsigned short", .offset = 0, .size = 2, .elem_size = 2},
-	{.name = "common_flags", .c_type = "unsigned char", .offset = 2, .size = 1, .elem_size = 1},
-	{.name = "common_preempt_count",
-	 .c_type = "unsigned char",
-	 .offset = 3,
-	 .size = 1,
-	 .elem_size = 1},
-	{.name = "common_pid",
-	 .c_type = "int",
-	 .offset = 4,
-	 .size = 4,
-	 .elem_size = 4,
-	 .is_signed = 1,
-	 .ftype = SD_FT_SIGNED},
+    {.name = "common_type", .c_type = "unsigned short", .offset = 0, .size = 2, .elem_size = 2},
+    {.name = "common_flags", .c_type = "unsigned char", .offset = 2, .size = 1, .elem_size = 1},
+    {.name = "common_preempt_count",
+     .c_type = "unsigned char",
+     .offset = 3,
+     .size = 1,
+     .elem_size = 1},
+    {.name = "common_pid",
+     .c_type = "int",
+     .offset = 4,
+     .size = 4,
+     .elem_size = 4,
+     .is_signed = 1,
+     .ftype = SD_FT_SIGNED},
 };
 
 uint64_t sd_field_value(const struct sd_field *f, const void *entry)

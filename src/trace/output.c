@@ -14,7 +14,8 @@ void sd_render_header(struct sd_seq *s, const char *tracer, uint64_t in_buffer, 
 		      int ncpus)
 {
 	sd_seq_printf(s, "# tracer: %s\n#\n", tracer);
-	sd_seq_printf(s, "# entries-in-buffer/entries-written: %" PRIu64 "/%" PRIu64 "   #P:%d\n#\n",
+	sd_seq_printf(s,
+		      "# entries-in-buffer/entries-written: %" PRIu64 "/%" PRIu64 "   #P:%d\n#\n",
 		      in_buffer, written, ncpus);
 	sd_seq_puts(s, "#                                _-----=> irqs-off/BH-disabled\n"
 		       "#                               / _----=> need-resched\n"

@@ -36,7 +36,7 @@
  * are cut in SD_RB_PAGE_SIZE pages, each starting with a 32-byte header;
  * a record is a struct sd_rb_rec and its payload, padded to 8 bytes.
  */
-#define SD_RB_PAGE_SIZE   4096
+#define SD_RB_PAGE_SIZE	  4096
 #define SD_RB_MAX_PAYLOAD (SD_RB_PAGE_SIZE - 32 - 16)
 
 struct sd_rb_rec {
@@ -47,10 +47,10 @@ struct sd_rb_rec {
 };
 
 struct sd_rb_config {
-	size_t buf_kb;         /* bytes per buffer / 1024 (rounded up to pages) */
+	size_t buf_kb;	       /* bytes per buffer / 1024 (rounded up to pages) */
 	unsigned int max_bufs; /* threads that can hold a buffer at once */
-	bool overwrite;        /* flight recorder (true) or discard when full */
-	int clock;             /* enum sd_clock_id (clock.h), stored for consumers */
+	bool overwrite;	       /* flight recorder (true) or discard when full */
+	int clock;	       /* enum sd_clock_id (clock.h), stored for consumers */
 };
 
 struct sd_rb_region;
@@ -108,9 +108,9 @@ struct sd_rb_event {
 	uint64_t ts;
 	uint16_t cpu;
 	int tid;
-	const char *comm;    /* the thread's name when it claimed its buffer */
-	uint64_t lost;       /* records of this buffer lost just before this one */
-	unsigned int buf;    /* buffer index */
+	const char *comm; /* the thread's name when it claimed its buffer */
+	uint64_t lost;	  /* records of this buffer lost just before this one */
+	unsigned int buf; /* buffer index */
 };
 
 struct sd_rb_reader;

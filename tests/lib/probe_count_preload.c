@@ -346,8 +346,8 @@ static void sonde_stop(void)
 		if (locate(f->kp.addr, &w))
 			fprintf(out, "%s %lu %lu ?\n", f->spec, f->hits, f->missed);
 		else
-			fprintf(out, "%s %lu %lu %s:0x%lx %s\n", f->spec, f->hits, f->missed, w.path,
-				w.offset, f->optimized ? "jump" : "int3");
+			fprintf(out, "%s %lu %lu %s:0x%lx %s\n", f->spec, f->hits, f->missed,
+				w.path, w.offset, f->optimized ? "jump" : "int3");
 	}
 	fclose(out);
 	for (int i = 0; i < nfuncs; i++)

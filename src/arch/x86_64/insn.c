@@ -89,7 +89,8 @@ static int classify(const ZydisDecodedInstruction *in, const ZydisDecodedOperand
 	insn->riprel = -1;
 	insn->addr32 = in->address_width == 32;
 	for (int i = 0; i < in->operand_count; i++) {
-		if (ops[i].type == ZYDIS_OPERAND_TYPE_MEMORY && ops[i].mem.base == ZYDIS_REGISTER_RIP) {
+		if (ops[i].type == ZYDIS_OPERAND_TYPE_MEMORY &&
+		    ops[i].mem.base == ZYDIS_REGISTER_RIP) {
 			if (in->raw.disp.size != 32)
 				return -ENOTSUP;
 			insn->riprel = (int8_t)in->raw.disp.offset;
@@ -173,7 +174,8 @@ int sd_arch_insn_decode(const void *code, size_t avail, uint64_t addr, struct sd
 				(unsigned long)addr, why);
 	err = classify(&in, ops, insn);
 	if (err)
-		return sd_error(err, "0x%lx: cannot probe this instruction: unsupported operand form",
+		return sd_error(err,
+				"0x%lx: cannot probe this instruction: unsupported operand form",
 				(unsigned long)addr);
 	return 0;
 }
@@ -188,10 +190,11 @@ int sd_arch_insn_boundary(const void *code, size_t size, uint64_t func, uint64_t
 
 	decoder_init(&d);
 	while (pc < addr && off < size) {
-		if (!ZYAN_SUCCESS(ZydisDecoderDecodeInstruction(&d, NULL, (const uint8_t *)code + off,
-								 size - off, &in)))
-			return sd_error(-EILSEQ, "%s+0x%lx: cannot decode the function up to there "
-						 "(bad instruction at +0x%lx)",
+		if (!ZYAN_SUCCESS(ZydisDecoderDecodeInstruction(
+			&d, NULL, (const uint8_t *)code + off, size - off, &in)))
+			return sd_error(-EILSEQ,
+					"%s+0x%lx: cannot decode the function up to there "
+					"(bad instruction at +0x%lx)",
 					what, (unsigned long)(addr - func), (unsigned long)off);
 		prev = pc;
 		pc += in.length;
@@ -231,8 +234,9 @@ int sd_arch_xol_build(const struct sd_insn *insn, uint64_t slot, const struct sd
 		memcpy(&disp, insn->bytes + insn->riprel, 4);
 		uint64_t target = insn->addr + insn->len + (int64_t)disp;
 		if (put_rel32(buf + insn->riprel, slot + insn->len, target))
-			return sd_error(-ERANGE, "0x%lx: out-of-line slot too far from the data the "
-						 "instruction addresses",
+			return sd_error(-ERANGE,
+					"0x%lx: out-of-line slot too far from the data the "
+					"instruction addresses",
 					(unsigned long)insn->addr);
 	}
 	if (tail->end == SD_XOL_TRAP) {
@@ -285,14 +289,30 @@ static bool cond_true(unsigned int cc, uint64_t fl)
 	bool r;
 
 	switch (cc >> 1) {
-	case 0: r = of; break;              /* jo */
-	case 1: r = cf; break;              /* jb */
-	case 2: r = zf; break;              /* je */
-	case 3: r = cf || zf; break;        /* jbe */
-	case 4: r = sf; break;              /* js */
-	case 5: r = pf; break;              /* jp */
-	case 6: r = sf != of; break;        /* jl */
-	default: r = zf || sf != of; break; /* jle */
+	case 0:
+		r = of;
+		break; /* jo */
+	case 1:
+		r = cf;
+		break; /* jb */
+	case 2:
+		r = zf;
+		break; /* je */
+	case 3:
+		r = cf || zf;
+		break; /* jbe */
+	case 4:
+		r = sf;
+		break; /* js */
+	case 5:
+		r = pf;
+		break; /* jp */
+	case 6:
+		r = sf != of;
+		break; /* jl */
+	default:
+		r = zf || sf != of;
+		break; /* jle */
 	}
 	return (cc & 1) ? !r : r;
 }
@@ -320,15 +340,15 @@ static int push64(struct sonde_regs *regs, uint64_t v)
 static void fill_context(ZydisRegisterContext *ctx, const struct sonde_regs *r)
 {
 	static const ZydisRegister r64[16] = {
-		ZYDIS_REGISTER_RAX, ZYDIS_REGISTER_RCX, ZYDIS_REGISTER_RDX, ZYDIS_REGISTER_RBX,
-		ZYDIS_REGISTER_RSP, ZYDIS_REGISTER_RBP, ZYDIS_REGISTER_RSI, ZYDIS_REGISTER_RDI,
-		ZYDIS_REGISTER_R8,  ZYDIS_REGISTER_R9,  ZYDIS_REGISTER_R10, ZYDIS_REGISTER_R11,
-		ZYDIS_REGISTER_R12, ZYDIS_REGISTER_R13, ZYDIS_REGISTER_R14, ZYDIS_REGISTER_R15};
+	    ZYDIS_REGISTER_RAX, ZYDIS_REGISTER_RCX, ZYDIS_REGISTER_RDX, ZYDIS_REGISTER_RBX,
+	    ZYDIS_REGISTER_RSP, ZYDIS_REGISTER_RBP, ZYDIS_REGISTER_RSI, ZYDIS_REGISTER_RDI,
+	    ZYDIS_REGISTER_R8,	ZYDIS_REGISTER_R9,  ZYDIS_REGISTER_R10, ZYDIS_REGISTER_R11,
+	    ZYDIS_REGISTER_R12, ZYDIS_REGISTER_R13, ZYDIS_REGISTER_R14, ZYDIS_REGISTER_R15};
 	static const ZydisRegister r32[16] = {
-		ZYDIS_REGISTER_EAX,  ZYDIS_REGISTER_ECX,  ZYDIS_REGISTER_EDX,  ZYDIS_REGISTER_EBX,
-		ZYDIS_REGISTER_ESP,  ZYDIS_REGISTER_EBP,  ZYDIS_REGISTER_ESI,  ZYDIS_REGISTER_EDI,
-		ZYDIS_REGISTER_R8D,  ZYDIS_REGISTER_R9D,  ZYDIS_REGISTER_R10D, ZYDIS_REGISTER_R11D,
-		ZYDIS_REGISTER_R12D, ZYDIS_REGISTER_R13D, ZYDIS_REGISTER_R14D, ZYDIS_REGISTER_R15D};
+	    ZYDIS_REGISTER_EAX,	 ZYDIS_REGISTER_ECX,  ZYDIS_REGISTER_EDX,  ZYDIS_REGISTER_EBX,
+	    ZYDIS_REGISTER_ESP,	 ZYDIS_REGISTER_EBP,  ZYDIS_REGISTER_ESI,  ZYDIS_REGISTER_EDI,
+	    ZYDIS_REGISTER_R8D,	 ZYDIS_REGISTER_R9D,  ZYDIS_REGISTER_R10D, ZYDIS_REGISTER_R11D,
+	    ZYDIS_REGISTER_R12D, ZYDIS_REGISTER_R13D, ZYDIS_REGISTER_R14D, ZYDIS_REGISTER_R15D};
 	const uint64_t v[16] = {r->ax, r->cx, r->dx,  r->bx,  r->sp,  r->bp,  r->si,  r->di,
 				r->r8, r->r9, r->r10, r->r11, r->r12, r->r13, r->r14, r->r15};
 

@@ -63,15 +63,15 @@ static int scan(const uint8_t *code, uint64_t base, size_t len, uint64_t *target
 		if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(&d, code + off, len - off, &in, ops)))
 			return -EILSEQ;
 		if (in.meta.category == ZYDIS_CATEGORY_UNCOND_BR ||
-		    in.meta.category == ZYDIS_CATEGORY_COND_BR || in.mnemonic == ZYDIS_MNEMONIC_CALL ||
-		    in.mnemonic == ZYDIS_MNEMONIC_LOOP || in.mnemonic == ZYDIS_MNEMONIC_LOOPE ||
-		    in.mnemonic == ZYDIS_MNEMONIC_LOOPNE || in.mnemonic == ZYDIS_MNEMONIC_JRCXZ ||
-		    in.mnemonic == ZYDIS_MNEMONIC_JECXZ) {
+		    in.meta.category == ZYDIS_CATEGORY_COND_BR ||
+		    in.mnemonic == ZYDIS_MNEMONIC_CALL || in.mnemonic == ZYDIS_MNEMONIC_LOOP ||
+		    in.mnemonic == ZYDIS_MNEMONIC_LOOPE || in.mnemonic == ZYDIS_MNEMONIC_LOOPNE ||
+		    in.mnemonic == ZYDIS_MNEMONIC_JRCXZ || in.mnemonic == ZYDIS_MNEMONIC_JECXZ) {
 			if (in.operand_count_visible >= 1 &&
 			    ops[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE && ops[0].imm.is_relative) {
 				if (*ntargets < MAX_TARGETS)
 					targets[(*ntargets)++] =
-						base + off + in.length + ops[0].imm.value.s;
+					    base + off + in.length + ops[0].imm.value.s;
 				else
 					*indirect = true; /* too many to check: be safe */
 			} else if (in.mnemonic == ZYDIS_MNEMONIC_JMP) {
@@ -164,7 +164,8 @@ int sd_arch_opt_analyze(const struct sd_opt_code *code, int ncode, uint64_t addr
 	memset(r, 0, sizeof(*r));
 	r->addr = addr;
 	for (int i = 0; i < ncode; i++) {
-		err = scan(code[i].bytes, code[i].start, code[i].len, targets, &ntargets, &indirect);
+		err =
+		    scan(code[i].bytes, code[i].start, code[i].len, targets, &ntargets, &indirect);
 		if (err) {
 			*why = "the function does not decode";
 			return err;
@@ -314,7 +315,7 @@ int sd_arch_opt_build_detour(const struct sd_opt_region *r, const struct sd_opt_
 
 	/* prologue: off the red zone, tell the trampoline which site, call it */
 	put(&e, "\x48\x8d\x64\x24\x80", 5); /* lea -128(%rsp), %rsp */
-	put(&e, "\x68", 1);                    /* push $index */
+	put(&e, "\x68", 1);		    /* push $index */
 	put(&e, &spec->index, 4);
 	/* call *common(%rip): the trampoline may be anywhere (a static link) */
 	put(&e, "\xff\x15", 2);

@@ -96,7 +96,8 @@ static int page_prot(uintptr_t addr)
 		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3)
 			continue;
 		if (addr >= lo && addr < hi) {
-			prot = (perms[0] == 'r' ? PROT_READ : 0) | (perms[1] == 'w' ? PROT_WRITE : 0) |
+			prot = (perms[0] == 'r' ? PROT_READ : 0) |
+			       (perms[1] == 'w' ? PROT_WRITE : 0) |
 			       (perms[2] == 'x' ? PROT_EXEC : 0);
 			break;
 		}

@@ -75,12 +75,18 @@ SONDE_API uint64_t sonde_regs_arg(const struct sonde_regs *regs, unsigned int n)
 	uint64_t v = 0;
 
 	switch (n) {
-	case 0: return regs->di;
-	case 1: return regs->si;
-	case 2: return regs->dx;
-	case 3: return regs->cx;
-	case 4: return regs->r8;
-	case 5: return regs->r9;
+	case 0:
+		return regs->di;
+	case 1:
+		return regs->si;
+	case 2:
+		return regs->dx;
+	case 3:
+		return regs->cx;
+	case 4:
+		return regs->r8;
+	case 5:
+		return regs->r9;
 	default:
 		/* at entry the return address is at sp, stack arguments above it */
 		sd_safe_read(&v, (const void *)(regs->sp + 8 * (n - 5)), 8);
@@ -92,14 +98,41 @@ static const struct {
 	const char *name;
 	unsigned short off;
 } reg_names[] = {
-#define R(n, f) {n, offsetof(struct sonde_regs, f)}
-	R("ax", ax),   R("bx", bx),   R("cx", cx),   R("dx", dx),   R("si", si),   R("di", di),
-	R("bp", bp),   R("sp", sp),   R("ip", ip),   R("flags", flags), R("r8", r8), R("r9", r9),
-	R("r10", r10), R("r11", r11), R("r12", r12), R("r13", r13), R("r14", r14), R("r15", r15),
-	R("cs", cs),   R("ss", ss),   R("orig_ax", orig_ax),
-	/* the names the kernel's x86 fetch args also accept */
-	R("rax", ax),  R("rbx", bx),  R("rcx", cx),  R("rdx", dx),  R("rsi", si),  R("rdi", di),
-	R("rbp", bp),  R("rsp", sp),  R("rip", ip),
+#define R(n, f)                                   \
+	{                                         \
+		n, offsetof(struct sonde_regs, f) \
+	}
+    R("ax", ax),
+    R("bx", bx),
+    R("cx", cx),
+    R("dx", dx),
+    R("si", si),
+    R("di", di),
+    R("bp", bp),
+    R("sp", sp),
+    R("ip", ip),
+    R("flags", flags),
+    R("r8", r8),
+    R("r9", r9),
+    R("r10", r10),
+    R("r11", r11),
+    R("r12", r12),
+    R("r13", r13),
+    R("r14", r14),
+    R("r15", r15),
+    R("cs", cs),
+    R("ss", ss),
+    R("orig_ax", orig_ax),
+    /* the names the kernel's x86 fetch args also accept */
+    R("rax", ax),
+    R("rbx", bx),
+    R("rcx", cx),
+    R("rdx", dx),
+    R("rsi", si),
+    R("rdi", di),
+    R("rbp", bp),
+    R("rsp", sp),
+    R("rip", ip),
 #undef R
 };
 

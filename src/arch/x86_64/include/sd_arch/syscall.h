@@ -25,10 +25,10 @@ static inline long sd_raw_syscall6(long nr, long a1, long a2, long a3, long a4, 
 	return ret;
 }
 
-#define sd_raw_syscall0(nr)             sd_raw_syscall6(nr, 0, 0, 0, 0, 0, 0)
-#define sd_raw_syscall1(nr, a)          sd_raw_syscall6(nr, (long)(a), 0, 0, 0, 0, 0)
-#define sd_raw_syscall2(nr, a, b)       sd_raw_syscall6(nr, (long)(a), (long)(b), 0, 0, 0, 0)
-#define sd_raw_syscall3(nr, a, b, c)    sd_raw_syscall6(nr, (long)(a), (long)(b), (long)(c), 0, 0, 0)
+#define sd_raw_syscall0(nr)	     sd_raw_syscall6(nr, 0, 0, 0, 0, 0, 0)
+#define sd_raw_syscall1(nr, a)	     sd_raw_syscall6(nr, (long)(a), 0, 0, 0, 0, 0)
+#define sd_raw_syscall2(nr, a, b)    sd_raw_syscall6(nr, (long)(a), (long)(b), 0, 0, 0, 0)
+#define sd_raw_syscall3(nr, a, b, c) sd_raw_syscall6(nr, (long)(a), (long)(b), (long)(c), 0, 0, 0)
 
 /* the calling thread's id, without libc */
 static inline int sd_raw_gettid(void)
