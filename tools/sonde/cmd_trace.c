@@ -219,6 +219,13 @@ int trace_parse_args(int argc, char **argv, struct trace_opts *o, const char *cm
 	if (o->nmore && !strcmp(cmd, "record"))
 		return cli_fail(-EINVAL,
 				"%s: one -p per recording (run one sonde record per process)", cmd);
+	/*
+	 * A function tracer writes millions of records a second in bursts
+	 * that a reader rendering text cannot follow: a bigger ring than the
+	 * kernel's default 1408 KB (its pages are used only when written).
+	 */
+	if (o->ft.tracer && !o->buffer_kb)
+		o->buffer_kb = FTRACE_DEFAULT_BUFFER_KB;
 	if (!o->nevents && !o->ft.tracer)
 		return cli_fail(-EINVAL, "%s: nothing to trace: give at least one -e%s", cmd,
 				!strcmp(cmd, "record") ? ", --function or --graph" : "");

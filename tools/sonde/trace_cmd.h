@@ -25,6 +25,8 @@ struct trace_event {
 };
 
 #define FTRACE_MAX_GLOBS 64
+/* the function tracers' buffer_size_kb unless -b says otherwise */
+#define FTRACE_DEFAULT_BUFFER_KB "8192"
 
 /* the function tracers: what is written to the tracefs files of the same names */
 struct ftrace_opts {
