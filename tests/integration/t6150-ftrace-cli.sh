@@ -234,6 +234,21 @@ expect "report of --function: lines" "$(count fn.txt ': t6_leaf <-t6_')" $((N + 
 "$SONDE" export --format folded fn.dat >/dev/null 2>&1
 expect "export of a --function recording: exit status" $? 2
 
+# ---- every function of libc while ls -l /usr/bin runs ----------------------------------------
+# ls's output unchanged, every record kept (no LOST line), each call's exit
+# at the depth of its entry, and libc reported as hooked through its symbols
+LC_ALL=C ls -l /usr/bin >ls.plain 2>&1
+LC_ALL=C "$SONDE" graph -F ':mod:libc' -o ls.graph -- ls -l /usr/bin >ls.out 2>ls.err
+expect "graph of libc under ls: exit status" $? 0
+cmp -s ls.plain ls.out || bad "ls -l /usr/bin printed something else under sonde graph: $(diff ls.plain ls.out | head -3)"
+grep -q 'LOST' ls.graph && bad "graph of libc under ls: events lost: $(grep -m1 LOST ls.graph)"
+grep -q '^libc.so.6: entry probes on function symbols: [0-9]* functions, [0-9]* traced' ls.err ||
+	bad "graph of libc under ls: how libc was hooked is not said: $(grep libc ls.err)"
+[ "$(grep -c '|  *[a-z_0-9]*() {$' ls.graph)" -gt 100 ] || bad "graph of libc under ls: fewer than 100 nested calls"
+awk -F'|' '/\(\) \{$/ { d = index($2, substr($2, match($2, /[^ ]/))); open[n++] = d }
+	/^ *[0-9]+\) .*\|  *\}/ { d = index($2, "}"); if (n == 0 || open[--n] != d) bad++ }
+	END { exit bad > 0 }' ls.graph || bad "graph of libc under ls: a closing brace at another depth than its call"
+
 # ---- uftrace's counts ---------------------------------------------------------------------
 
 if command -v uftrace >/dev/null 2>&1 && command -v gcc >/dev/null 2>&1 && [ -r "$SRC" ] &&
