@@ -29,6 +29,7 @@ cleanup() {
 	[ -n "$SPID" ] && kill -KILL "$SPID" 2>/dev/null
 	[ -n "$TPID" ] && kill -KILL "$TPID" 2>/dev/null
 	[ -n "${TPID2:-}" ] && kill -KILL "$TPID2" 2>/dev/null
+	[ -n "${TPID3:-}" ] && kill -KILL "$TPID3" 2>/dev/null
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -182,6 +183,36 @@ cat /proc/$TPID2/task/*/comm | grep -q '^sonde' && bad "3b: sonde threads remain
 kill -TERM $TPID2
 wait $TPID2 || bad "3b: the second target exited $?"
 TPID2=
+
+# ---- 3d. several -p: tracing goes on while any of them lives -----------------------------------
+"$TARGET" -t 1 >"$TMP/t5.out" 2>&1 &
+TPID2=$!
+"$TARGET" -t 1 >"$TMP/t6.out" 2>&1 &
+TPID3=$!
+sleep 0.3
+"$SONDE" trace -p $TPID2 -p $TPID3 -e "$DEF" >"$TMP/trace6.out" 2>"$TMP/trace6.err" &
+SPID=$!
+wait_lines "$TMP/trace6.out" 500 || bad "3d: fewer than 500 events: $(cat "$TMP/trace6.err")"
+kill -TERM $TPID2
+wait $TPID2
+TPID2=
+sleep 0.5
+n1=$(wc -l <"$TMP/trace6.out")
+wait_lines "$TMP/trace6.out" $((n1 + 500)) || bad "3d: no events after the first -p ended: $(cat "$TMP/trace6.err")"
+kill -0 $SPID 2>/dev/null || bad "3d: sonde ended with the first of its -p"
+kill -TERM $TPID3
+wait $TPID3
+TPID3=
+i=0
+while kill -0 $SPID 2>/dev/null && [ $i -lt 100 ]; do
+	i=$((i + 1))
+	sleep 0.05
+done
+kill -0 $SPID 2>/dev/null && bad "3d: sonde still runs after every -p ended"
+wait $SPID
+rc=$?
+SPID=
+[ $rc -eq 0 ] || bad "3d: sonde exited $rc after its processes ended: $(cat "$TMP/trace6.err")"
 
 # ---- 3c. a PATH:OFFSET definition applies to the processes that map PATH ----------------------
 # (t7_work's file offset: its address in this PIE, whose text is mapped at its offset)

@@ -548,16 +548,19 @@ static int kids_read(struct kids *k, record_fn rec, void *arg)
 	return n;
 }
 
-/* forget the children that ended (their records were read) */
-static void kids_prune(struct kids *k)
+/* forget the processes that ended, once what they wrote is read */
+static void kids_prune(struct kids *k, record_fn rec, void *arg)
 {
 	for (int i = 0; i < k->n;) {
 		struct kid *c = &k->v[i];
+		struct sd_rb_event ev;
 
 		if (!(kill(c->s.pid, 0) && errno == ESRCH)) {
 			i++;
 			continue;
 		}
+		while (c->rd && sd_rb_read(c->rd, &ev) > 0)
+			rec(arg, &c->s, &ev);
 		if (c->rd)
 			sd_rb_reader_close(c->rd);
 		session_close(&c->s);
@@ -611,7 +614,7 @@ int trace_loop(struct session *s, struct trace_opts *o, record_fn rec, void (*id
 	struct sigaction sa = {.sa_handler = on_sigint};
 	struct sd_rb_reader *rd;
 	struct sd_rb_event ev;
-	bool done = false, detached = false;
+	bool done = false, detached = false, first_gone = false;
 	int err, nidle = 0;
 	struct timespec last_idle = {0};
 	struct kids kids = {0};
@@ -680,12 +683,19 @@ int trace_loop(struct session *s, struct trace_opts *o, record_fn rec, void (*id
 			done = true;
 			continue;
 		}
-		if (!s->launched && kill(s->pid, 0) && errno == ESRCH) {
+		if (!s->launched && !first_gone && kill(s->pid, 0) && errno == ESRCH) {
 			while (sd_rb_read(rd, &ev) > 0)
 				rec(arg, s, &ev);
-			break;
+			if (!o->nmore)
+				break;
+			first_gone = true; /* the other -p go on */
 		}
-		if (!s->launched && !detached && session_agent_gone(s)) {
+		if (first_gone) {
+			kids_prune(&kids, rec, arg);
+			if (!kids.n)
+				break;
+		}
+		if (!s->launched && !first_gone && !detached && session_agent_gone(s)) {
 			/* `sonde detach` from elsewhere: the probes are gone */
 			while (sd_rb_read(rd, &ev) > 0)
 				rec(arg, s, &ev);
@@ -693,7 +703,7 @@ int trace_loop(struct session *s, struct trace_opts *o, record_fn rec, void (*id
 			break;
 		}
 		if (kids.n && nidle % 100 == 99)
-			kids_prune(&kids);
+			kids_prune(&kids, rec, arg);
 		{
 			struct timespec ts = {0, (nidle < 10 ? 1 : 10) * 1000 * 1000};
 
