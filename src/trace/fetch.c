@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arch/arch.h"
 #include "common/compiler.h"
 #include "common/safe_mem.h"
 #include "trace/probe_def.h"
@@ -124,25 +125,10 @@ SD_NOTRACE static uint64_t reg_at(const struct sonde_regs *regs, uint32_t off)
 	return v;
 }
 
-/* the n'th argument by the System V ABI, as regs_get_kernel_argument() */
-SD_NOTRACE static uint64_t func_arg(const struct sonde_regs *regs, uint32_t n)
+/* the n'th argument by the platform's ABI, as regs_get_kernel_argument() */
+SD_NOTRACE static inline uint64_t func_arg(const struct sonde_regs *regs, uint32_t n)
 {
-	switch (n) {
-	case 0:
-		return regs->di;
-	case 1:
-		return regs->si;
-	case 2:
-		return regs->dx;
-	case 3:
-		return regs->cx;
-	case 4:
-		return regs->r8;
-	case 5:
-		return regs->r9;
-	default:
-		return read_word(regs->sp + 8ull * (n - 5));
-	}
+	return sd_arch_regs_arg(regs, n);
 }
 
 /* bytes of the string at @addr with its NUL, at most @max; 0 when unreadable */

@@ -70,7 +70,13 @@ void sd_arch_uc_set_ip(void *ucv, uint64_t ip)
 	((ucontext_t *)ucv)->uc_mcontext.gregs[REG_RIP] = ip;
 }
 
-SONDE_API uint64_t sonde_regs_arg(const struct sonde_regs *regs, unsigned int n)
+SD_NOTRACE SONDE_API uint64_t sonde_regs_arg(const struct sonde_regs *regs, unsigned int n)
+{
+	return sd_arch_regs_arg(regs, n);
+}
+
+/* (the probe path calls this one: no PLT, no lazy binding in a trap handler) */
+SD_NOTRACE uint64_t sd_arch_regs_arg(const struct sonde_regs *regs, unsigned int n)
 {
 	uint64_t v = 0;
 
