@@ -108,10 +108,13 @@ static struct sd_event ev_finish = {
 
 SD_NOTRACE static const char *obj_name(const struct sd_initrec *r)
 {
-	const char *s = r->obj && *r->obj ? r->obj : exe_name;
-	const char *slash = strrchr(s, '/');
+	const char *s = r->obj && *r->obj ? r->obj : exe_name, *base = s;
 
-	return slash ? slash + 1 : s;
+	/* by hand: a probe on libc's strrchr must not see sonde */
+	for (; *s; s++)
+		if (*s == '/')
+			base = s + 1;
+	return base;
 }
 
 /* @at: the raw trace-clock time to stamp, or NULL for now */
@@ -120,10 +123,13 @@ SD_NOTRACE static void write_rec(const struct sd_initrec *r, bool finish, const 
 	struct sd_event *ev = finish ? &ev_finish : &ev_start;
 	uint32_t fixed = finish ? FINISH_FIXED : START_FIXED;
 	const char *obj = obj_name(r);
-	uint32_t olen = (uint32_t)strlen(obj) + 1, loc = olen << 16 | fixed;
+	uint32_t olen = 1, loc;
 	struct sd_trace_res res;
 	char *e;
 
+	while (obj[olen - 1])
+		olen++;
+	loc = olen << 16 | fixed;
 	e = at ? sd_trace_reserve_at(ev, fixed + olen, *at, &res)
 	       : sd_trace_reserve(ev, fixed + olen, &res);
 	if (!e)
@@ -137,7 +143,8 @@ SD_NOTRACE static void write_rec(const struct sd_initrec *r, bool finish, const 
 		memcpy(e + 24, &d, 8);
 	}
 	memcpy(e + fixed - 4, &loc, 4);
-	memcpy(e + fixed, obj, olen);
+	for (uint32_t i = 0; i < olen; i++)
+		e[fixed + i] = obj[i];
 	sd_trace_commit(ev, &res);
 }
 

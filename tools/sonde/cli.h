@@ -7,7 +7,7 @@
  *     parsing its own options (argv[0] is the command's name) and printing
  *     its own --help;
  *  2. one line in the table in main.c;
- *  3. a page in docs/man/sonde-<name>.md and a test under tests/.
+ *  3. its part of the README and a test under tests/integration/.
  * Commands return the process exit status. Only the CLI may exit().
  */
 #ifndef SONDE_CLI_H
