@@ -26,7 +26,7 @@ struct hit_block {
 static struct hit_block *blocks;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct sonde_kprobe *slot_owner[SD_HIT_SLOTS];
-static int next_free; /* a hint: slots below it were in use when last looked at */
+static int next_free; /* no slot below it is free: slots are handed out lowest first */
 static int high;      /* no slot at or above it was ever handed out */
 
 static struct hit_block *block_of(const uint64_t *count)
@@ -71,9 +71,8 @@ void sd_hit_register(struct sonde_kprobe *p)
 
 	p->nhit = 0;
 	pthread_mutex_lock(&lock);
-	for (int i = 0; i < SD_HIT_SLOTS; i++) {
-		int s = (next_free + i) % SD_HIT_SLOTS;
-
+	/* lowest first: a thread's exit folds the slots below `high` only */
+	for (int s = next_free; s < SD_HIT_SLOTS; s++) {
 		if (!slot_owner[s]) {
 			slot = s;
 			break;
@@ -104,6 +103,8 @@ void sd_hit_unregister(struct sonde_kprobe *p)
 	}
 	__atomic_add_fetch(&p->nhit, sum, __ATOMIC_RELAXED);
 	slot_owner[slot] = NULL;
+	if (slot < next_free)
+		next_free = slot;
 	p->__reserved[1] = 0;
 	pthread_mutex_unlock(&lock);
 }
