@@ -83,7 +83,7 @@ $out"
 # wait_lines FILE N: FILE has N lines (10 s at most)
 wait_lines() {
 	n=0
-	while [ "$(wc -l <"$1" 2>/dev/null || echo 0)" -lt "$2" ]; do
+	while [ "$( { wc -l <"$1"; } 2>/dev/null || echo 0)" -lt "$2" ]; do
 		n=$((n + 1))
 		[ $n -gt 200 ] && return 1
 		sleep 0.05

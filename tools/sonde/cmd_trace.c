@@ -696,11 +696,16 @@ int trace_loop(struct session *s, struct trace_opts *o, record_fn rec, void (*id
 				break;
 		}
 		if (!s->launched && !first_gone && !detached && session_agent_gone(s)) {
-			/* `sonde detach` from elsewhere: the probes are gone */
+			/* it is ending, or `sonde detach` from elsewhere: the probes are gone */
 			while (sd_rb_read(rd, &ev) > 0)
 				rec(arg, s, &ev);
-			fprintf(stderr, "sonde: the agent of pid %d has left\n", (int)s->pid);
-			break;
+			if (!o->nmore) {
+				fprintf(stderr, "sonde: the agent of pid %d has left\n",
+					(int)s->pid);
+				break;
+			}
+			first_gone = true; /* the other -p go on */
+			continue;
 		}
 		if (kids.n && nidle % 100 == 99)
 			kids_prune(&kids, rec, arg);
