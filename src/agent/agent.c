@@ -65,6 +65,9 @@
 #define MAX_CLIENTS   16
 #define LEAVE_WAIT_MS 5000
 
+/* the next event id when the consumer last asked for the events' descriptions */
+static unsigned int described_id;
+
 static struct {
 	bool running;	    /* an agent thread serves (or is starting) */
 	bool attached;	    /* entered by sonde_agent_attach: leaves no trace */
@@ -171,6 +174,7 @@ static int serve(int fd, struct sd_ctl_msg *m)
 			sd_trace_for_each_event(describe_event, out);
 			/* events gone with their object whose records may still be read */
 			sd_tracepoint_describe_retired(out);
+			__atomic_store_n(&described_id, sd_trace_get()->next_id, __ATOMIC_RELEASE);
 			sd_trace_unlock();
 		}
 		break;
@@ -581,10 +585,50 @@ static void agent_fork_child(void)
 
 /* ---- entry points -------------------------------------------------------------------------- */
 
+static int enabled_since(struct sd_event *ev, void *arg)
+{
+	return ev->enabled && ev->id >= *(const unsigned int *)arg;
+}
+
+/*
+ * Events defined since the consumer last asked for their descriptions (a
+ * library with tracepoints dlopen()ed a moment ago) are described only by
+ * the agent: before the process goes, give a connected consumer that meets
+ * their records the time to ask (it does so at once; at most half a second).
+ */
+static void wait_described(void)
+{
+	struct sd_trace *t = sd_trace_get();
+	bool consumer = READ_ONCE(agent.owner_fd) >= 0;
+
+	for (int i = 0; i < MAX_CLIENTS; i++)
+		consumer |= READ_ONCE(agent.clients[i]) >= 0;
+	if (!t || !consumer)
+		return;
+	for (int i = 0; i < 500; i++) {
+		struct timespec ts = {0, 1000 * 1000};
+		unsigned int d = __atomic_load_n(&described_id, __ATOMIC_ACQUIRE);
+		int pending;
+
+		if (d >= READ_ONCE(t->next_id))
+			return;
+		/* only an enabled event can have records to describe */
+		sd_trace_lock();
+		pending = sd_trace_for_each_event(enabled_since, &d);
+		sd_trace_unlock();
+		if (!pending)
+			return;
+		nanosleep(&ts, NULL);
+	}
+}
+
 static void agent_atexit(void)
 {
-	if (agent.running && agent.pid == getpid() && agent.sock_path[0])
-		unlink(agent.sock_path);
+	if (agent.running && agent.pid == getpid()) {
+		wait_described();
+		if (agent.sock_path[0])
+			unlink(agent.sock_path);
+	}
 }
 
 /* once per process image: exit and fork hooks; called with agent_lock held */

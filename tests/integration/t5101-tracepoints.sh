@@ -215,6 +215,16 @@ if ! cmp -s "$TMP/pend.want" "$TMP/pend.events"; then
 	bad "events of a library loaded after they were asked for:"
 	diff "$TMP/pend.want" "$TMP/pend.events" >&2
 fi
+# the same when the program exits right after its library's events: their
+# format is still learnt (the agent lets the reader ask before it goes)
+"$SONDE" trace -o "$TMP/quick.trace" -e 'tpdl:*' -- "$PROG" dlquick "$TB/libtpdl.so" 3 \
+	> /dev/null 2> "$TMP/quick.err" || bad "sonde trace, dlquick: $(cat "$TMP/quick.err")"
+events_of "$TMP/quick.trace" > "$TMP/quick.events"
+printf 'tpdl_hello: round=%d who=quick\n' 0 1 2 > "$TMP/quick.want"
+if ! cmp -s "$TMP/quick.want" "$TMP/quick.events"; then
+	bad "events of a library a program loaded just before exiting:"
+	diff "$TMP/quick.want" "$TMP/quick.events" >&2
+fi
 
 # ---- record and report --------------------------------------------------------------------
 

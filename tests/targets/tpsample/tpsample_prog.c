@@ -82,6 +82,24 @@ static int dl(const char *lib, const char *dir)
 	return 0;
 }
 
+/* dlopen LIB, fire its event N times and exit at once: nobody waits for a reader */
+static int dlquick(const char *lib, int n)
+{
+	int (*hello)(int, const char *);
+	void *h = dlopen(lib, RTLD_NOW);
+
+	if (!h) {
+		fprintf(stderr, "tpsample: %s\n", dlerror());
+		return 1;
+	}
+	hello = (int (*)(int, const char *))dlsym(h, "tpdl_hello");
+	if (!hello)
+		return 1;
+	for (int i = 0; i < n; i++)
+		hello(i, "quick");
+	return 0;
+}
+
 static unsigned long spin_n;
 
 static void *spinner(void *arg)
@@ -98,6 +116,8 @@ int main(int argc, char **argv)
 	}
 	if (argc >= 4 && !strcmp(argv[1], "dlopen"))
 		return dl(argv[2], argv[3]);
+	if (argc >= 4 && !strcmp(argv[1], "dlquick"))
+		return dlquick(argv[2], atoi(argv[3]));
 	if (argc >= 4 && !strcmp(argv[1], "spin")) {
 		int nt = atoi(argv[3]);
 		pthread_t t[64];
@@ -110,6 +130,7 @@ int main(int argc, char **argv)
 		printf("tpsample: %d threads done\n", nt);
 		return 0;
 	}
-	fprintf(stderr, "usage: tpsample_prog run [N] | dlopen LIB DIR | spin N THREADS\n");
+	fprintf(stderr, "usage: tpsample_prog run [N] | dlopen LIB DIR | dlquick LIB N | spin N "
+			"THREADS\n");
 	return 2;
 }
