@@ -36,6 +36,7 @@
 #include "ftrace/fgraph.h"
 #include "ftrace/ftrace.h"
 #include "ftrace/sites.h"
+#include "sym/elf_file.h"
 #include "probe/probe.h"
 #include "probe/thread.h"
 #include "probe/xol.h"
@@ -109,20 +110,16 @@ struct sections {
 
 static void read_sections(const char *path, struct sections *sec)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	Elf *e;
 	Elf_Scn *scn = NULL;
 	size_t shstrndx;
+	int fd;
 
 	memset(sec, 0, sizeof(*sec));
-	if (fd < 0)
+	if (sd_elf_open(path, &fd, &e))
 		return;
-	elf_version(EV_CURRENT);
-	e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-	if (!e || elf_getshdrstrndx(e, &shstrndx)) {
-		if (e)
-			elf_end(e);
-		close(fd);
+	if (elf_getshdrstrndx(e, &shstrndx)) {
+		sd_elf_close(fd, e);
 		return;
 	}
 	while ((scn = elf_nextscn(e, scn))) {
@@ -156,8 +153,7 @@ static void read_sections(const char *path, struct sections *sec)
 			}
 		}
 	}
-	elf_end(e);
-	close(fd);
+	sd_elf_close(fd, e);
 }
 
 static bool is_nop5(const uint8_t *b)

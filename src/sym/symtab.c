@@ -18,19 +18,16 @@
  *             backward scan of an address lookup (symbols may nest).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <gelf.h>
 #include <inttypes.h>
 #include <libelf.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #define SD_LOG_PREFIX "sym"
 #include "common/log.h"
-#include "sym/elf_segs.h"
+#include "sym/elf_file.h"
 #include "sym/sym.h"
 
 /* rank of a name among its namesakes: lower binds first */
@@ -68,14 +65,6 @@ struct builder {
 	char *pool;
 	size_t pool_len, pool_cap;
 };
-
-static pthread_once_t elf_once = PTHREAD_ONCE_INIT;
-static bool elf_ok;
-
-static void elf_init(void)
-{
-	elf_ok = elf_version(EV_CURRENT) != EV_NONE;
-}
 
 static int pool_add(struct builder *b, const char *s, size_t len, size_t *off)
 {
@@ -394,52 +383,27 @@ out:
 int sd_symtab_open(const char *path, struct sd_symtab **out)
 {
 	struct sd_symtab *st;
-	struct stat sb;
 	Elf *elf;
 	int fd, err;
 
 	*out = NULL;
-	pthread_once(&elf_once, elf_init);
-	if (!elf_ok)
-		return sd_error(-ENOSYS, "libelf: version mismatch");
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return sd_error(-errno, "%s: %s", path, strerror(errno));
-	if (fstat(fd, &sb)) {
-		err = sd_error(-errno, "%s: %s", path, strerror(errno));
-		close(fd);
+	err = sd_elf_open(path, &fd, &elf);
+	if (err)
 		return err;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		err = S_ISDIR(sb.st_mode) ? -EISDIR : -ENOEXEC;
-		close(fd);
-		return sd_error(err, "%s: %s", path,
-				err == -EISDIR ? strerror(EISDIR) : "not a regular file");
-	}
-
 	st = calloc(1, sizeof(*st));
 	if (!st || !(st->path = strdup(path))) {
 		free(st);
-		close(fd);
+		sd_elf_close(fd, elf);
 		return sd_error(-ENOMEM, "%s: out of memory", path);
 	}
-	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-	if (!elf) {
-		err = sd_error(-ENOEXEC, "%s: not an ELF file (%s)", path, elf_errmsg(-1));
-		goto fail;
-	}
 	err = read_elf(st, elf);
-	elf_end(elf);
-	if (err)
-		goto fail;
-	close(fd);
+	sd_elf_close(fd, elf);
+	if (err) {
+		sd_symtab_free(st);
+		return err;
+	}
 	*out = st;
 	return 0;
-fail:
-	close(fd);
-	sd_symtab_free(st);
-	return err;
 }
 
 void sd_symtab_free(struct sd_symtab *st)

@@ -15,13 +15,11 @@
  */
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <fnmatch.h>
 #include <gelf.h>
 #include <inttypes.h>
 #include <libelf.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +30,7 @@
 #define SD_LOG_PREFIX "usdt"
 #include "common/compiler.h"
 #include "common/log.h"
-#include "sym/elf_segs.h"
+#include "sym/elf_file.h"
 #include "sym/sym.h"
 #include "trace/event.h"
 #include "usdt/usdt.h"
@@ -57,14 +55,6 @@ struct sd_usdt_file {
 };
 
 /* ---- notes ------------------------------------------------------------------------------ */
-
-static pthread_once_t elf_once = PTHREAD_ONCE_INIT;
-static bool elf_ok;
-
-static void elf_init(void)
-{
-	elf_ok = elf_version(EV_CURRENT) != EV_NONE;
-}
 
 static uint64_t get_addr(const unsigned char *p, size_t size, bool msb)
 {
@@ -254,37 +244,21 @@ static int read_elf(struct sd_usdt_file *f, Elf *elf)
 int sd_usdt_open(const char *path, struct sd_usdt_file **out)
 {
 	struct sd_usdt_file *f;
-	struct stat sb;
 	Elf *elf;
 	int fd, err;
 
 	*out = NULL;
-	pthread_once(&elf_once, elf_init);
-	if (!elf_ok)
-		return sd_error(-ENOSYS, "libelf: version mismatch");
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return sd_error(-errno, "%s: %s", path, strerror(errno));
-	if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
-		err = S_ISDIR(sb.st_mode) ? -EISDIR : -ENOEXEC;
-		close(fd);
-		return sd_error(err, "%s: %s", path,
-				err == -EISDIR ? strerror(EISDIR) : "not a regular file");
-	}
+	err = sd_elf_open(path, &fd, &elf);
+	if (err)
+		return err;
 	f = calloc(1, sizeof(*f));
 	if (!f || !(f->path = strdup(path))) {
 		free(f);
-		close(fd);
+		sd_elf_close(fd, elf);
 		return sd_error(-ENOMEM, "%s: out of memory", path);
 	}
-	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-	if (!elf) {
-		err = sd_error(-ENOEXEC, "%s: not an ELF file (%s)", path, elf_errmsg(-1));
-	} else {
-		err = read_elf(f, elf);
-		elf_end(elf);
-	}
-	close(fd);
+	err = read_elf(f, elf);
+	sd_elf_close(fd, elf);
 	if (err) {
 		if (err == -ENOMEM)
 			sd_error(err, "%s: out of memory", path);
