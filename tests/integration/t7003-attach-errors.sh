@@ -139,6 +139,14 @@ st=$(awk '/^State:/ { print $2 }' /proc/$SLEEPER/status)
 kill -CONT $SLEEPER
 untouched $SLEEPER "stopped"
 
+# ---- not a process id: refused before anything is touched ------------------------------------------
+BAD="${SLEEPER}x"
+refused "trace -p $BAD" "'$BAD' is not a process id" "$SONDE" trace -e "$DEF" -p "$BAD"
+refused "graph -p $BAD" "'$BAD' is not a process id" "$SONDE" graph -p "$BAD"
+refused "ctl $BAD" "'$BAD' is not a process id" "$SONDE" ctl "$BAD" ls
+refused "detach $BAD" "'$BAD' is not a process id" "$SONDE" detach "$BAD"
+untouched $SLEEPER "a pid with junk after it"
+
 # ---- another user's process -----------------------------------------------------------------------
 if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null 2>&1 &&
 	setpriv --reuid=65534 --regid=65534 --clear-groups "$SONDE" --version >/dev/null 2>&1; then

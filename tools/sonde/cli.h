@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 int cmd_list(int argc, char **argv);
 int cmd_trace(int argc, char **argv);
@@ -37,6 +38,8 @@ int cli_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3))
 bool cli_is_help(const char *arg);
 /* a bare @name that is not a file here, looked up in $PATH as a shell would (in @buf) */
 const char *cli_find_binary(const char *name, char *buf, size_t len);
+/* @s as a process id (decimal, > 0, nothing after it): 0, or -EINVAL */
+int cli_parse_pid(const char *s, pid_t *pid);
 /* all of @buf to @fd; on a failed write (a closed pipe) *@failed, and nothing more */
 void cli_write_out(int fd, const char *buf, size_t len, bool *failed);
 

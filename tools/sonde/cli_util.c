@@ -3,6 +3,7 @@
  * cli_util.c - small things several commands need.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,4 +45,17 @@ void cli_write_out(int fd, const char *buf, size_t len, bool *failed)
 		}
 		done += (size_t)w;
 	}
+}
+
+int cli_parse_pid(const char *s, pid_t *pid)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v <= 0 || v > INT_MAX)
+		return -EINVAL;
+	*pid = (pid_t)v;
+	return 0;
 }

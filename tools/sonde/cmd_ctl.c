@@ -96,11 +96,10 @@ int cmd_ctl(int argc, char **argv)
 			return 2;
 		}
 	}
-	pid = atoi(argv[1]);
 	verb = argv[2];
 	path = argc > 3 ? argv[3] : "";
-	if (pid <= 0)
-		return cli_error("ctl: bad pid '%s'", argv[1]) + 1;
+	if (cli_parse_pid(argv[1], &pid))
+		return cli_error("ctl: '%s' is not a process id", argv[1]) + 1;
 	err = session_attach(&s, pid, SD_AGENT_STAY);
 	if (err)
 		return 1;

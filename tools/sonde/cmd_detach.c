@@ -62,17 +62,16 @@ int cmd_detach(int argc, char **argv)
 		return 0;
 	}
 	for (int i = 1; i < argc; i++) {
-		char *end;
-		long pid = strtol(argv[i], &end, 10);
+		pid_t pid;
 
 		if (!strcmp(argv[i], "-p") || !strcmp(argv[i], "--pid"))
 			continue;
-		if (*end || pid <= 0 || pid > INT_MAX) {
+		if (cli_parse_pid(argv[i], &pid)) {
 			cli_error("detach: '%s' is not a process id", argv[i]);
 			status = 2;
 			continue;
 		}
-		if (detach_one((pid_t)pid))
+		if (detach_one(pid))
 			status = 1;
 	}
 	return status;

@@ -130,19 +130,6 @@ static int list_pid(pid_t pid, const char *glob)
 	return finish();
 }
 
-static int parse_pid(const char *s, pid_t *pid)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v <= 0 || v > INT_MAX)
-		return -1;
-	*pid = (pid_t)v;
-	return 0;
-}
-
 static int list_functions(int argc, char **argv)
 {
 	const char *pos[2], *pid_arg = NULL;
@@ -180,7 +167,7 @@ static int list_functions(int argc, char **argv)
 	}
 
 	if (pid_arg) {
-		if (parse_pid(pid_arg, &pid)) {
+		if (cli_parse_pid(pid_arg, &pid)) {
 			cli_error("list: '%s' is not a process id", pid_arg);
 			return 2;
 		}

@@ -169,10 +169,11 @@ int trace_parse_args(int argc, char **argv, struct trace_opts *o, const char *cm
 			o->output_given = true;
 			break;
 		case 'p': {
-			pid_t pid = atoi(optarg);
+			pid_t pid;
 
-			if (pid <= 0)
-				return cli_fail(-EINVAL, "%s: bad pid '%s'", cmd, optarg);
+			if (cli_parse_pid(optarg, &pid))
+				return cli_fail(-EINVAL, "%s: '%s' is not a process id", cmd,
+						optarg);
 			if (!o->pid)
 				o->pid = pid;
 			else if (o->nmore == TRACE_MAX_PIDS)

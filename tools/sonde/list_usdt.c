@@ -146,7 +146,7 @@ int list_usdt(int argc, char **argv)
 	bool dashdash = false;
 	size_t npos = 0;
 	char *glob = NULL;
-	long pid = 0;
+	pid_t pid = 0;
 	int ret;
 
 	for (int i = 1; i < argc; i++) {
@@ -181,11 +181,7 @@ int list_usdt(int argc, char **argv)
 		}
 	}
 	if (pid_arg) {
-		char *end;
-
-		errno = 0;
-		pid = strtol(pid_arg, &end, 10);
-		if (errno || end == pid_arg || *end || pid <= 0 || pid > INT_MAX) {
+		if (cli_parse_pid(pid_arg, &pid)) {
 			cli_error("list: '%s' is not a process id", pid_arg);
 			return 2;
 		}
@@ -210,7 +206,7 @@ int list_usdt(int argc, char **argv)
 		}
 		o.provider = glob;
 	}
-	ret = pid_arg ? list_pid(&o, (pid_t)pid) : list_file(&o, pos[0]);
+	ret = pid_arg ? list_pid(&o, pid) : list_file(&o, pos[0]);
 	free(glob);
 	return ret;
 }
