@@ -36,6 +36,7 @@
 
 #include <sonde/kprobes.h>
 
+#include "bench_util.h"
 #include "control/tracefs.h"
 
 int bgp_f1(int x);
@@ -65,21 +66,6 @@ static const char *const phase_desc[NPHASES] = {
     "current_tracer nop -> function_graph, until every site has its final form",
     "current_tracer function_graph -> nop, every byte back",
 };
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
 
 static int echo(const char *file, const char *text, char *err, size_t len)
 {
@@ -174,12 +160,12 @@ static void bench_object(const struct object *o, int runs)
 		if (echo("current_tracer", "nop", err, sizeof(err)) ||
 		    echo("set_ftrace_filter", o->filter, err, sizeof(err)))
 			break;
-		t0 = now_ms();
+		t0 = now_ns() / 1e6;
 		if (echo("current_tracer", "function_graph", err, sizeof(err)))
 			break;
-		t1 = now_ms();
+		t1 = now_ns() / 1e6;
 		sonde_wait_kprobe_optimizer();
-		t2 = now_ms();
+		t2 = now_ns() / 1e6;
 		if (sites_line(o, line, sizeof(line))) {
 			snprintf(err, sizeof(err), "no '%s' line in ftrace_sites", o->sites);
 			break;
@@ -196,10 +182,10 @@ static void bench_object(const struct object *o, int runs)
 		}
 		sites = n;
 		snprintf(how, sizeof(how), "%s", line);
-		t3 = now_ms();
+		t3 = now_ns() / 1e6;
 		if (echo("current_tracer", "nop", err, sizeof(err)))
 			break;
-		t4 = now_ms();
+		t4 = now_ns() / 1e6;
 		if (r == 0) {
 			cold[PH_ENABLE] = t2 - t0;
 			cold[PH_DISABLE] = t4 - t3;

@@ -56,6 +56,8 @@
 
 #include <sonde/kprobes.h>
 
+#include "bench_util.h"
+
 /* ---- targets ---------------------------------------------------------------- */
 
 /* the plain target: whatever the compiler makes of a two-argument add */
@@ -693,21 +695,6 @@ struct result {
 	long calls; /* per run */
 	int runs;
 };
-
-static double now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
 
 /* sum of target(i, 1) for i in [0, n) */
 static long expected_sum(long n)
