@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
@@ -1271,6 +1272,40 @@ TEST(attach_checks)
 	close(fd);
 	sd_rb_region_detach(a);
 	sd_rb_region_destroy(r);
+}
+
+/*
+ * The trace clocks' cpu: on each cpu this thread may run on, pinned there,
+ * every clock reports that cpu (rseq's cpu_id, or TSC_AUX as fallback), and
+ * the TSC clock never goes back on one cpu.
+ */
+TEST(clock_reports_the_cpu)
+{
+	cpu_set_t orig, one;
+	int tried = 0;
+
+	CHECK_EQ(sched_getaffinity(0, sizeof(orig), &orig), 0);
+	for (int c = 0; c < CPU_SETSIZE && tried < 8; c++) {
+		uint16_t cpu = 0xffff, cpu2 = 0xffff, cpu3 = 0xffff;
+		uint64_t t0, t1;
+
+		if (!CPU_ISSET(c, &orig))
+			continue;
+		CPU_ZERO(&one);
+		CPU_SET(c, &one);
+		CHECK_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+		tried++;
+		t0 = sd_clock_read(SD_CLOCK_LOCAL, &cpu);
+		sd_clock_cpu(&cpu2);
+		t1 = sd_clock_read(SD_CLOCK_LOCAL, NULL);
+		sd_clock_read(SD_CLOCK_MONO, &cpu3);
+		CHECK_EQ(cpu, c);
+		CHECK_EQ(cpu2, c);
+		CHECK_EQ(cpu3, c);
+		CHECK(t1 >= t0);
+	}
+	CHECK_EQ(sched_setaffinity(0, sizeof(orig), &orig), 0);
+	CHECK(tried > 0);
 }
 
 #endif /* RB_PERF_ONLY */
