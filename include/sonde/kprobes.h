@@ -93,8 +93,9 @@ typedef void (*sonde_kprobe_post_handler_t)(struct sonde_kprobe *p, struct sonde
  * the handlers touch no vector, x87 or MMX register (their code is built
  * with -mgeneral-regs-only, or carries SONDE_NOFPU, and calls nothing that
  * does: no libc string or stdio function). A jump-optimized probe then
- * skips saving and restoring the vector state (XSAVE/XRSTOR), which costs
- * more than everything else on its path. A handler that breaks the promise
+ * skips saving and restoring the vector state, which costs as much as the
+ * rest of its path (the registers in use, found by XGETBV; the whole
+ * state by XSAVE where x87 values may be live mid-function). A handler that breaks the promise
  * corrupts the vector registers of the code it interrupts. For a kretprobe
  * (in rp.kp.flags) it covers entry_handler and handler, and the return
  * side skips the vector state too.

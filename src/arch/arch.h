@@ -231,8 +231,13 @@ struct sd_opt_layout {
 /* the detour for @r (@cap bytes, the last 8 hold data); returns bytes of code */
 int sd_arch_opt_build_detour(const struct sd_opt_region *r, const struct sd_opt_detour_spec *spec,
 			     uint8_t *buf, size_t cap, struct sd_opt_layout *lay);
-/* the common trampolines (optprobe_tramp.S): with and without the vector state */
+/*
+ * the common trampolines (optprobe_tramp.S): with the vector state (the
+ * _entry one for a function's first instruction, where the ABI empties the
+ * x87 stack) and without it
+ */
 extern const char sd_arch_optprobe_tramp[];
+extern const char sd_arch_optprobe_tramp_entry[];
 extern const char sd_arch_optprobe_tramp_lite[];
 /* the bytes to write over the region: the jump, then int3 padding */
 void sd_arch_opt_jump(const struct sd_opt_region *r, uint64_t detour, uint8_t *out);

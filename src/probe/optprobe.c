@@ -375,7 +375,9 @@ static int prepare(struct sd_site *site)
 	uint8_t buf[SD_OPT_DETOUR_MAX];
 	uint8_t *detour;
 	const char *why = NULL;
+	const char *common;
 	int n = 0, err;
+	bool at_entry;
 
 	if (!site->armed || wants_int3(site)) {
 		site->opt_why = "a probe here has a post_handler";
@@ -386,6 +388,7 @@ static int prepare(struct sd_site *site)
 		site->opt_why = "no function symbol around the probe";
 		return err;
 	}
+	at_entry = code[0].start == site->addr;
 	{
 		const struct obj_targets *ot = object_targets(site->addr);
 
@@ -413,9 +416,13 @@ static int prepare(struct sd_site *site)
 		return -ENOMEM;
 	}
 	site->lite = all_lite(site);
+	if (site->lite)
+		common = sd_arch_optprobe_tramp_lite;
+	else
+		common = at_entry ? sd_arch_optprobe_tramp_entry : sd_arch_optprobe_tramp;
 	spec = (struct sd_opt_detour_spec){
 	    .detour = (uint64_t)detour,
-	    .common = (uint64_t)(site->lite ? sd_arch_optprobe_tramp_lite : sd_arch_optprobe_tramp),
+	    .common = (uint64_t)common,
 	    .exit_stub = sd_xol_exit_stub(),
 	    .resume_tls_off = sd_thread_resume_tls_offset(),
 	};

@@ -8,7 +8,7 @@
  * return address with every register as the function returned it.
  *
  * It builds a struct sonde_regs on the stack (the area below S+8 is the dead
- * callee frame), saves the whole vector state with XSAVE (the handler is C
+ * callee frame), saves the vector state (vecstate.h: the handler is C
  * and may clobber any vector register, and a caller compiled with
  * -fipa-ra may keep values in registers the callee never touched) unless
  * every handler to run is flagged as touching none, and
@@ -17,6 +17,8 @@
  * is S itself: so the frame below reads as an ordinary call frame to an
  * unwinder, and the final `ret` from there leaves %rsp at S+8.
  */
+#include "vecstate.h"
+
 	.section sonde_text,"ax",@progbits
 	.globl	sd_arch_kretprobe_trampoline
 	.hidden	sd_arch_kretprobe_trampoline
@@ -79,6 +81,7 @@ sd_arch_kretprobe_trampoline:
 	.cfi_def_cfa rbp, 168
 	.cfi_offset rip, -8
 	.cfi_offset rbp, -136
+	.cfi_offset r12, -144		/* VEC_SAVE keeps its mode there */
 	andq	$-16, %rsp
 	/* handlers that touch no vector register (SONDE_KPROBE_FLAG_NOFPU): none saved */
 	movq	%rbp, %rdi
@@ -88,38 +91,10 @@ sd_arch_kretprobe_trampoline:
 	movq	%rbp, %rdi
 	call	sd_kretprobe_trampoline_handler
 	jmp	5f
-6:	/* the extended state: sd_xstate_size bytes, 64-byte aligned, header zeroed */
-	subq	sd_xstate_size(%rip), %rsp
-	andq	$-64, %rsp
-	xorl	%eax, %eax
-	movq	%rax, 512(%rsp)
-	movq	%rax, 520(%rsp)
-	movq	%rax, 528(%rsp)
-	movq	%rax, 536(%rsp)
-	movq	%rax, 544(%rsp)
-	movq	%rax, 552(%rsp)
-	movq	%rax, 560(%rsp)
-	movq	%rax, 568(%rsp)
-	movl	$-1, %eax
-	movl	$-1, %edx
-	cmpl	$2, sd_xstate_mode(%rip)
-	je	1f
-	cmpl	$1, sd_xstate_mode(%rip)
-	je	2f
-	fxsave64 (%rsp)
-	jmp	3f
-1:	xsavec64 (%rsp)
-	jmp	3f
-2:	xsave64	(%rsp)
-3:	movq	%rbp, %rdi
+6:	VEC_SAVE VS_RETURN
+	movq	%rbp, %rdi
 	call	sd_kretprobe_trampoline_handler
-	movl	$-1, %eax
-	movl	$-1, %edx
-	cmpl	$0, sd_xstate_mode(%rip)
-	je	4f
-	xrstor64 (%rsp)
-	jmp	5f
-4:	fxrstor64 (%rsp)
+	VEC_RESTORE
 5:	movq	%rbp, %rsp
 	movq	128(%rsp), %rax
 	movq	%rax, 160(%rsp)		/* the real return address, at S */

@@ -10,12 +10,16 @@
  *    16(%rsp)   128 bytes of the interrupted code's red zone, then its stack
  *
  * It saves every general register as a struct sonde_regs, the vector state
- * (XSAVE) for handlers that may use it, calls
+ * (vecstate.h) for handlers that may use it, calls
  * sd_optprobe_handler(index, regs), restores everything and returns to the
  * detour, which runs the displaced instructions and jumps back.
- * sd_arch_optprobe_tramp_lite is the same without the vector state, for
- * handlers known not to touch it (sonde's own event writers).
+ * sd_arch_optprobe_tramp_entry is for sites at a function's first
+ * instruction, where the x87 stack is empty; sd_arch_optprobe_tramp_lite
+ * is the same without the vector state, for handlers known not to touch it
+ * (sonde's own event writers).
  */
+#include "vecstate.h"
+
 	.section sonde_text,"ax",@progbits
 
 .macro SAVE_REGS
@@ -83,50 +87,29 @@
 	leaq	48(%rsp), %rsp		/* orig_ax, ip, cs, flags, sp, ss */
 .endm
 
-	.globl	sd_arch_optprobe_tramp
-	.hidden	sd_arch_optprobe_tramp
-	.type	sd_arch_optprobe_tramp, @function
+/* with the vector state; \kind: what the ABI says of the x87 stack at the site */
+.macro OPT_TRAMP name, kind
+	.globl	\name
+	.hidden	\name
+	.type	\name, @function
 	.p2align 4
-sd_arch_optprobe_tramp:
+\name:
 	.cfi_startproc
 	.cfi_undefined rip
 	SAVE_REGS
-	subq	sd_xstate_size(%rip), %rsp
-	andq	$-64, %rsp
-	xorl	%eax, %eax
-	movq	%rax, 512(%rsp)
-	movq	%rax, 520(%rsp)
-	movq	%rax, 528(%rsp)
-	movq	%rax, 536(%rsp)
-	movq	%rax, 544(%rsp)
-	movq	%rax, 552(%rsp)
-	movq	%rax, 560(%rsp)
-	movq	%rax, 568(%rsp)
-	movl	$-1, %eax
-	movl	$-1, %edx
-	cmpl	$2, sd_xstate_mode(%rip)
-	je	1f
-	cmpl	$1, sd_xstate_mode(%rip)
-	je	2f
-	fxsave64 (%rsp)
-	jmp	3f
-1:	xsavec64 (%rsp)
-	jmp	3f
-2:	xsave64	(%rsp)
-3:	movl	176(%rbp), %edi		/* the site index */
+	VEC_SAVE \kind
+	movl	176(%rbp), %edi		/* the site index */
 	movq	%rbp, %rsi
 	call	sd_optprobe_handler
-	movl	$-1, %eax
-	movl	$-1, %edx
-	cmpl	$0, sd_xstate_mode(%rip)
-	je	4f
-	xrstor64 (%rsp)
-	jmp	5f
-4:	fxrstor64 (%rsp)
-5:	RESTORE_REGS
+	VEC_RESTORE
+	RESTORE_REGS
 	ret
 	.cfi_endproc
-	.size	sd_arch_optprobe_tramp, . - sd_arch_optprobe_tramp
+	.size	\name, . - \name
+.endm
+
+	OPT_TRAMP sd_arch_optprobe_tramp, VS_ANYWHERE
+	OPT_TRAMP sd_arch_optprobe_tramp_entry, VS_ENTRY
 
 	.globl	sd_arch_optprobe_tramp_lite
 	.hidden	sd_arch_optprobe_tramp_lite

@@ -1,20 +1,36 @@
 // SPDX-License-Identifier: MIT
 /*
- * xstate.c - how the trampolines save the vector state: XSAVEC where the CPU
- * has it, XSAVE otherwise, FXSAVE on CPUs (or kernels) without XSAVE; and
- * how many bytes that takes for the features the kernel enabled.
+ * xstate.c - what the trampolines may use to save the vector state
+ * (vecstate.h): which registers the OS enabled and whether XGETBV(1) can
+ * tell which are in use; and for the whole state, XSAVEC where the CPU has
+ * it, XSAVE otherwise, FXSAVE on CPUs (or kernels) without XSAVE, with how
+ * many bytes that takes for the features the kernel enabled.
  */
 #include <cpuid.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vecstate.h"
 
 /* read by the trampolines */
 uint64_t sd_xstate_size __attribute__((visibility("hidden"))) = 4096;
 int sd_xstate_mode __attribute__((visibility("hidden"))); /* 0 fxsave, 1 xsave, 2 xsavec */
+int sd_vec_features __attribute__((visibility("hidden")));
+
+static uint64_t xcr0(void)
+{
+	uint32_t lo, hi;
+
+	__asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+	return (uint64_t)hi << 32 | lo;
+}
 
 __attribute__((constructor)) static void xstate_init(void)
 {
 	unsigned int a, b, c, d;
-	uint64_t size;
+	const char *e = getenv("SONDE_XSAVE");
+	uint64_t size, xcr;
 
 	if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) { /* OSXSAVE */
 		sd_xstate_mode = 0;
@@ -29,4 +45,16 @@ __attribute__((constructor)) static void xstate_init(void)
 	if (size < 576)
 		size = 576;
 	sd_xstate_size = size + 64;
+
+	/* SONDE_XSAVE=1: always the whole state (to compare, and a way out) */
+	if (!(a & 0x4) || (e && *e && strcmp(e, "0")))
+		return;
+	xcr = xcr0();
+	if ((xcr & 0x3) != 0x3) /* x87 and SSE: always, but be sure */
+		return;
+	sd_vec_features = SD_VEC_FAST;
+	if (xcr & 0x4)
+		sd_vec_features |= SD_VEC_AVX;
+	if ((xcr & 0xe4) == 0xe4)
+		sd_vec_features |= SD_VEC_AVX512;
 }
