@@ -218,6 +218,7 @@ struct sd_opt_detour_spec {
 	uint64_t common;	/* the common trampoline */
 	uint64_t exit_stub;	/* sd_arch_xol_exit_stub() */
 	int32_t resume_tls_off; /* %fs offset of the thread's `resume` */
+	int32_t active_tls_off; /* ... and of its `active` */
 };
 
 struct sd_opt_layout {

@@ -425,6 +425,7 @@ static int prepare(struct sd_site *site)
 	    .common = (uint64_t)common,
 	    .exit_stub = sd_xol_exit_stub(),
 	    .resume_tls_off = sd_thread_resume_tls_offset(),
+	    .active_tls_off = sd_thread_active_tls_offset(),
 	};
 	err = index_alloc(&spec.index);
 	if (err) {

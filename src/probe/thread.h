@@ -10,6 +10,7 @@
  *   SD_ACTIVE_HANDLER          in the trap handler or a trampoline handler
  *   SD_ACTIVE_SLOT             running a probe's out-of-line slot; the exit
  *                              stub stores 0 once the thread is out of it
+ *                              (a detour: its last instruction, by ip)
  *
  * `seq` counts outermost entries into the handler; a change of seq proves
  * that whatever the thread was doing before has ended.

@@ -262,18 +262,19 @@ static void put_rel32(struct emit *e, uint64_t to)
 	put(e, b, 4);
 }
 
-/* movl $lo, %fs:res; movl $hi, %fs:res+4 -- leaves the flags alone */
-static void put_set_resume(struct emit *e, int32_t res_off, uint64_t to)
+/*
+ * movb $0, %fs:active; jmp to: out of the main copy to a known place. The
+ * thread is unmarked one instruction before it leaves the detour, which
+ * reclaim() covers: it frees a detour only once no thread's instruction
+ * pointer is inside it. Cheaper than the exit stub's jmp through `resume`,
+ * whose two halves cannot be forwarded to the 8-byte load.
+ */
+static void put_exit_to(struct emit *e, int32_t active_off, uint64_t to)
 {
-	uint32_t half[2] = {(uint32_t)to, (uint32_t)(to >> 32)};
-
-	for (int i = 0; i < 2; i++) {
-		int32_t off = res_off + 4 * i;
-
-		put(e, "\x64\xc7\x04\x25", 4);
-		put(e, &off, 4);
-		put(e, &half[i], 4);
-	}
+	put(e, "\x64\xc6\x04\x25", 4);
+	put(e, &active_off, 4);
+	put(e, "\x00\xe9", 2);
+	put_rel32(e, to);
 }
 
 /* jmp *stub_slot(%rip): the exit stub's address is stored at @stub_slot */
@@ -325,9 +326,9 @@ int sd_arch_opt_build_detour(const struct sd_opt_region *r, const struct sd_opt_
 	lay->main = spec->detour + e.n;
 
 	/*
-	 * Every way out of the main copy goes through the exit stub with the
-	 * destination in the thread's `resume`, so the thread is marked until it
-	 * is out of the detour.
+	 * Every way out of the main copy unmarks the thread: at its last
+	 * instruction (put_exit_to), or for a `ret` through the exit stub with
+	 * the destination in the thread's `resume`.
 	 */
 	stub_slot = spec->detour + cap - 8;
 	for (int i = 0; i < r->ninsn && !e.err; i++) {
@@ -335,8 +336,7 @@ int sd_arch_opt_build_detour(const struct sd_opt_region *r, const struct sd_opt_
 
 		switch (in->kind) {
 		case SD_INSN_JMP:
-			put_set_resume(&e, spec->resume_tls_off, in->target);
-			put_exit(&e, stub_slot);
+			put_exit_to(&e, spec->active_tls_off, in->target);
 			break;
 		case SD_INSN_JCC:
 			put(&e, "\x0f", 1);
@@ -362,8 +362,7 @@ int sd_arch_opt_build_detour(const struct sd_opt_region *r, const struct sd_opt_
 			break;
 		}
 	}
-	put_set_resume(&e, spec->resume_tls_off, r->addr + r->len);
-	put_exit(&e, stub_slot);
+	put_exit_to(&e, spec->active_tls_off, r->addr + r->len);
 	for (int i = 0; i < ntaken && !e.err; i++) {
 		uint64_t here = spec->detour + e.n;
 
@@ -371,8 +370,7 @@ int sd_arch_opt_build_detour(const struct sd_opt_region *r, const struct sd_opt_
 			e.err = -ERANGE;
 			break;
 		}
-		put_set_resume(&e, spec->resume_tls_off, taken[i]);
-		put_exit(&e, stub_slot);
+		put_exit_to(&e, spec->active_tls_off, taken[i]);
 	}
 
 	/* the nested copy: a handler's own hit, under its `active`; plain jumps */
