@@ -43,6 +43,8 @@ struct sd_probe_event {
 	uint64_t file_base;
 	uint16_t *ref_ctr; /* uprobe semaphore, raised while enabled */
 	bool registered;
+	bool has_dynamic; /* a string or array whose size each hit measures */
+	bool uses_comm;	  /* $comm: the thread's name, fetched only then */
 	unsigned int seq; /* creation order, for the *_events files */
 };
 
@@ -61,7 +63,7 @@ SD_NOTRACE static void write_event(struct sd_probe_event *pe, const struct sonde
 	const struct sd_probe_def *def = pe->def;
 	struct sd_fetch_ctx ctx = {
 	    .regs = regs,
-	    .comm = sd_trace_comm(),
+	    .comm = pe->uses_comm ? sd_trace_comm() : NULL,
 	    .file_base = pe->file_base,
 	    .edata = edata,
 	};
@@ -72,7 +74,7 @@ SD_NOTRACE static void write_event(struct sd_probe_event *pe, const struct sonde
 	/* an entry probe's hits are its kprobe's: one locked add per hit, not two */
 	if (def->is_return)
 		__atomic_add_fetch(&pe->ev.nhit, 1, __ATOMIC_RELAXED);
-	dyn = sd_probe_dynamic_size(def, &ctx);
+	dyn = pe->has_dynamic ? sd_probe_dynamic_size(def, &ctx) : 0;
 	entry = sd_trace_reserve(&pe->ev, def->fixed_size + dyn, &res);
 	if (!entry)
 		return;
@@ -337,6 +339,11 @@ int sd_probe_event_create(const char *cmd, int kind, struct sd_parse_error *err)
 	if (r)
 		goto fail;
 	pe->ev.fixed_size = def->fixed_size;
+	for (int i = 0; i < def->nargs; i++) {
+		pe->has_dynamic |= def->args[i].field.dynamic;
+		for (const struct sd_fetch_insn *c = def->args[i].code; c->op != SD_FOP_END; c++)
+			pe->uses_comm |= c->op == SD_FOP_COMM;
+	}
 	pe->ev.print_fmt = def->print_fmt ? strdup(def->print_fmt) : NULL;
 	pe->ev.ops = &probe_event_ops;
 	pe->ev.priv = pe;
