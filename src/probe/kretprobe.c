@@ -44,6 +44,7 @@ struct sd_ri {
 	struct sd_rp *rp;
 	uint32_t next_free;
 	uint32_t in_use;
+	uint32_t self;			     /* its index in the pool, plus one (as in free_head) */
 	struct sonde_kretprobe_instance pub; /* last: data[] follows */
 };
 
@@ -138,7 +139,7 @@ void sd_kretprobe_reap(void)
 SD_NOTRACE static void ri_put(struct sd_ri *ri)
 {
 	struct sd_rp *rp = ri->rp;
-	uint32_t idx = (uint32_t)(((char *)ri - rp->pool) / rp->stride) + 1;
+	uint32_t idx = ri->self;
 	uint64_t head = __atomic_load_n(&rp->free_head, __ATOMIC_ACQUIRE), next;
 
 	ri->in_use = 0;
@@ -315,7 +316,11 @@ SD_NOTRACE uint64_t sd_kretprobe_trampoline_handler(struct sonde_regs *regs)
 	if (!prev)
 		t->seq++;
 	t->active = prev | SD_ACTIVE_HANDLER;
-	smp_mb(); /* pairs with unregister: clearing ri->rp, then sd_sync_threads() */
+	/*
+	 * no fence: unregister clears ri->rp, then sd_sync_threads() orders
+	 * every thread with a membarrier before it looks at `active`
+	 */
+	barrier();
 
 	/*
 	 * The newest frame hooked at this slot is ours. Frames above it on the
@@ -393,6 +398,7 @@ static int rp_create(struct sonde_kretprobe *urp, struct sd_rp **out)
 
 		ri->rp = rp;
 		ri->next_free = i + 1 < nr ? i + 2 : 0;
+		ri->self = i + 1;
 	}
 	rp->free_head = 1;
 	rp->refs = 1;
