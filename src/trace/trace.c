@@ -355,8 +355,8 @@ SD_NOTRACE const char *sd_trace_comm(void)
 	return cached_comm;
 }
 
-SD_NOTRACE static void *reserve(struct sd_event *ev, uint32_t len, const uint64_t *at,
-				struct sd_trace_res *res)
+SD_NOTRACE static inline __attribute__((always_inline)) void *
+reserve(struct sd_event *ev, uint32_t len, const uint64_t *at, struct sd_trace_res *res)
 {
 	struct sd_rb_region *rb = LOAD_ACQUIRE(trace.rb);
 	uint64_t ts;

@@ -226,6 +226,44 @@ TEST(enable_record_disable)
 	free(out);
 }
 
+/*
+ * Values in many registers, and bytes in the red zone, across an enabled
+ * site: trace_<event>() declares no general register clobbered (its thunk
+ * keeps them all), so the compiler keeps values in caller-saved registers
+ * there, and this leaf function keeps its locals below %rsp.
+ */
+__attribute__((noinline, no_sanitize("undefined"), optimize("omit-frame-pointer"))) static uint64_t
+live_across(uint64_t x)
+{
+	uint64_t a = x * 3, b = x ^ 0x55, c = x + 7, d = x * x, e = x >> 3, f = x * 11, g = ~x,
+		 h = x - 9, i = x * 13 + 1, sum = 0;
+	volatile unsigned char rz[64];
+
+	for (int k = 0; k < 64; k++)
+		rz[k] = (unsigned char)(x + (uint64_t)k);
+	trace_tpu_int((int)x, 'l');
+	for (int k = 0; k < 64; k++)
+		sum += rz[k];
+	return a + b * 3 + c * 5 + d * 7 + e * 11 + f * 13 + g * 17 + h * 19 + i * 23 + sum;
+}
+
+TEST(registers_and_red_zone_survive_an_enabled_site)
+{
+	struct sd_event *ev = setup_event("tpunit", "tpu_int");
+	uint64_t want[4];
+	char *out;
+
+	for (int i = 0; i < 4; i++)
+		want[i] = live_across(1000 + (uint64_t)i * 77);
+	CHECK_EQ(enable(ev, true), 0);
+	for (int i = 0; i < 4; i++)
+		CHECK_EQ(live_across(1000 + (uint64_t)i * 77), want[i]);
+	out = drain();
+	CHECK(strstr(out, "tag=l value=1231 ")); /* the last one was recorded */
+	free(out);
+	CHECK_EQ(enable(ev, false), 0);
+}
+
 TEST(filter_on_fields)
 {
 	struct sd_event *ev = setup_event("tpunit", "tpu_mix");
