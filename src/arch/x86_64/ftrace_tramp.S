@@ -10,10 +10,11 @@
  *                           that a preloaded libsonde takes the calls
  *   sd_arch_fgraph_return   where a function_graph-hooked function returns
  *
- * Every general register is saved: a caller compiled with -fipa-ra may keep
- * values in registers its callee does not touch, and the C side (built
- * without vector registers, -mgeneral-regs-only) clobbers any of them. No
- * vector register is touched, so none is saved. The flags are not: every
+ * Every caller-saved general register is saved: a caller compiled with
+ * -fipa-ra may keep values in registers its callee does not touch, and the
+ * C side (built without vector registers, -mgeneral-regs-only) clobbers any
+ * of them; it keeps the callee-saved ones itself. No vector register is
+ * touched, so none is saved. The flags are not: every
  * way in is at a function's entry (or a call), where the ABI has them dead
  * but for DF, which is clear there and which the C side leaves clear; and
  * popfq is a slow, microcoded instruction.
@@ -34,26 +35,10 @@
 	pushq	%r9
 	pushq	%r10
 	pushq	%r11
-	pushq	%rbx
-	pushq	%rbp
-	pushq	%r12
-	pushq	%r13
-	pushq	%r14
-	pushq	%r15
-	pushq	$0			/* (keeps the layout: 16 words) */
+	pushq	%rbx			/* ours: it keeps the frame */
 .endm
 
 .macro POP_GPRS
-	leaq	8(%rsp), %rsp
-	POP_GPRS_NOFLAGS
-.endm
-
-.macro POP_GPRS_NOFLAGS
-	popq	%r15
-	popq	%r14
-	popq	%r13
-	popq	%r12
-	popq	%rbp
 	popq	%rbx
 	popq	%r11
 	popq	%r10
@@ -66,7 +51,7 @@
 	popq	%rax
 .endm
 
-/* 16 words pushed: the word the caller's call left is at 128(%rsp) */
+/* 10 words pushed: the word the caller's call left is at 80(%rsp) */
 
 	.globl	sd_arch_ftrace_caller
 	.hidden	sd_arch_ftrace_caller
@@ -79,9 +64,9 @@ sd_arch_ftrace_caller:
 	movq	%rsp, %rbx
 	andq	$-16, %rsp
 	cld
-	movq	128(%rbx), %rdi
+	movq	80(%rbx), %rdi
 	subq	$5, %rdi		/* the call we were patched into: the site */
-	leaq	136(%rbx), %rsi		/* the function's return-address slot */
+	leaq	88(%rbx), %rsi		/* the function's return-address slot */
 	call	sd_ftrace_enter
 	movq	%rbx, %rsp
 	POP_GPRS
@@ -109,7 +94,7 @@ sd_arch_ftrace_caller:
 	movq	%rsp, %rbx
 	andq	$-16, %rsp
 	cld
-	movq	128(%rbx), %rdi
+	movq	80(%rbx), %rdi
 	leaq	-6(%rdi), %rax
 	cmpw	$0x15ff, (%rax)
 	je	2f
@@ -125,7 +110,7 @@ sd_arch_ftrace_caller:
 .endm
 
 /* __fentry__ (-pg -mfentry): the first instruction; the return address is above ours */
-	PG_ENTRY __fentry__, 136(%rbx)
+	PG_ENTRY __fentry__, 88(%rbx)
 
 /* mcount (plain -pg): after the prologue (push %rbp; mov %rsp,%rbp): at 8(%rbp) */
 	PG_ENTRY mcount, 8(%rbp)
@@ -148,12 +133,11 @@ sd_arch_fgraph_return:
 	movq	%rsp, %rbx
 	andq	$-16, %rsp
 	cld
-	leaq	128(%rbx), %rdi
+	leaq	80(%rbx), %rdi
 	call	sd_fgraph_return
-	movq	%rax, 128(%rbx)
+	movq	%rax, 80(%rbx)
 	movq	%rbx, %rsp
-	leaq	8(%rsp), %rsp
-	POP_GPRS_NOFLAGS
+	POP_GPRS
 	ret
 	.cfi_endproc
 sd_arch_fgraph_return_end:
