@@ -561,6 +561,22 @@ static bool prefix_match(const char *base, const char *name)
 	return n && !strncmp(base, name, n) && (base[n] == '.' || base[n] == '-');
 }
 
+struct sd_module *sd_maps_find_file(struct sd_maps *maps, const char *path)
+{
+	struct stat st;
+
+	if (!path || stat(path, &st))
+		return NULL;
+	for (size_t i = 0; i < maps->n; i++) {
+		struct sd_module *m = &maps->mods[i]->pub;
+
+		/* the path too: a device number maps can show otherwise (overlayfs) */
+		if (m->ino == st.st_ino && (m->dev == st.st_dev || !strcmp(m->path, path)))
+			return m;
+	}
+	return NULL;
+}
+
 struct sd_module *sd_maps_find_module(struct sd_maps *maps, const char *name)
 {
 	size_t i;

@@ -104,6 +104,8 @@ struct sd_module *sd_maps_find_addr(struct sd_maps *maps, uint64_t addr);
  * libcrypt.so.1)
  */
 struct sd_module *sd_maps_find_module(struct sd_maps *maps, const char *name);
+/* the module mapped from the file @path (the same device and inode), or NULL */
+struct sd_module *sd_maps_find_file(struct sd_maps *maps, const char *path);
 /* the module's symbols, read on first call (NULL with last error set if unreadable) */
 struct sd_symtab *sd_module_symtab(struct sd_module *mod);
 

@@ -44,11 +44,18 @@ struct sd_probe_event {
 	uint16_t *ref_ctr; /* uprobe semaphore, raised while enabled */
 	bool registered;
 	bool has_dynamic; /* a string or array whose size each hit measures */
-	bool uses_comm;	  /* $comm: the thread's name, fetched only then */
-	unsigned int seq; /* creation order, for the *_events files */
+	/*
+	 * a uprobe on a file not mapped yet (the kernel's uprobes wait for the
+	 * file too): placed when it is, enabled then if it was asked meanwhile
+	 */
+	bool pending;
+	bool pending_failed; /* the file came, the probe could not be placed there */
+	bool uses_comm;	     /* $comm: the thread's name, fetched only then */
+	unsigned int seq;    /* creation order, for the *_events files */
 };
 
 static unsigned int create_seq;
+static unsigned int npending; /* events with `pending` set */
 
 static struct sd_probe_event *to_pe(struct sd_event *ev)
 {
@@ -129,6 +136,10 @@ static int pe_enable(struct sd_event *ev, bool on)
 	struct sonde_kprobe *kp = pe->def->is_return ? &pe->rp.kp : &pe->kp;
 	int err;
 
+	/* not placed yet: the event's own `enabled` says what to do when it is */
+	if (pe->pending)
+		return 0;
+
 	if (on && pe->ref_ctr)
 		__atomic_add_fetch(pe->ref_ctr, 1, __ATOMIC_RELAXED);
 	err = on ? sonde_enable_kprobe(kp) : sonde_disable_kprobe(kp);
@@ -152,6 +163,8 @@ static void pe_free(struct sd_event *ev)
 {
 	struct sd_probe_event *pe = to_pe(ev);
 
+	if (pe->pending)
+		npending--;
 	pe_unregister(pe);
 	for (unsigned int i = 0; i < ev->nfields; i++) {
 		free(ev->fields[i].name);
@@ -190,22 +203,6 @@ static uint64_t lookup_data_sym(void *arg, const char *name)
 	return sd_resolve(arg, name, &r) ? 0 : r.addr;
 }
 
-/* the module of this process mapped from @path (same file: device and inode) */
-static struct sd_module *module_by_path(struct sd_maps *maps, const char *path)
-{
-	struct stat st;
-
-	if (stat(path, &st))
-		return NULL;
-	for (size_t i = 0; i < sd_maps_count(maps); i++) {
-		struct sd_module *m = sd_maps_at(maps, i);
-
-		if (m->ino == st.st_ino && (m->dev == st.st_dev || !strcmp(m->path, path)))
-			return m;
-	}
-	return NULL;
-}
-
 static int resolve_uprobe(struct sd_probe_event *pe, struct sd_maps *maps,
 			  struct sd_parse_error *err, const char *cmd)
 {
@@ -217,7 +214,7 @@ static int resolve_uprobe(struct sd_probe_event *pe, struct sd_maps *maps,
 
 	if (access(def->path, F_OK))
 		return sd_parse_fail(err, "trace_uprobe", pos, "Failed to find the given file");
-	m = module_by_path(maps, def->path);
+	m = sd_maps_find_file(maps, def->path);
 	if (!m) {
 		sd_error(-ENOENT, "%s is not mapped in this process", def->path);
 		return sd_parse_fail(err, "trace_uprobe", pos, "Failed to register probe event");
@@ -325,13 +322,18 @@ int sd_probe_event_create(const char *cmd, int kind, struct sd_parse_error *err)
 		r = -EIO;
 		goto fail;
 	}
-	r = sd_probe_def_resolve(def, lookup_data_sym, maps, err);
-	if (!r && kind == SD_PROBE_UPROBE)
-		r = resolve_uprobe(pe, maps, err, cmd);
-	if (!r)
-		r = register_probe(pe, err, cmd);
-	if (r)
-		goto fail;
+	if (kind == SD_PROBE_UPROBE && !access(def->path, F_OK) &&
+	    !sd_maps_find_file(maps, def->path)) {
+		pe->pending = true;
+	} else {
+		r = sd_probe_def_resolve(def, lookup_data_sym, maps, err);
+		if (!r && kind == SD_PROBE_UPROBE)
+			r = resolve_uprobe(pe, maps, err, cmd);
+		if (!r)
+			r = register_probe(pe, err, cmd);
+		if (r)
+			goto fail;
+	}
 
 	snprintf(pe->ev.system, sizeof(pe->ev.system), "%s", def->group);
 	snprintf(pe->ev.name, sizeof(pe->ev.name), "%s", def->event);
@@ -351,6 +353,8 @@ int sd_probe_event_create(const char *cmd, int kind, struct sd_parse_error *err)
 	r = sd_trace_add_event(&pe->ev);
 	if (r)
 		goto fail;
+	if (pe->pending)
+		npending++;
 	return 0;
 fail:
 	pe_unregister(pe);
@@ -364,6 +368,55 @@ fail:
 	free(pe->symbol_spec);
 	free(pe);
 	return r;
+}
+
+/* a pending event whose file is now mapped: placed, and armed if enabled meanwhile */
+static void place_pending(struct sd_probe_event *pe, struct sd_maps *maps)
+{
+	struct sd_probe_def *def = pe->def;
+	struct sd_parse_error perr = {0};
+	struct sonde_kprobe *kp;
+	int r;
+
+	r = sd_probe_def_resolve(def, lookup_data_sym, maps, &perr);
+	if (!r)
+		r = resolve_uprobe(pe, maps, &perr, "");
+	if (!r)
+		r = register_probe(pe, &perr, "");
+	if (r) {
+		/* nobody to tell but the log: the kernel's pending probes fail so too */
+		sd_warn("%s/%s: %s is loaded, but the probe cannot be placed there: %s", def->group,
+			def->event, def->path, perr.msg ? perr.msg : sonde_last_error());
+		pe->pending_failed = true;
+		return;
+	}
+	pe->pending = false;
+	npending--;
+	kp = def->is_return ? &pe->rp.kp : &pe->kp;
+	if (pe->ev.enabled && pe_enable(&pe->ev, true))
+		sd_warn("%s/%s: placed at 0x%lx, but not armed", def->group, def->event,
+			(unsigned long)(uintptr_t)kp->addr);
+}
+
+static int place_cb(struct sd_event *ev, void *arg)
+{
+	struct sd_probe_event *pe;
+
+	if (ev->ops != &probe_event_ops)
+		return 0;
+	pe = to_pe(ev);
+	if (pe->pending && !pe->pending_failed && sd_maps_find_file(arg, pe->def->path))
+		place_pending(pe, arg);
+	return 0;
+}
+
+void sd_probe_events_refresh_locked(void)
+{
+	struct sd_maps *maps;
+
+	if (!npending || !(maps = self_maps()))
+		return;
+	sd_trace_for_each_event(place_cb, maps);
 }
 
 static bool is_probe_event(const struct sd_event *ev, int kind)

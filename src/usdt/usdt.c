@@ -1169,21 +1169,6 @@ static int expand_file(struct expand *x, const char *path, bool *unreadable)
 }
 
 /* the module of @maps that is the file @path (device and inode) */
-static struct sd_module *module_of_file(struct sd_maps *maps, const char *path)
-{
-	struct stat st;
-
-	if (stat(path, &st))
-		return NULL;
-	for (size_t i = 0; i < sd_maps_count(maps); i++) {
-		struct sd_module *m = sd_maps_at(maps, i);
-
-		if (m->ino == st.st_ino && m->dev == st.st_dev)
-			return m;
-	}
-	return NULL;
-}
-
 int sd_usdt_expand(const char *spec, pid_t pid, char ***lines)
 {
 	struct expand x = {0};
@@ -1227,7 +1212,7 @@ int sd_usdt_expand(const char *spec, pid_t pid, char ***lines)
 	if (err)
 		goto out;
 	if (path) {
-		struct sd_module *m = strchr(path, '/') ? module_of_file(maps, path)
+		struct sd_module *m = strchr(path, '/') ? sd_maps_find_file(maps, path)
 							: sd_maps_find_module(maps, path);
 
 		if (!m && !strchr(path, '/')) {

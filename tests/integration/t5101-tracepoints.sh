@@ -226,6 +226,29 @@ if ! cmp -s "$TMP/quick.want" "$TMP/quick.events"; then
 	diff "$TMP/quick.want" "$TMP/quick.events" >&2
 fi
 
+# ---- a probe on a library before it is loaded -----------------------------------------------
+# as the kernel's uprobes wait for their file: the USDT probe tpdl:hello of
+# libtpdl.so, asked for by path before the program dlopen()s the library
+# (its sites become uprobe_events PATH:OFFSET lines), is placed when it is
+# loaded, with its semaphore raised: the probe fires only while it is
+if readelf -n "$TB/libtpdl.so" 2>/dev/null | grep -q 'Name: hello'; then
+	"$SONDE" trace -o "$TMP/upend.trace" -e "u:$TB/libtpdl.so:tpdl:hello" -- \
+		"$PROG" dlquick "$TB/libtpdl.so" 3 > /dev/null 2> "$TMP/upend.err" ||
+		bad "sonde trace, USDT of a library loaded later: $(cat "$TMP/upend.err")"
+	grep -q "libtpdl.so is not loaded yet" "$TMP/upend.err" ||
+		bad "nothing said of the library that is not loaded yet: $(cat "$TMP/upend.err")"
+	events_of "$TMP/upend.trace" | sed -E 's/^(hello: )\(0x[0-9a-f]+\) (arg1=[0-9]+) .*/\1\2/' \
+		> "$TMP/upend.events"
+	printf 'hello: arg1=%d\n' 0 1 2 > "$TMP/upend.want"
+	if ! cmp -s "$TMP/upend.want" "$TMP/upend.events"; then
+		bad "USDT probe of a library loaded after it was asked for:"
+		diff "$TMP/upend.want" "$TMP/upend.events" >&2
+	fi
+else
+	echo "t5101: note: libtpdl.so was built without <sys/sdt.h> (systemtap-sdt-dev):" \
+		"no USDT probe of a library loaded later to test"
+fi
+
 # ---- record and report --------------------------------------------------------------------
 
 "$SONDE" record -o "$TMP/run.dat" -e tpsample:tps_array -e tpsample:tps_enter -- "$PROG" run 2 \

@@ -11,7 +11,8 @@
 #  - another user's process, sonde not root (setpriv to nobody): "uid";
 #  - as root, another user's process: the agent could not reach root's
 #    private socket: "runs as uid";
-#  - `sonde detach` of a process without an agent: "no sonde agent".
+#  - `sonde detach` of a process without an agent: "no sonde agent";
+#  - an uprobe on a file the process does not map: "does not map".
 # Cases whose tool is missing (strace, gdb, a static libc, setpriv) are
 # skipped with a note.
 T=t7003
@@ -82,6 +83,13 @@ while kill -0 $nopid 2>/dev/null; do nopid=$((nopid - 1)); done
 refused "no such pid (trace)" "no process with pid $nopid" "$SONDE" trace -p $nopid -e "$DEF"
 refused "no such pid (ctl)" "no process with pid $nopid" "$SONDE" ctl $nopid ls
 refused "no such pid (detach)" "no sonde agent" "$SONDE" detach $nopid
+
+# ---- an uprobe on a file the process does not map ---------------------------------------------
+# (a launched program gets it, placed when it loads the file; an attached one
+# is told, and left as it was)
+refused "a file it does not map" "pid $SLEEPER does not map /usr/bin/true" \
+	"$SONDE" trace -p $SLEEPER -e 'p:t7/nomap /usr/bin/true:0x1000'
+untouched $SLEEPER "a file it does not map"
 
 # ---- a process under a debugger ---------------------------------------------------------------
 if command -v strace >/dev/null 2>&1; then

@@ -19,6 +19,7 @@
 #include "cli.h"
 #include "control/protocol.h"
 #include "session.h"
+#include "sym/sym.h"
 #include "trace/output.h"
 #include "trace/probe_def.h"
 #include "trace/symbolize.h"
@@ -295,12 +296,56 @@ static int enable_event(struct session *s, struct trace_event *te)
 }
 
 /*
+ * Whether the uprobe line @def goes to this process. Its file is mapped;
+ * or it is not, and then a launched program gets it (the agent places it
+ * when the program loads the file, as the kernel's uprobes wait for a
+ * file), an attached process is an error, or, one of several -p, is left
+ * out with a word (*skip).
+ */
+static int check_uprobe_file(struct session *s, const struct trace_opts *o, const char *def,
+			     bool *skip)
+{
+	struct sd_probe_def *pd = NULL;
+	struct sd_parse_error pe = {0};
+	char g[SD_EVENT_NAME_MAX], n[SD_EVENT_NAME_MAX];
+	struct sd_maps *maps = NULL;
+	bool mapped = true;
+	int err = 0;
+
+	*skip = false;
+	/* what does not parse, or names no file there, is for the agent to refuse */
+	if (def[0] == '-' || sd_probe_parse(def, SD_PROBE_UPROBE, &pd, g, n, &pe) || !pd->path ||
+	    access(pd->path, F_OK)) {
+		sd_probe_def_free(pd);
+		return 0;
+	}
+	if (!sd_maps_read(s->pid, &maps)) {
+		mapped = sd_maps_find_file(maps, pd->path) != NULL;
+		sd_maps_free(maps);
+	}
+	if (mapped) {
+		/* nothing to say */
+	} else if (s->launched) {
+		fprintf(stderr, "sonde: %s is not loaded yet: its probe is placed when it is\n",
+			pd->path);
+	} else if (o->nmore) {
+		fprintf(stderr, "sonde: pid %d does not map the object of '%s'\n", (int)s->pid,
+			def);
+		*skip = true;
+	} else {
+		err = cli_fail(-ENOENT, "'%s': pid %d does not map %s", def, (int)s->pid, pd->path);
+	}
+	sd_probe_def_free(pd);
+	return err;
+}
+
+/*
  * usdt:[PATH:]PROVIDER:NAME: the probes are found here, in the files the
  * program has mapped (/proc/PID/maps; a launched program waits before main()
  * with its libraries loaded), and each site becomes an uprobe_events line
  * with its --filter, as if given with -e
  */
-static int setup_usdt(struct session *s, struct trace_event *te)
+static int setup_usdt(struct session *s, const struct trace_opts *o, struct trace_event *te)
 {
 	char **lines;
 	int n = sd_usdt_expand(te->def, s->pid, &lines), err = 0;
@@ -311,7 +356,13 @@ static int setup_usdt(struct session *s, struct trace_event *te)
 		struct sd_probe_def *pd = NULL;
 		struct sd_parse_error pe = {0};
 		char g[SD_EVENT_NAME_MAX], ev[SD_EVENT_NAME_MAX];
+		bool skip;
 
+		err = check_uprobe_file(s, o, lines[i], &skip);
+		if (err)
+			break;
+		if (skip)
+			continue;
 		err = write_or_explain(s, "uprobe_events", lines[i], false, lines[i]);
 		if (err)
 			break;
@@ -337,7 +388,7 @@ static int setup_events(struct session *s, struct trace_opts *o)
 		int err;
 
 		if (sd_usdt_is_spec(def)) {
-			err = setup_usdt(s, te);
+			err = setup_usdt(s, o, te);
 			if (err)
 				return err;
 			continue;
@@ -348,29 +399,18 @@ static int setup_events(struct session *s, struct trace_opts *o)
 			struct sd_parse_error pe = {0};
 			char g[SD_EVENT_NAME_MAX], n[SD_EVENT_NAME_MAX];
 
-			if (kind == SD_PROBE_UPROBE && o->nmore && def[0] != '-') {
-				/* several -p: a PATH applies to the processes that map it */
-				char *why = NULL;
+			if (kind == SD_PROBE_UPROBE) {
+				bool skip;
 
-				err = session_write(s, "uprobe_events", def, false, &why);
-				if (err && why && strstr(why, "is not mapped in this process")) {
-					fprintf(stderr,
-						"sonde: pid %d does not map the object of '%s'\n",
-						(int)s->pid, def);
-					free(why);
+				err = check_uprobe_file(s, o, def, &skip);
+				if (err)
+					return err;
+				if (skip)
 					continue;
-				}
-				if (err) {
-					cli_error("%s: %s", def, strerror(-err));
-					if (why && *why)
-						fputs(why, stderr);
-				}
-				free(why);
-			} else {
-				err = write_or_explain(
-				    s, kind == SD_PROBE_UPROBE ? "uprobe_events" : "kprobe_events",
-				    def, false, def);
 			}
+			err = write_or_explain(
+			    s, kind == SD_PROBE_UPROBE ? "uprobe_events" : "kprobe_events", def,
+			    false, def);
 			if (err)
 				return err;
 			te->placed++;
@@ -423,6 +463,8 @@ int trace_setup(struct session *s, struct trace_opts *o)
 	if (err)
 		return err;
 	err = trace_configure(s, o);
+	if (err && !s->launched)
+		session_detach(s); /* refused: the attached process is left as it was */
 	if (err || !o->nmore)
 		return err;
 	/* the other -p: each its own agent and ring, the same events */
