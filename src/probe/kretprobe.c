@@ -55,7 +55,13 @@ struct sd_rp {
 	unsigned int nr;
 	size_t stride;
 	uint64_t free_head; /* tag << 32 | index+1 (0 = empty) */
-	unsigned long refs; /* registration + instances in flight */
+	/*
+	 * Unregistered: instances still on a shadow stack then come back by
+	 * counting `outstanding` down, and the last frees the pool. Before,
+	 * a hit costs no count at all (sonde_unregister_kretprobes explains).
+	 */
+	uint32_t dead;
+	long outstanding;
 	char *pool;
 	struct sd_rp *zombie_next;
 };
@@ -103,25 +109,37 @@ SD_NOTRACE static struct sd_ri *ri_get(struct sd_rp *rp)
 	} while (!__atomic_compare_exchange_n(&rp->free_head, &head, next, true, __ATOMIC_ACQ_REL,
 					      __ATOMIC_ACQUIRE));
 	ri->in_use = 1;
-	__atomic_add_fetch(&rp->refs, 1, __ATOMIC_RELAXED);
 	return ri;
 }
+
+static unsigned long npools; /* allocated, not freed yet (tests) */
 
 static void rp_free(struct sd_rp *rp)
 {
 	free(rp->pool);
 	free(rp);
+	__atomic_sub_fetch(&npools, 1, __ATOMIC_RELAXED);
 }
 
-SD_NOTRACE static void rp_put(struct sd_rp *rp)
+unsigned long sd_kretprobe_pools(void)
 {
-	if (__atomic_sub_fetch(&rp->refs, 1, __ATOMIC_ACQ_REL))
-		return;
-	/* free() is not signal-safe: leave it to the next API call */
+	return __atomic_load_n(&npools, __ATOMIC_RELAXED);
+}
+
+/* the pool's last reference went, maybe in a signal handler: free() it later */
+SD_NOTRACE static void rp_zombie(struct sd_rp *rp)
+{
 	rp->zombie_next = __atomic_load_n(&zombies, __ATOMIC_RELAXED);
 	while (!__atomic_compare_exchange_n(&zombies, &rp->zombie_next, rp, true, __ATOMIC_RELEASE,
 					    __ATOMIC_RELAXED))
 		;
+}
+
+/* @n more instances are back (negative) or out (positive) of a dead pool */
+SD_NOTRACE static void rp_outstanding(struct sd_rp *rp, long n)
+{
+	if (!__atomic_add_fetch(&rp->outstanding, n, __ATOMIC_ACQ_REL))
+		rp_zombie(rp);
 }
 
 void sd_kretprobe_reap(void)
@@ -143,12 +161,15 @@ SD_NOTRACE static void ri_put(struct sd_ri *ri)
 	uint64_t head = __atomic_load_n(&rp->free_head, __ATOMIC_ACQUIRE), next;
 
 	ri->in_use = 0;
+	if (unlikely(__atomic_load_n(&rp->dead, __ATOMIC_ACQUIRE))) {
+		rp_outstanding(rp, -1);
+		return;
+	}
 	do {
 		__atomic_store_n(&ri->next_free, (uint32_t)head, __ATOMIC_RELAXED);
 		next = ((head >> 32) + 1) << 32 | idx;
 	} while (!__atomic_compare_exchange_n(&rp->free_head, &head, next, true, __ATOMIC_ACQ_REL,
 					      __ATOMIC_ACQUIRE));
-	rp_put(rp);
 }
 
 /* ---- the shadow stack ------------------------------------------------------- */
@@ -180,10 +201,16 @@ SD_NOTRACE static void shadow_trim(struct sd_shadow *sh, uint64_t sp)
 void sd_shadow_thread_exit(struct sd_thread *t)
 {
 	struct sd_shadow *sh = t->shadow;
+	uint8_t prev = t->active;
 
+	/* marked: an unregister waits for these instances to be back */
+	t->active = prev | SD_ACTIVE_HANDLER;
+	barrier();
 	t->shadow = NULL;
 	while (sh->depth)
 		ri_put(sh->f[--sh->depth].ri);
+	barrier();
+	t->active = prev;
 	munmap(sh, sizeof(*sh));
 }
 
@@ -393,6 +420,7 @@ static int rp_create(struct sonde_kretprobe *urp, struct sd_rp **out)
 		free(rp);
 		return -ENOMEM;
 	}
+	__atomic_add_fetch(&npools, 1, __ATOMIC_RELAXED);
 	for (unsigned int i = 0; i < nr; i++) {
 		struct sd_ri *ri = ri_at(rp, i);
 
@@ -401,7 +429,6 @@ static int rp_create(struct sonde_kretprobe *urp, struct sd_rp **out)
 		ri->self = i + 1;
 	}
 	rp->free_head = 1;
-	rp->refs = 1;
 	*out = rp;
 	return 0;
 }
@@ -483,17 +510,27 @@ SONDE_API void sonde_unregister_kretprobes(struct sonde_kretprobe **rps, int num
 		__atomic_store_n(&rp->user, NULL, __ATOMIC_RELEASE);
 		for (unsigned int k = 0; k < rp->nr; k++)
 			__atomic_store_n(&ri_at(rp, k)->pub.rp, NULL, __ATOMIC_RELEASE);
+		__atomic_store_n(&rp->dead, 1, __ATOMIC_RELEASE);
 	}
-	/* a return handler may still be running for one of them */
+	/*
+	 * A return handler may still be running for one of them, and an
+	 * instance may be on its way back to the free list, having seen the
+	 * pool alive: every such thread is marked, and waited for. From here
+	 * on, instances come back by counting down, and the free list stays.
+	 */
 	sd_sync_threads();
 	for (int i = 0; i < num; i++) {
 		struct sd_rp *rp = rps[i] ? rps[i]->__priv : NULL;
+		long free_n = 0;
 
 		if (!rp)
 			continue;
 		rps[i]->__priv = NULL;
 		rps[i]->kp.pre_handler = NULL;
-		rp_put(rp);
+		for (uint32_t k = (uint32_t)rp->free_head; k; k = ri_at(rp, k - 1)->next_free)
+			free_n++;
+		/* those still out, less those back already */
+		rp_outstanding(rp, (long)rp->nr - free_n);
 		sd_unwind_hooks_put();
 	}
 	sd_kretprobe_reap();

@@ -27,5 +27,7 @@ void sd_unwind_hooks_put(void);
 
 /* free pools of unregistered kretprobes whose last instance came back */
 void sd_kretprobe_reap(void);
+/* instance pools allocated and not freed yet (tests) */
+unsigned long sd_kretprobe_pools(void);
 
 #endif

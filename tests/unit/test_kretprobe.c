@@ -1407,10 +1407,14 @@ static void *ur_thread(void *arg)
 	return NULL;
 }
 
+/* instance pools allocated and not freed yet (src/probe/kretprobe.h) */
+unsigned long sd_kretprobe_pools(void);
+
 TEST(unregister_while_threads_inside)
 {
 	pthread_t th[UR_THREADS];
 	struct timespec ms5 = {0, 5000000};
+	unsigned long pools = sd_kretprobe_pools();
 
 	snap((void *)krt_slow);
 	for (long i = 0; i < UR_THREADS; i++)
@@ -1450,6 +1454,18 @@ TEST(unregister_while_threads_inside)
 	CHECK_EQ(atomic_get(&ur.bad), 0);
 	CHECK_EQ(atomic_get(&ur.late), 0);
 	CHECK(atomic_get(&ur.total) > 100);
+	/*
+	 * every instance in flight at an unregister came back, and the last
+	 * freed its pool (at the next API call: here, registering one more)
+	 */
+	{
+		struct sonde_kretprobe rp;
+
+		krp_init(&rp, (void *)krt_slow, ur_handler, NULL, 0, 0);
+		REG_OK(&rp);
+		sonde_unregister_kretprobe(&rp);
+	}
+	CHECK_EQ(sd_kretprobe_pools(), pools);
 	snap_check();
 }
 
