@@ -14,9 +14,7 @@
  *   D  __sonde_fill_<class>(): the dynamic fields' sizes, from the arguments
  *   E  __sonde_record_<class>(): reserve, TP_fast_assign, commit; the
  *      TP_printk type check; per event the struct sonde_tracepoint
- *      descriptor, __sonde_thunk_<event> (what trace_<event>() calls, in
- *      assembly) with __sonde_unpack_<event>(), and __sonde_trace_<event>()
- *      (what objects built with the first version of this header call)
+ *      descriptor and __sonde_trace_<event>(), what trace_<event>() calls
  *
  * The header is found as TRACE_INCLUDE_PATH/TRACE_INCLUDE_FILE.h when
  * TRACE_INCLUDE_PATH is defined, else as <TRACE_INCLUDE_FILE.h> through the
@@ -358,64 +356,24 @@
 	}                                                                            \
 	__SONDE_PRINTK_CHECK(call, call, print) __SONDE_DECL_END
 
-/*
- * What trace_<event>() calls out of line, with %rdi = the arguments'
- * struct: keeps every general register (the caller declared none
- * clobbered), calls __sonde_unpack_<event>() on an aligned stack.
- */
-#define __SONDE_THUNK(thunk, unpack)                                       \
-	__asm__(".pushsection .text\n\t"                                   \
-		".globl " #thunk "\n\t"                                    \
-		".hidden " #thunk "\n\t"                                   \
-		".type " #thunk ", @function\n\t"                          \
-		".p2align 4\n" #thunk ":\n\t"                              \
-		".cfi_startproc\n\t"                                       \
-		"pushq %rbp\n\t"                                           \
-		".cfi_adjust_cfa_offset 8\n\t"                             \
-		".cfi_rel_offset %rbp, 0\n\t"                              \
-		"movq %rsp, %rbp\n\t"                                      \
-		".cfi_def_cfa_register %rbp\n\t"                           \
-		"pushq %rax\n\tpushq %rcx\n\tpushq %rdx\n\tpushq %rsi\n\t" \
-		"pushq %rdi\n\tpushq %r8\n\tpushq %r9\n\tpushq %r10\n\t"   \
-		"pushq %r11\n\t"                                           \
-		"andq $-16, %rsp\n\t"                                      \
-		"call " #unpack "\n\t"                                     \
-		"leaq -72(%rbp), %rsp\n\t"                                 \
-		"popq %r11\n\tpopq %r10\n\tpopq %r9\n\tpopq %r8\n\t"       \
-		"popq %rdi\n\tpopq %rsi\n\tpopq %rdx\n\tpopq %rcx\n\t"     \
-		"popq %rax\n\t"                                            \
-		"popq %rbp\n\t"                                            \
-		".cfi_def_cfa %rsp, 8\n\t"                                 \
-		"ret\n\t"                                                  \
-		".cfi_endproc\n\t"                                         \
-		".size " #thunk ", . - " #thunk "\n\t"                     \
-		".popsection")
-
-#define __SONDE_DEFINE_TP(template, _name, fmt, proto, args)                                \
-	__SONDE_TP_SECTION struct sonde_tracepoint __sonde_tp_##_name = {                   \
-	    .magic = SONDE_TP_MAGIC,                                                        \
-	    .abi = SONDE_TP_ABI,                                                            \
-	    .size = sizeof(struct sonde_tracepoint),                                        \
-	    .system = __SONDE_STRINGIFY(TRACE_SYSTEM),                                      \
-	    .name = #_name,                                                                 \
-	    .print_fmt = fmt,                                                               \
-	    .fields = __sonde_fields_##template,                                            \
-	    .nfields = (uint32_t)(sizeof(__sonde_fields_##template) /                       \
-				      sizeof(__sonde_fields_##template[0]) -                \
-				  1),                                                       \
-	    .entry_size = (uint32_t)offsetof(struct __sonde_raw_##template, __data),        \
-	};                                                                                  \
-	void __sonde_trace_##_name(proto)                                                   \
-	{                                                                                   \
-		__sonde_record_##template(&__sonde_tp_##_name, args);                       \
-	}                                                                                   \
-	__attribute__((used))                                                               \
-	__SONDE_HIDDEN void __sonde_unpack_##_name(const struct __sonde_args_##_name *__a); \
-	void __sonde_unpack_##_name(const struct __sonde_args_##_name *__a)                 \
-	{                                                                                   \
-		__sonde_record_##template(&__sonde_tp_##_name __SONDE_FROM(__a, args));     \
-	}                                                                                   \
-	__SONDE_THUNK(__sonde_thunk_##_name, __sonde_unpack_##_name);                       \
+#define __SONDE_DEFINE_TP(template, _name, fmt, proto, args)                         \
+	__SONDE_TP_SECTION struct sonde_tracepoint __sonde_tp_##_name = {            \
+	    .magic = SONDE_TP_MAGIC,                                                 \
+	    .abi = SONDE_TP_ABI,                                                     \
+	    .size = sizeof(struct sonde_tracepoint),                                 \
+	    .system = __SONDE_STRINGIFY(TRACE_SYSTEM),                               \
+	    .name = #_name,                                                          \
+	    .print_fmt = fmt,                                                        \
+	    .fields = __sonde_fields_##template,                                     \
+	    .nfields = (uint32_t)(sizeof(__sonde_fields_##template) /                \
+				      sizeof(__sonde_fields_##template[0]) -         \
+				  1),                                                \
+	    .entry_size = (uint32_t)offsetof(struct __sonde_raw_##template, __data), \
+	};                                                                           \
+	void __sonde_trace_##_name(proto)                                            \
+	{                                                                            \
+		__sonde_record_##template(&__sonde_tp_##_name, args);                \
+	}                                                                            \
 	__SONDE_DECL_END
 
 #define SONDE_DEFINE_EVENT(template, name, proto, args)                                      \
@@ -460,7 +418,6 @@
 #undef SONDE_DEFINE_EVENT_CONDITION
 #undef __SONDE_PRINTK_CHECK
 #undef __SONDE_DEFINE_TP
-#undef __SONDE_THUNK
 #undef __SONDE_IS_SIGNED
 #undef __SONDE_TP_SECTION
 #undef __SONDE_TRACE_INCLUDE

@@ -51,16 +51,11 @@
  *    5-byte nop at the call site (`asm goto`; its address, the address of
  *    the out-of-line call and the event's static key are listed in the
  *    object's __sonde_jump_table section). The arguments are not evaluated.
- *    Nothing else: the out-of-line call goes through a thunk that keeps
- *    every general register, so the compiler needs no callee-saved
- *    register for it (no pushes in the caller's prologue for its sake).
  *  - enabled: sonde's agent has patched the nop into a jmp (text_poke_bp
- *    protocol, safe while threads run); the site stores the arguments in a
- *    struct and calls the event's thunk past the red zone; the event's
- *    function sizes and reserves a record in the thread's ring buffer, runs
+ *    protocol, safe while threads run); the site calls the event's function,
+ *    which sizes and reserves a record in the thread's ring buffer, runs
  *    TP_fast_assign, and commits it (the event's filter is applied there).
- *    Static keys are reference counted. An unwinder that stops inside that
- *    call (a profiler's sample) sees the caller's frame 128 bytes off.
+ *    Static keys are reference counted.
  *
  * The instrumented object needs nothing from sonde at run time: it carries
  * data sections (__sonde_tracepoints: one struct sonde_tracepoint per
@@ -116,8 +111,7 @@
  *    header (the kernel's layout); dynamic data follows the last field
  *    (__data_loc: u32 = length << 16 | offset from the record's start).
  *  - TP_PROTO must have at least one parameter (as the kernel's
- *    DECLARE_EVENT_CLASS) and at most 16, none of array type (they become
- *    the members of a struct); end each TRACE_EVENT(...) with ';'.
+ *    DECLARE_EVENT_CLASS); end each TRACE_EVENT(...) with ';'.
  *  - Event names must be unique within one object (the kernel: the whole
  *    kernel). The same system:name in two objects of a process (a static
  *    library linked into both) is one event, enabled in both, if their
@@ -310,82 +304,9 @@ __sonde_printf_check(const char *fmt, ...)
 #define SONDE_TP_ARGS(...)	__VA_ARGS__
 #define SONDE_TP_CONDITION(...) __VA_ARGS__
 
-/*
- * The arguments of an event as one struct: __SONDE_MEMBERS(proto) makes
- * "int a, const char *s" into "int a; const char *s;" and
- * __SONDE_FROM(p, args) makes "a, s" into ", p->a, p->s" (at most 16).
- */
-#define __SONDE_NARGS(...) \
-	__SONDE_NARGS_(__VA_ARGS__, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0)
-#define __SONDE_NARGS_(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, _13, _14, _15, _16, n, \
-		       ...)                                                                      \
-	n
-#define __SONDE_CAT(a, b)  __SONDE_CAT_(a, b)
-#define __SONDE_CAT_(a, b) a##b
-#define __SONDE_MAP(m, p, ...) \
-	__SONDE_CAT(__SONDE_MAP_, __SONDE_NARGS(__VA_ARGS__))(m, p, __VA_ARGS__)
-/* clang-format off */
-#define __SONDE_MAP_1(m, p, x) m(p, x)
-#define __SONDE_MAP_2(m, p, x, ...) m(p, x) __SONDE_MAP_1(m, p, __VA_ARGS__)
-#define __SONDE_MAP_3(m, p, x, ...) m(p, x) __SONDE_MAP_2(m, p, __VA_ARGS__)
-#define __SONDE_MAP_4(m, p, x, ...) m(p, x) __SONDE_MAP_3(m, p, __VA_ARGS__)
-#define __SONDE_MAP_5(m, p, x, ...) m(p, x) __SONDE_MAP_4(m, p, __VA_ARGS__)
-#define __SONDE_MAP_6(m, p, x, ...) m(p, x) __SONDE_MAP_5(m, p, __VA_ARGS__)
-#define __SONDE_MAP_7(m, p, x, ...) m(p, x) __SONDE_MAP_6(m, p, __VA_ARGS__)
-#define __SONDE_MAP_8(m, p, x, ...) m(p, x) __SONDE_MAP_7(m, p, __VA_ARGS__)
-#define __SONDE_MAP_9(m, p, x, ...) m(p, x) __SONDE_MAP_8(m, p, __VA_ARGS__)
-#define __SONDE_MAP_10(m, p, x, ...) m(p, x) __SONDE_MAP_9(m, p, __VA_ARGS__)
-#define __SONDE_MAP_11(m, p, x, ...) m(p, x) __SONDE_MAP_10(m, p, __VA_ARGS__)
-#define __SONDE_MAP_12(m, p, x, ...) m(p, x) __SONDE_MAP_11(m, p, __VA_ARGS__)
-#define __SONDE_MAP_13(m, p, x, ...) m(p, x) __SONDE_MAP_12(m, p, __VA_ARGS__)
-#define __SONDE_MAP_14(m, p, x, ...) m(p, x) __SONDE_MAP_13(m, p, __VA_ARGS__)
-#define __SONDE_MAP_15(m, p, x, ...) m(p, x) __SONDE_MAP_14(m, p, __VA_ARGS__)
-#define __SONDE_MAP_16(m, p, x, ...) m(p, x) __SONDE_MAP_15(m, p, __VA_ARGS__)
-/* clang-format on */
-#define __SONDE_MEMBER(p, x)   x;
-#define __SONDE_MEMBERS(...)   __SONDE_MAP(__SONDE_MEMBER, _, __VA_ARGS__)
-#define __SONDE_FIELD_OF(p, x) , p->x
-#define __SONDE_FROM(p, ...)   __SONDE_MAP(__SONDE_FIELD_OF, p, __VA_ARGS__)
-
-/*
- * What a call clobbers, but the general registers: the out-of-line call
- * below saves those in its thunk, so that the function holding a disabled
- * site keeps its values where it likes (no callee-saved register pushed in
- * its prologue for the call's sake: the site is a nop and nothing else).
- */
-#ifdef __AVX512F__
-#define __SONDE_VEC_CLOBBERS_512                                                                  \
-	"xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", \
-	    "xmm26", "xmm27", "xmm28", "xmm29", "xmm30", "xmm31", "k0", "k1", "k2", "k3", "k4",   \
-	    "k5", "k6", "k7",
-#else
-#define __SONDE_VEC_CLOBBERS_512
-#endif
-#define __SONDE_CALL_CLOBBERS                                                                    \
-	"memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",  \
-	    "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15",                        \
-	    __SONDE_VEC_CLOBBERS_512 "st", "st(1)", "st(2)", "st(3)", "st(4)", "st(5)", "st(6)", \
-	    "st(7)"
-
-/*
- * call @thunk with %rdi = @argp, past the red zone (the caller may keep
- * data there: the call's push would land on it); the thunk keeps every
- * general register and aligns the stack
- */
-#define __SONDE_CALL_OUT_OF_LINE(thunk, argp)         \
-	__asm__ volatile("lea -128(%%rsp), %%rsp\n\t" \
-			 "call " thunk "\n\t"         \
-			 "lea 128(%%rsp), %%rsp"      \
-			 :                            \
-			 : "D"(argp)                  \
-			 : __SONDE_CALL_CLOBBERS)
-
 /* the caller's side of every event */
 #define __SONDE_DECLARE_TRACE(name, proto, args, cond)                                         \
 	__SONDE_LINKAGE struct sonde_tracepoint __sonde_tp_##name __SONDE_HIDDEN;              \
-	struct __sonde_args_##name {                                                           \
-		__SONDE_MEMBERS(proto)                                                         \
-	};                                                                                     \
 	__SONDE_LINKAGE void __sonde_trace_##name(proto) __SONDE_HIDDEN;                       \
 	static inline __attribute__((always_inline, unused)) bool trace_##name##_enabled(void) \
 	{                                                                                      \
@@ -393,12 +314,8 @@ __sonde_printf_check(const char *fmt, ...)
 	}                                                                                      \
 	static inline __attribute__((always_inline, unused)) void trace_##name(proto)          \
 	{                                                                                      \
-		if (sonde_static_branch_unlikely(&__sonde_tp_##name.key) && (cond)) {          \
-			struct __sonde_args_##name __sonde_a = {args};                         \
-                                                                                               \
-			__SONDE_CALL_OUT_OF_LINE(__SONDE_STRINGIFY(__sonde_thunk_##name),      \
-						 &__sonde_a);                                  \
-		}                                                                              \
+		if (sonde_static_branch_unlikely(&__sonde_tp_##name.key) && (cond))            \
+			__sonde_trace_##name(args);                                            \
 	}                                                                                      \
 	__SONDE_DECL_END
 

@@ -228,9 +228,8 @@ TEST(enable_record_disable)
 
 /*
  * Values in many registers, and bytes in the red zone, across an enabled
- * site: trace_<event>() declares no general register clobbered (its thunk
- * keeps them all), so the compiler keeps values in caller-saved registers
- * there, and this leaf function keeps its locals below %rsp.
+ * site: the out-of-line call must keep what the compiler expects it to
+ * keep, and this leaf function keeps its locals below %rsp.
  */
 __attribute__((noinline, no_sanitize("undefined"), optimize("omit-frame-pointer"))) static uint64_t
 live_across(uint64_t x)
