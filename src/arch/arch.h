@@ -218,8 +218,17 @@ struct sd_opt_detour_spec {
 	uint64_t common;	/* the common trampoline */
 	uint64_t exit_stub;	/* sd_arch_xol_exit_stub() */
 	int32_t resume_tls_off; /* %fs offset of the thread's `resume` */
-	int32_t active_tls_off; /* ... and of its `active` */
+	/* where a way out of the main copy to @to goes (sd_arch_opt_exit_stub), 0: none */
+	uint64_t (*exit_to)(uint64_t to);
 };
+
+/*
+ * A detour's way out to @to, at @at (in memory never freed): clears the
+ * thread's `active` at %fs:@active_tls_off, then jumps to @to. Its bytes in
+ * @buf (SD_OPT_EXIT_STUB_LEN at most); -ERANGE if @to is out of reach.
+ */
+#define SD_OPT_EXIT_STUB_LEN 16
+int sd_arch_opt_exit_stub(int32_t active_tls_off, uint64_t at, uint64_t to, uint8_t *buf);
 
 struct sd_opt_layout {
 	uint64_t ret_main;   /* the trampoline returns here: lea, then the main copy */

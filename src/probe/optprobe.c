@@ -367,6 +367,62 @@ static const struct obj_targets *object_targets(uint64_t addr)
 	return &objs[nobjs++];
 }
 
+/*
+ * The exit stub to @to (sd_arch_opt_exit_stub), made once per target and
+ * never freed: detours come and go, their ways out stay. An open-addressed
+ * table of targets, under sd_probe_mutex.
+ */
+struct exit_stub {
+	uint64_t to, stub;
+};
+
+static struct {
+	struct exit_stub *v;
+	size_t cap, n;
+} exits;
+
+static struct exit_stub *exit_slot(struct exit_stub *v, size_t cap, uint64_t to)
+{
+	size_t i = to % cap;
+
+	while (v[i].to && v[i].to != to)
+		i = (i + 1) % cap;
+	return &v[i];
+}
+
+static uint64_t exit_stub_to(uint64_t to)
+{
+	uint8_t buf[SD_OPT_EXIT_STUB_LEN];
+	struct exit_stub *e;
+	void *at;
+	int len;
+
+	if (exits.n && (e = exit_slot(exits.v, exits.cap, to))->to)
+		return e->stub;
+	if (2 * (exits.n + 1) > exits.cap) {
+		size_t cap = exits.cap ? 2 * exits.cap : 256;
+		struct exit_stub *v = calloc(cap, sizeof(*v));
+
+		if (!v)
+			return 0;
+		for (size_t i = 0; i < exits.cap; i++)
+			if (exits.v[i].to)
+				*exit_slot(v, cap, exits.v[i].to) = exits.v[i];
+		free(exits.v);
+		exits.v = v;
+		exits.cap = cap;
+	}
+	at = sd_xol_alloc_permanent(to, SD_OPT_EXIT_STUB_LEN);
+	if (!at)
+		return 0;
+	len = sd_arch_opt_exit_stub(sd_thread_active_tls_offset(), (uint64_t)at, to, buf);
+	if (len < 0 || sd_text_write(at, buf, (size_t)len))
+		return 0; /* (its bytes stay taken) */
+	*exit_slot(exits.v, exits.cap, to) = (struct exit_stub){to, (uint64_t)at};
+	exits.n++;
+	return (uint64_t)at;
+}
+
 /* analyse the site and publish its detour; int3 hits go there from now on */
 static int prepare(struct sd_site *site)
 {
@@ -425,7 +481,7 @@ static int prepare(struct sd_site *site)
 	    .common = (uint64_t)common,
 	    .exit_stub = sd_xol_exit_stub(),
 	    .resume_tls_off = sd_thread_resume_tls_offset(),
-	    .active_tls_off = sd_thread_active_tls_offset(),
+	    .exit_to = exit_stub_to,
 	};
 	err = index_alloc(&spec.index);
 	if (err) {

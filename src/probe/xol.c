@@ -151,6 +151,48 @@ void sd_xol_free(void *slot)
 	sd_xol_free_n(slot, 1);
 }
 
+/*
+ * Pages never unmapped, for code a thread may be in while nothing marks it
+ * (a detour's way out): bump-allocated, each within reach of @near.
+ */
+static struct perm_page {
+	struct perm_page *next;
+	uint64_t base;
+	size_t used;
+} * perm_pages;
+
+void *sd_xol_alloc_permanent(uint64_t near, size_t len)
+{
+	struct perm_page *pg;
+	void *p;
+
+	len = (len + 15) & ~(size_t)15;
+	for (pg = perm_pages; pg; pg = pg->next)
+		if (distance(pg->base, near) < SD_XOL_NEAR - PAGE && pg->used + len <= PAGE)
+			break;
+	if (!pg) {
+		uint64_t hole = find_hole(near);
+
+		if (!hole)
+			return NULL;
+		p = mmap((void *)hole, PAGE, PROT_READ | PROT_EXEC,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+		if (p == MAP_FAILED)
+			return NULL;
+		pg = calloc(1, sizeof(*pg));
+		if (!pg) {
+			munmap(p, PAGE);
+			return NULL;
+		}
+		pg->base = (uint64_t)p;
+		pg->next = perm_pages;
+		perm_pages = pg;
+	}
+	p = (void *)(pg->base + pg->used);
+	pg->used += len;
+	return p;
+}
+
 uint64_t sd_xol_exit_stub(void)
 {
 	static uint64_t stub;

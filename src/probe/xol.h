@@ -19,6 +19,8 @@ void sd_xol_free(void *slot);
 /* @n consecutive slots (a detour), and their release */
 void *sd_xol_alloc_n(uint64_t near, unsigned int n);
 void sd_xol_free_n(void *slot, unsigned int n);
+/* @len bytes within reach of @near, never freed (code a thread may be in unmarked) */
+void *sd_xol_alloc_permanent(uint64_t near, size_t len);
 /* the slots' way out (sd_arch_xol_exit_stub), made once; 0 if it cannot be */
 uint64_t sd_xol_exit_stub(void);
 /* number of slots in use, and pages mapped (for tests and detach checks) */

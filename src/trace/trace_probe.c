@@ -50,6 +50,7 @@ struct sd_probe_event {
 	 */
 	bool pending;
 	bool pending_failed; /* the file came, the probe could not be placed there */
+	bool armed;	     /* enabled by pe_enable(): the semaphore is raised */
 	bool uses_comm;	     /* $comm: the thread's name, fetched only then */
 	unsigned int seq;    /* creation order, for the *_events files */
 };
@@ -107,16 +108,23 @@ SD_NOTRACE static int entry_handler(struct sonde_kprobe *kp, struct sonde_regs *
 SD_NOTRACE static int return_entry_handler(struct sonde_kretprobe_instance *ri,
 					   struct sonde_regs *regs)
 {
-	struct sd_probe_event *pe = container_of(ri->rp, struct sd_probe_event, rp);
+	/* as the kernel's get_kretprobe(): NULL once the probe is being unregistered */
+	struct sonde_kretprobe *rp = sonde_get_kretprobe(ri);
 
-	sd_probe_store_entry_data(pe->def, regs, ri->data);
+	if (rp)
+		sd_probe_store_entry_data(container_of(rp, struct sd_probe_event, rp)->def, regs,
+					  ri->data);
 	return 0;
 }
 
 SD_NOTRACE static int return_handler(struct sonde_kretprobe_instance *ri, struct sonde_regs *regs)
 {
-	struct sd_probe_event *pe = container_of(ri->rp, struct sd_probe_event, rp);
+	struct sonde_kretprobe *rp = sonde_get_kretprobe(ri);
+	struct sd_probe_event *pe;
 
+	if (!rp)
+		return 0;
+	pe = container_of(rp, struct sd_probe_event, rp);
 	write_event(pe, regs, pe->addr, (uint64_t)ri->ret_addr,
 		    sd_probe_entry_data_size(pe->def) ? ri->data : NULL);
 	return 0;
@@ -139,10 +147,14 @@ static int pe_enable(struct sd_event *ev, bool on)
 	/* not placed yet: the event's own `enabled` says what to do when it is */
 	if (pe->pending)
 		return 0;
-
+	/* the semaphore goes up and down with the probe being armed, once each */
+	if (on == pe->armed)
+		return 0;
 	if (on && pe->ref_ctr)
 		__atomic_add_fetch(pe->ref_ctr, 1, __ATOMIC_RELAXED);
 	err = on ? sonde_enable_kprobe(kp) : sonde_disable_kprobe(kp);
+	if (!err)
+		pe->armed = on;
 	if ((!on && !err && pe->ref_ctr) || (on && err && pe->ref_ctr))
 		__atomic_sub_fetch(pe->ref_ctr, 1, __ATOMIC_RELAXED);
 	return err;

@@ -263,18 +263,35 @@ static void put_rel32(struct emit *e, uint64_t to)
 }
 
 /*
- * movb $0, %fs:active; jmp to: out of the main copy to a known place. The
- * thread is unmarked one instruction before it leaves the detour, which
- * reclaim() covers: it frees a detour only once no thread's instruction
- * pointer is inside it. Cheaper than the exit stub's jmp through `resume`,
- * whose two halves cannot be forwarded to the 8-byte load.
+ * Out of the main copy to @to: a jump to that target's exit stub, which
+ * clears `active` and jumps on. The stub lives in memory never freed, so
+ * that a thread stopped (a signal handler) between the two is outside
+ * every detour reclaim() may free. Cheaper than the shared exit stub's
+ * jump through `resume`, whose two halves cannot be forwarded to the
+ * 8-byte load that reads them.
  */
-static void put_exit_to(struct emit *e, int32_t active_off, uint64_t to)
+static void put_exit_to(struct emit *e, const struct sd_opt_detour_spec *spec, uint64_t to)
 {
-	put(e, "\x64\xc6\x04\x25", 4);
-	put(e, &active_off, 4);
-	put(e, "\x00\xe9", 2);
-	put_rel32(e, to);
+	uint64_t stub = spec->exit_to ? spec->exit_to(to) : 0;
+
+	if (!stub) {
+		e->err = -ENOMEM;
+		return;
+	}
+	put(e, "\xe9", 1);
+	put_rel32(e, stub);
+}
+
+int sd_arch_opt_exit_stub(int32_t active_tls_off, uint64_t at, uint64_t to, uint8_t *buf)
+{
+	/* movb $0, %fs:active_tls_off; jmp to */
+	memcpy(buf, "\x64\xc6\x04\x25", 4);
+	memcpy(buf + 4, &active_tls_off, 4);
+	buf[8] = 0x00;
+	buf[9] = 0xe9;
+	if (rel32(buf + 10, at + 14, to))
+		return -ERANGE;
+	return 14;
 }
 
 /* jmp *stub_slot(%rip): the exit stub's address is stored at @stub_slot */
@@ -326,9 +343,9 @@ int sd_arch_opt_build_detour(const struct sd_opt_region *r, const struct sd_opt_
 	lay->main = spec->detour + e.n;
 
 	/*
-	 * Every way out of the main copy unmarks the thread: at its last
-	 * instruction (put_exit_to), or for a `ret` through the exit stub with
-	 * the destination in the thread's `resume`.
+	 * Every way out of the main copy unmarks the thread: through its
+	 * target's exit stub (put_exit_to), or for a `ret` through the shared
+	 * exit stub with the destination in the thread's `resume`.
 	 */
 	stub_slot = spec->detour + cap - 8;
 	for (int i = 0; i < r->ninsn && !e.err; i++) {
@@ -336,7 +353,7 @@ int sd_arch_opt_build_detour(const struct sd_opt_region *r, const struct sd_opt_
 
 		switch (in->kind) {
 		case SD_INSN_JMP:
-			put_exit_to(&e, spec->active_tls_off, in->target);
+			put_exit_to(&e, spec, in->target);
 			break;
 		case SD_INSN_JCC:
 			put(&e, "\x0f", 1);
@@ -362,7 +379,7 @@ int sd_arch_opt_build_detour(const struct sd_opt_region *r, const struct sd_opt_
 			break;
 		}
 	}
-	put_exit_to(&e, spec->active_tls_off, r->addr + r->len);
+	put_exit_to(&e, spec, r->addr + r->len);
 	for (int i = 0; i < ntaken && !e.err; i++) {
 		uint64_t here = spec->detour + e.n;
 
@@ -370,7 +387,7 @@ int sd_arch_opt_build_detour(const struct sd_opt_region *r, const struct sd_opt_
 			e.err = -ERANGE;
 			break;
 		}
-		put_exit_to(&e, spec->active_tls_off, taken[i]);
+		put_exit_to(&e, spec, taken[i]);
 	}
 
 	/* the nested copy: a handler's own hit, under its `active`; plain jumps */

@@ -62,6 +62,29 @@ static void membarrier_setup(void)
 			strerror((int)-r));
 }
 
+/*
+ * No membarrier at all (seccomp, nohz_full, a kernel without it): taking
+ * write permission away from a page the process has touched makes the
+ * kernel shoot down its TLB entry on every CPU running one of our threads,
+ * and each interrupt is a full barrier there (what JVMs do for the same).
+ */
+static void ipi_barrier(void)
+{
+	static volatile char *page;
+
+	if (!page) {
+		void *p =
+		    mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (p == MAP_FAILED)
+			return;
+		page = p;
+	}
+	mprotect((void *)page, 4096, PROT_READ | PROT_WRITE);
+	page[0]++; /* the page is present and dirty: its TLB entries matter */
+	mprotect((void *)page, 4096, PROT_READ);
+}
+
 void sd_sync_cores(void)
 {
 	membarrier_setup();
@@ -75,9 +98,9 @@ void sd_sync_cores(void)
 				sd_raw_syscall3(SYS_membarrier,
 						MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0);
 		}
-	} else {
-		/* MEMBARRIER_CMD_GLOBAL at least orders memory on every CPU */
-		sd_raw_syscall3(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0);
+	} else if (sd_raw_syscall3(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0)) {
+		/* MEMBARRIER_CMD_GLOBAL at least orders memory on every CPU; without it: */
+		ipi_barrier();
 	}
 	sd_arch_serialize();
 }

@@ -55,6 +55,14 @@ __attribute__((constructor)) static void xstate_init(void)
 	sd_vec_features = SD_VEC_FAST;
 	if (xcr & 0x4)
 		sd_vec_features |= SD_VEC_AVX;
-	if ((xcr & 0xe4) == 0xe4)
-		sd_vec_features |= SD_VEC_AVX512;
+	/* kmovq needs AVX512BW, an EVEX xmm16-31 AVX512VL (not on Xeon Phi): else XSAVE */
+	if ((xcr & 0xe0) == 0xe0) {
+		__cpuid_count(7, 0, a, b, c, d);
+		if (!((b & (1u << 30)) && (b & (1u << 31)))) { /* AVX512BW, AVX512VL */
+			sd_vec_features = 0;
+			return;
+		}
+		if ((xcr & 0xe4) == 0xe4)
+			sd_vec_features |= SD_VEC_AVX512;
+	}
 }
