@@ -129,6 +129,8 @@ int sd_arch_emulate(const struct sd_insn *insn, struct sonde_regs *regs);
 void sd_arch_regs_from_uc(struct sonde_regs *regs, const void *uc);
 /* the n'th function argument at a function's entry (sonde_regs_arg) */
 uint64_t sd_arch_regs_arg(const struct sonde_regs *regs, unsigned int n);
+/* where in struct sonde_regs the n'th argument is, or -1 (on the stack) */
+int sd_arch_regs_arg_offset(unsigned int n);
 void sd_arch_regs_to_uc(void *uc, const struct sonde_regs *regs);
 uint64_t sd_arch_uc_ip(const void *uc);
 void sd_arch_uc_set_ip(void *uc, uint64_t ip);

@@ -501,6 +501,30 @@ SD_NOTRACE uint32_t sd_probe_dynamic_size(const struct sd_probe_def *def,
 	return total;
 }
 
+int sd_probe_copy_plan(const struct sd_probe_def *def, struct sd_fetch_copy *plan, int max)
+{
+	if (def->nargs > max)
+		return -1;
+	for (int i = 0; i < def->nargs; i++) {
+		const struct sd_probe_arg *a = &def->args[i];
+		const struct sd_fetch_insn *c = a->code;
+		int from;
+
+		if (!((c[0].op == SD_FOP_REG || c[0].op == SD_FOP_ARG) &&
+		      c[1].op == SD_FOP_ST_RAW && c[2].op == SD_FOP_END &&
+		      c[1].param == a->field.size))
+			return -1;
+		from =
+		    c[0].op == SD_FOP_REG ? (int)c[0].param : sd_arch_regs_arg_offset(c[0].param);
+		if (from < 0 || (a->field.size != 1 && a->field.size != 2 && a->field.size != 4 &&
+				 a->field.size != 8))
+			return -1;
+		plan[i] = (struct sd_fetch_copy){(uint16_t)from, (uint16_t)a->field.offset,
+						 (uint8_t)a->field.size};
+	}
+	return def->nargs;
+}
+
 SD_NOTRACE void sd_probe_store_args(const struct sd_probe_def *def, const struct sd_fetch_ctx *ctx,
 				    void *entry, uint32_t dyn_size)
 {

@@ -51,8 +51,11 @@ struct sd_probe_event {
 	bool pending;
 	bool pending_failed; /* the file came, the probe could not be placed there */
 	bool armed;	     /* enabled by pe_enable(): the semaphore is raised */
-	bool uses_comm;	     /* $comm: the thread's name, fetched only then */
-	unsigned int seq;    /* creation order, for the *_events files */
+	/* registers stored as they are: no fetch interpreter (nplan < 0: it is needed) */
+	int nplan;
+	struct sd_fetch_copy plan[8];
+	bool uses_comm;	  /* $comm: the thread's name, fetched only then */
+	unsigned int seq; /* creation order, for the *_events files */
 };
 
 static unsigned int create_seq;
@@ -92,7 +95,25 @@ SD_NOTRACE static void write_event(struct sd_probe_event *pe, const struct sonde
 	} else {
 		memcpy(entry + SD_ENTRY_COMMON_SIZE, &ip, 8);
 	}
-	sd_probe_store_args(def, &ctx, entry, dyn);
+	if (pe->nplan >= 0) {
+		for (int i = 0; i < pe->nplan; i++) {
+			const struct sd_fetch_copy *c = &pe->plan[i];
+			const char *from = (const char *)regs + c->from;
+
+			/* little-endian: the low bytes of the register; constant sizes, no memcpy
+			 * call */
+			if (c->size == 8)
+				__builtin_memcpy(entry + c->to, from, 8);
+			else if (c->size == 4)
+				__builtin_memcpy(entry + c->to, from, 4);
+			else if (c->size == 2)
+				__builtin_memcpy(entry + c->to, from, 2);
+			else
+				__builtin_memcpy(entry + c->to, from, 1);
+		}
+	} else {
+		sd_probe_store_args(def, &ctx, entry, dyn);
+	}
 	sd_trace_commit(&pe->ev, &res);
 }
 
@@ -353,6 +374,8 @@ int sd_probe_event_create(const char *cmd, int kind, struct sd_parse_error *err)
 	if (r)
 		goto fail;
 	pe->ev.fixed_size = def->fixed_size;
+	pe->nplan =
+	    sd_probe_copy_plan(def, pe->plan, (int)(sizeof(pe->plan) / sizeof(pe->plan[0])));
 	for (int i = 0; i < def->nargs; i++) {
 		pe->has_dynamic |= def->args[i].field.dynamic;
 		for (const struct sd_fetch_insn *c = def->args[i].code; c->op != SD_FOP_END; c++)

@@ -35,4 +35,12 @@ n=$(grep -c ' work: (work+0x0/' "$TMP/events")
 for x in 1 2 10; do
 	grep -q " x=$x\$" "$TMP/events" || fail "no event with x=$x: $(cat "$TMP/events")"
 done
+
+# registers stored as they are, at every width (no fetch interpreter there)
+"$SONDE" trace -o "$TMP/widths" -e 'p:t/w work x=%di:s32 b=%di:u8 h=%di:x16 q=%di:s64 n=%di:s8' \
+	-- "$TARGET" >/dev/null 2>"$TMP/err" || fail "under sonde (widths): $(cat "$TMP/err")"
+for x in 1 2 10; do
+	grep -q " x=$x b=$x h=0x$(printf %x $x) q=$x n=$x\$" "$TMP/widths" ||
+		fail "no event with x=$x at every width: $(cat "$TMP/widths")"
+done
 echo "t3008: ok"

@@ -100,6 +100,17 @@ SD_NOTRACE uint64_t sd_arch_regs_arg(const struct sonde_regs *regs, unsigned int
 	}
 }
 
+int sd_arch_regs_arg_offset(unsigned int n)
+{
+	static const unsigned short off[] = {
+	    offsetof(struct sonde_regs, di), offsetof(struct sonde_regs, si),
+	    offsetof(struct sonde_regs, dx), offsetof(struct sonde_regs, cx),
+	    offsetof(struct sonde_regs, r8), offsetof(struct sonde_regs, r9),
+	};
+
+	return n < sizeof(off) / sizeof(off[0]) ? off[n] : -1;
+}
+
 static const struct {
 	const char *name;
 	unsigned short off;
