@@ -26,7 +26,7 @@
 struct xol_page {
 	struct xol_page *next;
 	uint64_t base;
-	uint64_t used; /* bitmap of SLOTS_PER_PAGE (64) slots */
+	uint64_t used; /* bitmap of SLOTS_PER_PAGE (64) slots; bytes on a permanent page */
 };
 
 static struct xol_page *pages;
@@ -66,10 +66,9 @@ static uint64_t find_hole(uint64_t near)
 	return best;
 }
 
-static struct xol_page *map_page(uint64_t near)
+/* a page within reach of @near, in a free hole; NULL if there is none */
+static void *map_near(uint64_t near)
 {
-	struct xol_page *pg;
-
 	for (int tries = 0; tries < 4; tries++) {
 		uint64_t hole = find_hole(near);
 		void *p;
@@ -78,21 +77,33 @@ static struct xol_page *map_page(uint64_t near)
 			break;
 		p = mmap((void *)hole, PAGE, PROT_READ | PROT_EXEC,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-		if (p == MAP_FAILED)
-			continue; /* raced with another mapping: look again */
-		pg = calloc(1, sizeof(*pg));
-		if (!pg) {
-			munmap(p, PAGE);
-			return NULL;
-		}
-		pg->base = (uint64_t)p;
-		pg->next = pages;
-		pages = pg;
-		return pg;
+		if (p != MAP_FAILED)
+			return p;
+		/* raced with another mapping: look again */
 	}
-	sd_error(-ENOMEM, "no room for an out-of-line slot within 1 GiB of 0x%lx",
-		 (unsigned long)near);
 	return NULL;
+}
+
+/* a new page on @list (slots or permanent) */
+static struct xol_page *map_page(struct xol_page **list, uint64_t near)
+{
+	struct xol_page *pg;
+	void *p = map_near(near);
+
+	if (!p) {
+		sd_error(-ENOMEM, "no room for an out-of-line slot within 1 GiB of 0x%lx",
+			 (unsigned long)near);
+		return NULL;
+	}
+	pg = calloc(1, sizeof(*pg));
+	if (!pg) {
+		munmap(p, PAGE);
+		return NULL;
+	}
+	pg->base = (uint64_t)p;
+	pg->next = *list;
+	*list = pg;
+	return pg;
 }
 
 /* @n consecutive slots within reach of @near */
@@ -114,7 +125,7 @@ void *sd_xol_alloc_n(uint64_t near, unsigned int n)
 				}
 			}
 		}
-		if (pass == 0 && !map_page(near))
+		if (pass == 0 && !map_page(&pages, near))
 			return NULL;
 	}
 	return NULL;
@@ -153,41 +164,22 @@ void sd_xol_free(void *slot)
 
 /*
  * Pages never unmapped, for code a thread may be in while nothing marks it
- * (a detour's way out): bump-allocated, each within reach of @near.
+ * (a detour's way out): bump-allocated (`used` counts bytes), each within
+ * reach of @near.
  */
-static struct perm_page {
-	struct perm_page *next;
-	uint64_t base;
-	size_t used;
-} * perm_pages;
+static struct xol_page *perm_pages;
 
 void *sd_xol_alloc_permanent(uint64_t near, size_t len)
 {
-	struct perm_page *pg;
+	struct xol_page *pg;
 	void *p;
 
 	len = (len + 15) & ~(size_t)15;
 	for (pg = perm_pages; pg; pg = pg->next)
 		if (distance(pg->base, near) < SD_XOL_NEAR - PAGE && pg->used + len <= PAGE)
 			break;
-	if (!pg) {
-		uint64_t hole = find_hole(near);
-
-		if (!hole)
-			return NULL;
-		p = mmap((void *)hole, PAGE, PROT_READ | PROT_EXEC,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-		if (p == MAP_FAILED)
-			return NULL;
-		pg = calloc(1, sizeof(*pg));
-		if (!pg) {
-			munmap(p, PAGE);
-			return NULL;
-		}
-		pg->base = (uint64_t)p;
-		pg->next = perm_pages;
-		perm_pages = pg;
-	}
+	if (!pg && !(pg = map_page(&perm_pages, near)))
+		return NULL;
 	p = (void *)(pg->base + pg->used);
 	pg->used += len;
 	return p;

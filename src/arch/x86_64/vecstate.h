@@ -35,6 +35,8 @@
  */
 #ifndef SD_ARCH_VECSTATE_H
 #define SD_ARCH_VECSTATE_H
+/* assembler macros: clang-format would take them for C */
+/* clang-format off */
 
 /* sd_vec_features (xstate.c) */
 #define SD_VEC_FAST   1 /* XGETBV(1) exists */
@@ -230,4 +232,5 @@
 .endm
 
 #endif /* __ASSEMBLER__ */
+/* clang-format on */
 #endif
