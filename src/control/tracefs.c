@@ -110,7 +110,8 @@ static int write_probe_events(int kind, const char *data, size_t len, bool trunc
 	if (truncate) {
 		err = sd_probe_events_clear(kind);
 		if (err) {
-			fprintf(why, "%s\n", sonde_last_error());
+			if (why)
+				fprintf(why, "%s\n", sonde_last_error());
 			goto out;
 		}
 	}
@@ -134,9 +135,10 @@ static int write_probe_events(int kind, const char *data, size_t len, bool trunc
 				sd_errlog_add(&pe, cmd);
 				sd_seq_init(&s, buf, sizeof(buf));
 				sd_parse_error_format(&s, &pe, cmd);
-				fputs(buf, why);
+				if (why)
+					fputs(buf, why);
 			}
-			if (sonde_last_error()[0])
+			if (why && sonde_last_error()[0])
 				fprintf(why, "%s\n", sonde_last_error());
 			break;
 		}
@@ -300,7 +302,8 @@ static int event_file_write(struct sd_event *ev, const char *file, const char *d
 			sd_errlog_add(&pe, t);
 			sd_seq_init(&s, buf, sizeof(buf));
 			sd_filter_print_error(&s, t, &pe);
-			fputs(buf, why);
+			if (why)
+				fputs(buf, why);
 			ev->filter_error = strdup(buf);
 		}
 		free(text);

@@ -47,8 +47,16 @@ struct fg_frame {
 
 struct fg_stack {
 	unsigned int n;
-	int notrace;  /* inside a set_graph_notrace function */
-	int in_graph; /* inside a set_graph_function root */
+	/*
+	 * The top frame's entry record is not written yet: if the call writes
+	 * nothing before it returns (a leaf), one funcgraph_leaf record says
+	 * it all. Whatever this thread writes first writes the entry
+	 * (fg_write_held): a child's entry, or another event (trace.c asks).
+	 */
+	unsigned int held;
+	unsigned int busy; /* hit() or the return at work: flush_held() keeps off */
+	int notrace;	   /* inside a set_graph_notrace function */
+	int in_graph;	   /* inside a set_graph_function root */
 	unsigned int overrun;
 	struct fg_frame f[FGRAPH_DEPTH];
 };
@@ -85,10 +93,14 @@ SD_NOTRACE static struct fg_stack *stack_get(void)
 }
 
 /* the thread is exiting: its stack goes unless a return still needs it */
+SD_NOTRACE static void write_held(struct fg_stack *fs);
+
 void sd_fgraph_thread_exit(struct sd_thread *t)
 {
 	struct fg_stack *fs = t->fgraph;
 
+	if (fs->held) /* a call the thread ends inside (pthread_exit...): its entry */
+		write_held(fs);
 	for (unsigned int i = 0; i < fs->n; i++)
 		if (!fs->f[i].unhooked)
 			return;
@@ -181,9 +193,53 @@ SD_NOTRACE static void write_exit(uint64_t func, int depth, unsigned int overrun
 	sd_trace_commit(ev, &res);
 }
 
+SD_NOTRACE static void write_leaf(uint64_t func, int depth, unsigned int overrun, uint64_t calltime,
+				  uint64_t rettime)
+{
+	struct sd_event *ev = LOAD_ACQUIRE(sd_fgraph.ev_leaf);
+	struct sd_trace_res res;
+	char *e;
+
+	/* the entry's time: nothing of this thread's was written since */
+	if (!ev || !(e = sd_trace_reserve_at(ev, SD_ENTRY_COMMON_SIZE + 32, calltime, &res)))
+		return;
+	memcpy(e + 8, &func, 8);
+	memcpy(e + 16, &depth, 4);
+	memcpy(e + 20, &overrun, 4);
+	memcpy(e + 24, &calltime, 8);
+	memcpy(e + 32, &rettime, 8);
+	sd_trace_commit(ev, &res);
+}
+
+/* the held entry of the top frame, now that something else is written */
+SD_NOTRACE static void write_held(struct fg_stack *fs)
+{
+	struct fg_frame *f = &fs->f[fs->held - 1];
+
+	fs->held = 0;
+	sd_trace_held = 0;
+	write_entry(f->func, f->depth, f->calltime);
+}
+
+/* from trace.c, before another event of this thread is written */
+SD_NOTRACE void sd_fgraph_flush_held(void)
+{
+	struct fg_stack *fs = self_stack();
+
+	if (!fs || !fs->held)
+		sd_trace_held = 0;
+	else if (!fs->busy) /* (else a signal's event while this file works: it keeps its order) */
+		write_held(fs);
+}
+
 SD_NOTRACE static void pop(struct fg_stack *fs)
 {
-	struct fg_frame *f = &fs->f[--fs->n];
+	struct fg_frame *f;
+
+	/* a call that ends without its return (jumped over): its entry at least */
+	if (fs->held == fs->n)
+		write_held(fs);
+	f = &fs->f[--fs->n];
 
 	if (f->notrace_root)
 		fs->notrace--;
@@ -209,39 +265,14 @@ SD_NOTRACE static void trim(struct fg_stack *fs, uint64_t slot, bool at_too)
 	}
 }
 
-/*
- * With the thread marked as in a handler: record the hit, swap the return
- * address. @pg: a call from a -pg build, made by every function of it:
- * @func is the call's address, looked up among the selected functions.
- */
-SD_NOTRACE static void hit(uint64_t func, uint64_t *slot, bool pg)
+/* function_graph at an entry: a frame for the call, its return hooked */
+SD_NOTRACE static void hook(struct sd_fgraph_state *st, struct fg_stack *fs, uint64_t func,
+			    uint64_t *slot)
 {
-	struct sd_fgraph_state *st = &sd_fgraph;
-	struct sd_thread *t = &sd_self;
-	int tracer = READ_ONCE(st->tracer);
-	struct fg_stack *fs;
+	uint64_t ret = *slot;
 	struct fg_frame *f;
-	uint64_t ret;
 	int depth;
 
-	if (tracer == SD_TRACER_NOP)
-		return;
-	if (unlikely(!t->tid))
-		t->tid = sd_raw_gettid();
-	if (!pid_ok(st))
-		return;
-	if (pg && !(func = set_find(LOAD_ACQUIRE(st->pg_funcs), func)))
-		return;
-
-	if (tracer == SD_TRACER_FUNCTION) {
-		write_function(func, *slot);
-		return;
-	}
-
-	fs = stack_get();
-	if (!fs)
-		return;
-	ret = *slot;
 	trim(fs, (uint64_t)slot, ret != tramp());
 	if (fs->n == FGRAPH_DEPTH) {
 		fs->overrun++;
@@ -275,11 +306,52 @@ SD_NOTRACE static void hit(uint64_t func, uint64_t *slot, bool pg)
 	}
 	if (f->depth >= 0) {
 		f->calltime = sd_trace_clock_now();
-		if (!st->thresh_ns)
-			write_entry(func, depth, f->calltime);
+		if (!st->thresh_ns) {
+			/* a child: the held entry above it is written first */
+			if (fs->held)
+				write_held(fs);
+			fs->held = fs->n + 1;
+			sd_trace_held = 1;
+		}
 	}
 	fs->n++;
 	*slot = tramp();
+}
+
+/*
+ * With the thread marked as in a handler: record the hit, swap the return
+ * address. @pg: a call from a -pg build, made by every function of it:
+ * @func is the call's address, looked up among the selected functions.
+ */
+SD_NOTRACE static void hit(uint64_t func, uint64_t *slot, bool pg)
+{
+	struct sd_fgraph_state *st = &sd_fgraph;
+	struct sd_thread *t = &sd_self;
+	int tracer = READ_ONCE(st->tracer);
+	struct fg_stack *fs;
+
+	if (tracer == SD_TRACER_NOP)
+		return;
+	if (unlikely(!t->tid))
+		t->tid = sd_raw_gettid();
+	if (!pid_ok(st))
+		return;
+	if (pg && !(func = set_find(LOAD_ACQUIRE(st->pg_funcs), func)))
+		return;
+
+	if (tracer == SD_TRACER_FUNCTION) {
+		write_function(func, *slot);
+		return;
+	}
+
+	fs = stack_get();
+	if (!fs)
+		return;
+	fs->busy = 1;
+	barrier();
+	hook(st, fs, func, slot);
+	barrier();
+	fs->busy = 0;
 }
 
 /* from the trampolines: the thread may be anywhere, even in sonde */
@@ -347,6 +419,8 @@ SD_NOTRACE uint64_t sd_fgraph_return(uint64_t *slotp)
 		sd_raw_syscall2(SYS_kill, sd_raw_syscall0(SYS_getpid), SIGABRT);
 		return 0;
 	}
+	fs->busy = 1;
+	barrier();
 	/* frames above ours were jumped over */
 	while ((int)fs->n > top + 1)
 		pop(fs);
@@ -357,12 +431,20 @@ SD_NOTRACE uint64_t sd_fgraph_return(uint64_t *slotp)
 		if (f->depth >= 0) {
 			uint64_t now = sd_trace_clock_now();
 
-			if (!st->thresh_ns ||
-			    sd_trace_clock_delta_ns(f->calltime, now) >= st->thresh_ns)
+			if (fs->held == (unsigned int)top + 1) {
+				/* nothing written since its entry: a leaf, one record */
+				fs->held = 0;
+				sd_trace_held = 0;
+				write_leaf(f->func, f->depth, fs->overrun, f->calltime, now);
+			} else if (!st->thresh_ns ||
+				   sd_trace_clock_delta_ns(f->calltime, now) >= st->thresh_ns) {
 				write_exit(f->func, f->depth, fs->overrun, f->calltime, now);
+			}
 		}
 		pop(fs);
 	}
+	barrier();
+	fs->busy = 0;
 	barrier();
 	t->active = prev;
 	return ret;

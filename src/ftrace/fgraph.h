@@ -28,7 +28,7 @@ struct sd_fg_pids {
  */
 struct sd_fgraph_state {
 	int tracer; /* enum sd_tracer */
-	struct sd_event *ev_function, *ev_entry, *ev_exit;
+	struct sd_event *ev_function, *ev_entry, *ev_exit, *ev_leaf;
 	struct sd_fg_set *pg_funcs; /* the selected functions of -pg objects */
 	struct sd_fg_set *graph_fn; /* set_graph_function */
 	struct sd_fg_set *graph_notrace;
@@ -43,6 +43,9 @@ extern volatile uint8_t sd_ftrace_active;
 
 /* the entry probe's handler for symbol-table sites */
 int sd_ftrace_kprobe_pre(struct sonde_kprobe *p, struct sonde_regs *regs);
+
+/* before another record of this thread: the entry function_graph holds back */
+void sd_fgraph_flush_held(void);
 
 /* exceptions: see unwind.c */
 void sd_fgraph_unhook_all(void);

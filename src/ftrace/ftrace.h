@@ -16,6 +16,10 @@
  * {ip, parent_ip}; `function_graph` writes ftrace:funcgraph_entry {func,
  * depth}, swaps the return address for sd_arch_fgraph_return and on return
  * writes ftrace:funcgraph_exit {func, depth, overrun, calltime, rettime}.
+ * The entry is held back until the thread writes something else: a call
+ * that writes nothing before it returns (a leaf, the most common) is one
+ * record, ftrace:funcgraph_leaf, with the exit's fields, at its entry's
+ * time. Readers take it as the pair (the kernel writes the pair).
  *
  * Everything here is driven from the virtual tracefs (current_tracer,
  * set_ftrace_filter…), under the trace lock.

@@ -6,6 +6,7 @@
  * Called under the trace lock (from the virtual tracefs).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,7 @@
 #include "ftrace/fgraph.h"
 #include "ftrace/ftrace.h"
 #include "ftrace/sites.h"
+#include "trace/output.h"
 #include "probe/kretprobe.h"
 #include "probe/probe.h"
 #include "probe/thread.h"
@@ -74,12 +76,45 @@ static void print_graph(struct sd_seq *s, const struct sd_event *ev, const void 
 	if (!ctx->sym || ctx->sym(ctx->sym_arg, func, a, sizeof(a)) < 0)
 		snprintf(a, sizeof(a), "0x%lx", (unsigned long)func);
 	a[strcspn(a, "+")] = '\0';
-	sd_seq_printf(s, "%s %s (%d)", !strcmp(ev->name, "funcgraph_entry") ? "-->" : "<--", a,
-		      depth);
+	sd_seq_printf(s, "%s %s (%d)",
+		      !strcmp(ev->name, "funcgraph_entry")  ? "-->"
+		      : !strcmp(ev->name, "funcgraph_leaf") ? "<->"
+							    : "<--",
+		      a, depth);
+}
+
+/* a leaf's one record: the kernel's two lines, entry and exit, each at its time */
+static void render_leaf(struct sd_seq *s, const struct sd_render *r, const struct sd_rb_event *rec,
+			const struct sd_event *ev)
+{
+	struct sd_rb_event at = *rec;
+	uint64_t times[2];
+	const char *name[2] = {"funcgraph_entry", "funcgraph_exit"};
+	char a[256];
+	uint64_t func;
+	int32_t depth;
+
+	if (rec->len < 40) {
+		sd_render_context(s, r, rec);
+		sd_seq_printf(s, "%s: (short record)\n", ev->name);
+		return;
+	}
+	memcpy(&func, (const char *)rec->payload + 8, 8);
+	memcpy(&depth, (const char *)rec->payload + 16, 4);
+	memcpy(times, (const char *)rec->payload + 24, 16);
+	if (!r->pctx.sym || r->pctx.sym(r->pctx.sym_arg, func, a, sizeof(a)) < 0)
+		snprintf(a, sizeof(a), "0x%lx", (unsigned long)func);
+	a[strcspn(a, "+")] = '\0';
+	for (int i = 0; i < 2; i++) {
+		at.ts = times[i];
+		sd_render_context(s, r, &at);
+		sd_seq_printf(s, "%s: %s %s (%d)\n", name[i], i ? "<--" : "-->", a, depth);
+	}
 }
 
 static const struct sd_event_ops function_ops = {.print = print_function};
 static const struct sd_event_ops graph_ops = {.print = print_graph};
+static const struct sd_event_ops leaf_ops = {.print = print_graph, .render = render_leaf};
 
 static struct sd_field f_function[] = {
     SD_FIELD("ip", "unsigned long", 8, 8, SD_FT_SYMBOL),
@@ -117,6 +152,23 @@ static struct sd_event ev_entry = {
     .ops = &graph_ops,
     .internal = true,
 };
+/*
+ * A call that wrote nothing between its entry and its return (a leaf): one
+ * record, written at its return with its entry's time, for the pair the
+ * kernel writes (funcgraph_entry, then funcgraph_exit). Readers take it as
+ * that pair.
+ */
+static struct sd_event ev_leaf = {
+    .system = "ftrace",
+    .name = "funcgraph_leaf",
+    .fields = f_exit,
+    .nfields = 5,
+    .fixed_size = 40,
+    .print_fmt = "\"<-> %ps (%d) (start: %llx  end: %llx) over: %d\", (void *)REC->func, "
+		 "REC->depth, REC->calltime, REC->rettime, REC->overrun",
+    .ops = &leaf_ops,
+    .internal = true,
+};
 static struct sd_event ev_exit = {
     .system = "ftrace",
     .name = "funcgraph_exit",
@@ -141,11 +193,15 @@ int sd_ftrace_events_init(void)
 		err = sd_trace_add_event(&ev_entry);
 	if (!err)
 		err = sd_trace_add_event(&ev_exit);
+	if (!err)
+		err = sd_trace_add_event(&ev_leaf);
 	if (err)
 		return err;
 	STORE_RELEASE(sd_fgraph.ev_function, &ev_function);
 	STORE_RELEASE(sd_fgraph.ev_entry, &ev_entry);
 	STORE_RELEASE(sd_fgraph.ev_exit, &ev_exit);
+	STORE_RELEASE(sd_fgraph.ev_leaf, &ev_leaf);
+	sd_trace_set_held_flush(sd_fgraph_flush_held);
 	done = true;
 	return 0;
 }
@@ -446,7 +502,7 @@ int sd_ftrace_apply(void)
 	sd_fgraph.thresh_ns = opts.thresh_ns;
 	STORE_RELEASE(sd_fgraph.tracer, cur_tracer);
 	ev_function.enabled = cur_tracer == SD_TRACER_FUNCTION;
-	ev_entry.enabled = ev_exit.enabled = cur_tracer == SD_TRACER_GRAPH;
+	ev_entry.enabled = ev_exit.enabled = ev_leaf.enabled = cur_tracer == SD_TRACER_GRAPH;
 	STORE_RELEASE(sd_ftrace_active, cur_tracer != SD_TRACER_NOP);
 	sd_sync_threads();
 	for (int i = 0; i < ng; i++)

@@ -80,10 +80,19 @@ struct sd_print_ctx {
 
 struct sd_event;
 
+struct sd_render;
+struct sd_rb_event;
+
 struct sd_event_ops {
 	/* the text after "name: " in trace output, for one record */
 	void (*print)(struct sd_seq *s, const struct sd_event *ev, const void *entry, uint32_t len,
 		      const struct sd_print_ctx *ctx);
+	/*
+	 * instead, whole lines (sd_render_context() for their columns): a
+	 * record that stands for more than one line; NULL for most events
+	 */
+	void (*render)(struct sd_seq *s, const struct sd_render *r, const struct sd_rb_event *rec,
+		       const struct sd_event *ev);
 	/* arm or disarm what fires the event; called under the event lock */
 	int (*enable)(struct sd_event *ev, bool on);
 	/* what `format` shows after the fields: the "print fmt: ..." line's content */

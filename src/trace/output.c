@@ -32,18 +32,13 @@ void sd_render_lost(struct sd_seq *s, unsigned int cpu, uint64_t lost)
 	sd_seq_printf(s, "CPU:%u [LOST %" PRIu64 " EVENTS]\n", cpu, lost);
 }
 
-void sd_render_record(struct sd_seq *s, const struct sd_render *r, const struct sd_rb_event *rec)
+void sd_render_context(struct sd_seq *s, const struct sd_render *r, const struct sd_rb_event *rec)
 {
-	const unsigned char *entry = rec->payload;
-	uint16_t id = 0;
 	int32_t pid = rec->tid;
-	struct sd_event *ev;
 	uint64_t ns;
 
-	if (rec->len >= 8) {
-		memcpy(&id, entry, 2);
-		memcpy(&pid, entry + 4, 4);
-	}
+	if (rec->len >= 8)
+		memcpy(&pid, (const unsigned char *)rec->payload + 4, 4);
 	/* no irq or preemption state in user space: the five flag columns are dots */
 	sd_seq_printf(s, "%16s-%-7d [%03u] ..... ", rec->comm && rec->comm[0] ? rec->comm : "<...>",
 		      pid, rec->cpu);
@@ -54,7 +49,21 @@ void sd_render_record(struct sd_seq *s, const struct sd_render *r, const struct 
 	} else {
 		sd_seq_printf(s, "%12" PRIu64 ": ", rec->ts);
 	}
+}
+
+void sd_render_record(struct sd_seq *s, const struct sd_render *r, const struct sd_rb_event *rec)
+{
+	uint16_t id = 0;
+	struct sd_event *ev;
+
+	if (rec->len >= 8)
+		memcpy(&id, rec->payload, 2);
 	ev = r->event ? r->event(r->event_arg, id) : NULL;
+	if (ev && ev->ops && ev->ops->render) {
+		ev->ops->render(s, r, rec, ev);
+		return;
+	}
+	sd_render_context(s, r, rec);
 	if (!ev) {
 		sd_seq_printf(s, "Unknown event %u\n", id);
 		return;

@@ -28,6 +28,8 @@ struct sd_render {
 
 /* one record: the context columns, "name: ", the event's text, '\n' */
 void sd_render_record(struct sd_seq *s, const struct sd_render *r, const struct sd_rb_event *rec);
+/* a line's context columns, "comm-pid [cpu] ..... time: ", at @rec's time */
+void sd_render_context(struct sd_seq *s, const struct sd_render *r, const struct sd_rb_event *rec);
 /* "CPU:%d [LOST %lu EVENTS]\n", before the record that follows a loss */
 void sd_render_lost(struct sd_seq *s, unsigned int cpu, uint64_t lost);
 /* the `trace` file's header */

@@ -355,15 +355,33 @@ SD_NOTRACE const char *sd_trace_comm(void)
 	return cached_comm;
 }
 
+SD_TLS_IE uint8_t sd_trace_held;
+static void (*held_flush)(void);
+
+void sd_trace_set_held_flush(void (*flush)(void))
+{
+	STORE_RELEASE(held_flush, flush);
+}
+
 SD_NOTRACE static inline __attribute__((always_inline)) void *
 reserve(struct sd_event *ev, uint32_t len, const uint64_t *at, struct sd_trace_res *res)
 {
-	struct sd_rb_region *rb = LOAD_ACQUIRE(trace.rb);
+	struct sd_rb_region *rb;
 	uint64_t ts;
 	uint16_t cpu;
 	void *entry;
 
-	if (!READ_ONCE(trace.tracing_on) || !READ_ONCE(ev->enabled) || !rb)
+	if (!READ_ONCE(trace.tracing_on) || !READ_ONCE(ev->enabled))
+		return NULL;
+	/* a held function_graph entry goes first: the records keep their order */
+	if (unlikely(sd_trace_held)) {
+		void (*flush)(void) = LOAD_ACQUIRE(held_flush);
+
+		if (flush)
+			flush();
+	}
+	rb = LOAD_ACQUIRE(trace.rb);
+	if (!rb)
 		return NULL;
 	if (unlikely(!cached_tid))
 		cached_tid = sd_raw_gettid();

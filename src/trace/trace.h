@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdint.h>
 
+#include "common/compiler.h"
 #include "trace/clock.h"
 #include "trace/errlog.h"
 #include "trace/event.h"
@@ -100,6 +101,14 @@ void *sd_trace_reserve(struct sd_event *ev, uint32_t len, struct sd_trace_res *r
 void *sd_trace_reserve_at(struct sd_event *ev, uint32_t len, uint64_t ts, struct sd_trace_res *res);
 /* apply the event's filter, then commit or discard */
 void sd_trace_commit(struct sd_event *ev, struct sd_trace_res *res);
+
+/*
+ * Set while this thread's function_graph holds back the entry record of a
+ * call that may turn out a leaf (one record then): before any other record
+ * of the thread is written, the hook set here writes that entry.
+ */
+extern SD_TLS_IE uint8_t sd_trace_held __attribute__((visibility("hidden")));
+void sd_trace_set_held_flush(void (*flush)(void));
 
 /* the trace clock's raw time now, and the ns between two raw times (signal-safe) */
 uint64_t sd_trace_clock_now(void);

@@ -239,6 +239,34 @@ TEST(graph_tree_every_kind)
 }
 
 /* function: one line per call, naming the caller */
+/*
+ * A leaf call is one record, written at its return; an event the call
+ * writes meanwhile still comes between its entry and its exit (the held
+ * entry is written first), as in the kernel's trace.
+ */
+TEST(event_inside_a_leaf_keeps_its_place)
+{
+	char *t, *entry, *ev, *exit_;
+
+	reset();
+	ECHO("kprobe_events", "p:ftin/inleaf pfe_leaf+5");
+	ECHO("events/ftin/inleaf/enable", "1");
+	ECHO("set_ftrace_filter", "pfe_*");
+	ECHO("current_tracer", "function_graph");
+	CHECK_EQ(pfe_top(5), 11 + 13 + 1);
+	ECHO("current_tracer", "nop");
+	ECHO("events/ftin/inleaf/enable", "0");
+	t = cat("trace");
+	entry = strstr(t, "funcgraph_entry: --> pfe_leaf (2)");
+	ev = strstr(t, "inleaf: ");
+	exit_ = strstr(t, "funcgraph_exit: <-- pfe_leaf (2)");
+	if (!entry || !ev || !exit_ || !(entry < ev && ev < exit_))
+		check_fail(__FILE__, __LINE__, "the event is not inside pfe_leaf's call:\n%s", t);
+	free(t);
+	ECHO("trace", "");
+	ECHO("kprobe_events", "");
+}
+
 TEST(function_tracer)
 {
 	for (int i = 0; i < NLIBS; i++) {

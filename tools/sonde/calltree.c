@@ -224,7 +224,14 @@ void ct_feed(struct calltree *t, const struct sd_rb_event *ev)
 	if (ev->ts > th->last_ts)
 		th->last_ts = ev->ts;
 	ftr_decode(&t->ids, t->r, ev, &fr);
-	if (fr.kind == FTR_ENTRY) {
+	if (fr.kind == FTR_LEAF) {
+		/* an entry and its exit in one record */
+		t->records++;
+		on_entry(th, &fr, fr.calltime);
+		if (fr.rettime > th->last_ts)
+			th->last_ts = fr.rettime;
+		on_exit_rec(t, th, &fr);
+	} else if (fr.kind == FTR_ENTRY) {
 		t->records++;
 		on_entry(th, &fr, ev->ts);
 	} else if (fr.kind == FTR_EXIT) {

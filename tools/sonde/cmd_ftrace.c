@@ -411,6 +411,7 @@ static void function_record(void *arg, struct session *s, const struct sd_rb_eve
 		break;
 	case FTR_ENTRY:
 	case FTR_EXIT:
+	case FTR_LEAF:
 		ftr_render_graph_event(&seq, &st->r, st->names, ev, &fr);
 		break;
 	default:

@@ -165,6 +165,7 @@ static void report_list(struct recording *rc, const struct report_opts *ro)
 			break;
 		case FTR_ENTRY:
 		case FTR_EXIT:
+		case FTR_LEAF:
 			ftr_render_graph_event(&seq, &rc->r, names, &ev, &fr);
 			break;
 		default:

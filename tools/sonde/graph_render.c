@@ -36,6 +36,8 @@ int ftr_event_kind(const struct sd_event *ev)
 		return FTR_ENTRY;
 	if (!strcmp(ev->name, "funcgraph_exit"))
 		return FTR_EXIT;
+	if (!strcmp(ev->name, "funcgraph_leaf"))
+		return FTR_LEAF;
 	return FTR_OTHER;
 }
 
@@ -99,6 +101,7 @@ int ftr_decode(struct ftr_ids *ids, const struct sd_render *r, const struct sd_r
 		memcpy(&out->depth, p + 16, 4);
 		return out->kind;
 	case FTR_EXIT:
+	case FTR_LEAF:
 		if (ev->len < FTR_EXIT_SIZE)
 			break;
 		memcpy(&out->func, p + 8, 8);
@@ -237,31 +240,12 @@ fail:
 /* ---- the function tracer ----------------------------------------------------------------- */
 
 /* the columns before the event's text, as output.c prints them for every event */
-static void render_context(struct sd_seq *s, const struct sd_render *r,
-			   const struct sd_rb_event *ev)
-{
-	int32_t pid = ev->tid;
-	uint64_t ns;
-
-	if (ev->len >= SD_ENTRY_COMMON_SIZE)
-		memcpy(&pid, (const char *)ev->payload + 4, 4);
-	sd_seq_printf(s, "%16s-%-7d [%03u] ..... ", ev->comm && ev->comm[0] ? ev->comm : "<...>",
-		      pid, ev->cpu);
-	if (sd_clock_in_ns(r->clock_id)) {
-		ns = sd_clock_to_ns(r->clock, r->clock_id, ev->ts);
-		sd_seq_printf(s, "%5" PRIu64 ".%06" PRIu64 ": ", (uint64_t)(ns / 1000000000ull),
-			      (ns / 1000) % 1000000);
-	} else {
-		sd_seq_printf(s, "%12" PRIu64 ": ", ev->ts);
-	}
-}
-
 void ftr_render_function(struct sd_seq *s, const struct sd_render *r, struct ftr_names *names,
 			 const struct sd_rb_event *ev, const struct ftr_rec *fr)
 {
 	char a[512], b[512];
 
-	render_context(s, r, ev);
+	sd_render_context(s, r, ev);
 	if (names) {
 		sd_seq_puts(s, ftr_name(names, fr->func));
 	} else {
@@ -286,14 +270,21 @@ void ftr_render_graph_event(struct sd_seq *s, const struct sd_render *r, struct 
 {
 	char name[512];
 
-	render_context(s, r, ev);
+	sd_render_context(s, r, ev);
 	if (names)
 		snprintf(name, sizeof(name), "%s", ftr_name(names, fr->func));
 	else
 		ftr_name_of(&r->pctx, fr->func, name, sizeof(name));
-	if (fr->kind == FTR_ENTRY)
+	if (fr->kind == FTR_ENTRY || fr->kind == FTR_LEAF)
 		sd_seq_printf(s, "funcgraph_entry: --> %s (%d)\n", name, fr->depth);
-	else
+	if (fr->kind == FTR_LEAF) {
+		/* the pair the kernel writes: the exit line with the context again */
+		struct sd_rb_event at_exit = *ev;
+
+		at_exit.ts = fr->rettime;
+		sd_render_context(s, r, &at_exit);
+	}
+	if (fr->kind == FTR_EXIT || fr->kind == FTR_LEAF)
 		sd_seq_printf(s,
 			      "funcgraph_exit: <-- %s (%d) (start: %" PRIx64 "  end: %" PRIx64
 			      ") over: %u\n",
@@ -779,7 +770,12 @@ void gr_feed(struct graph_render *g, const struct sd_rb_event *ev)
 	it->ts = ev->ts;
 	it->lost = ev->lost;
 	it->rec = fr;
-	if (fr.kind == FTR_ENTRY) {
+	if (fr.kind == FTR_LEAF) {
+		/* an entry whose exit is known: printed as "func();" at once */
+		it->kind = FTR_ENTRY;
+		it->rec.kind = FTR_ENTRY;
+		it->leaf = true;
+	} else if (fr.kind == FTR_ENTRY) {
 		it->pending = true;
 		it->since_ms = g->o.pending_ms ? now_ms() : 0;
 		t->pending = it->seq;

@@ -58,6 +58,7 @@ enum ftr_kind {
 	FTR_FUNCTION,  /* ftrace:function */
 	FTR_ENTRY,     /* ftrace:funcgraph_entry */
 	FTR_EXIT,      /* ftrace:funcgraph_exit */
+	FTR_LEAF,      /* ftrace:funcgraph_leaf: an entry and its exit in one record */
 };
 
 #define FTR_FUNCTION_SIZE 24
@@ -69,8 +70,8 @@ struct ftr_rec {
 	uint64_t func;	   /* function: ip; graph: func */
 	uint64_t parent;   /* function: parent_ip */
 	int32_t depth;	   /* graph */
-	uint32_t overrun;  /* exit */
-	uint64_t calltime; /* exit: raw trace-clock times */
+	uint32_t overrun;  /* exit, leaf */
+	uint64_t calltime; /* exit, leaf: raw trace-clock times */
 	uint64_t rettime;
 };
 
