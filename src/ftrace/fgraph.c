@@ -176,32 +176,20 @@ SD_NOTRACE static void write_entry(uint64_t func, int depth, uint64_t now)
 	sd_trace_commit(ev, &res);
 }
 
-SD_NOTRACE static void write_exit(uint64_t func, int depth, unsigned int overrun, uint64_t calltime,
-				  uint64_t rettime)
+/*
+ * An exit {func, depth, overrun, calltime, rettime}: of @ev funcgraph_exit,
+ * stamped at its return, or funcgraph_leaf (a call that wrote nothing
+ * else), stamped at its entry: nothing of this thread's was written since.
+ */
+SD_NOTRACE static void write_exit(struct sd_event *ev, uint64_t func, int depth,
+				  unsigned int overrun, uint64_t calltime, uint64_t rettime)
 {
-	struct sd_event *ev = LOAD_ACQUIRE(sd_fgraph.ev_exit);
 	struct sd_trace_res res;
+	bool leaf = ev == LOAD_ACQUIRE(sd_fgraph.ev_leaf);
 	char *e;
 
-	if (!ev || !(e = sd_trace_reserve_at(ev, SD_ENTRY_COMMON_SIZE + 32, rettime, &res)))
-		return;
-	memcpy(e + 8, &func, 8);
-	memcpy(e + 16, &depth, 4);
-	memcpy(e + 20, &overrun, 4);
-	memcpy(e + 24, &calltime, 8);
-	memcpy(e + 32, &rettime, 8);
-	sd_trace_commit(ev, &res);
-}
-
-SD_NOTRACE static void write_leaf(uint64_t func, int depth, unsigned int overrun, uint64_t calltime,
-				  uint64_t rettime)
-{
-	struct sd_event *ev = LOAD_ACQUIRE(sd_fgraph.ev_leaf);
-	struct sd_trace_res res;
-	char *e;
-
-	/* the entry's time: nothing of this thread's was written since */
-	if (!ev || !(e = sd_trace_reserve_at(ev, SD_ENTRY_COMMON_SIZE + 32, calltime, &res)))
+	if (!ev || !(e = sd_trace_reserve_at(ev, SD_ENTRY_COMMON_SIZE + 32,
+					     leaf ? calltime : rettime, &res)))
 		return;
 	memcpy(e + 8, &func, 8);
 	memcpy(e + 16, &depth, 4);
@@ -435,10 +423,12 @@ SD_NOTRACE uint64_t sd_fgraph_return(uint64_t *slotp)
 				/* nothing written since its entry: a leaf, one record */
 				fs->held = 0;
 				sd_trace_held = 0;
-				write_leaf(f->func, f->depth, fs->overrun, f->calltime, now);
+				write_exit(LOAD_ACQUIRE(st->ev_leaf), f->func, f->depth,
+					   fs->overrun, f->calltime, now);
 			} else if (!st->thresh_ns ||
 				   sd_trace_clock_delta_ns(f->calltime, now) >= st->thresh_ns) {
-				write_exit(f->func, f->depth, fs->overrun, f->calltime, now);
+				write_exit(LOAD_ACQUIRE(st->ev_exit), f->func, f->depth,
+					   fs->overrun, f->calltime, now);
 			}
 		}
 		pop(fs);
