@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
  * kprobe_demo.c - the kprobes API on a running program: a probe on libc's
- * malloc, one in the middle of a function, and a kretprobe timing a
- * recursive function. Handlers run in a signal handler, so they only record;
- * main prints what they saw.
+ * malloc and a kretprobe timing a recursive function, first through
+ * breakpoints (a signal each hit), then once the optimizer has made the
+ * probe a jump (nanoseconds). Handlers may run in a signal handler, so they
+ * only record; main prints what they saw.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -83,8 +84,17 @@ int main(void)
 
 	printf("malloc: %lu calls seen, %lu bytes asked for\n", sonde_kprobe_hits(&kp),
 	       (unsigned long)malloc_bytes);
-	printf("fib: %lu returns seen, fib(20) took %.3f ms under the probe, %d missed\n",
-	       (unsigned long)fib_calls, fib_top_ns / 1e6, rp.nmissed);
+	printf("fib: %lu returns seen, fib(20) took %.3f ms under the probe (%s), %d missed\n",
+	       (unsigned long)fib_calls, fib_top_ns / 1e6,
+	       rp.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED ? "a jump" : "a breakpoint", rp.nmissed);
+
+	/* the optimizer works in the background: once it is done, the entry is a jump */
+	sonde_wait_kprobe_optimizer();
+	fib_calls = 0;
+	fib(20);
+	printf("fib: again, %lu returns seen, fib(20) took %.3f ms (%s)\n",
+	       (unsigned long)fib_calls, fib_top_ns / 1e6,
+	       rp.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED ? "a jump" : "still a breakpoint");
 
 	sonde_unregister_kretprobe(&rp);
 	sonde_unregister_kprobe(&kp);
