@@ -33,7 +33,7 @@
 
 /* ---- events, symbols, records ------------------------------------------------------------ */
 
-enum { ID_FUNCTION = 1000, ID_ENTRY, ID_EXIT, ID_OTHER };
+enum { ID_FUNCTION = 1000, ID_ENTRY, ID_EXIT, ID_OTHER, ID_LEAF };
 
 static void other_print(struct sd_seq *s, const struct sd_event *ev, const void *entry,
 			uint32_t len, const struct sd_print_ctx *ctx)
@@ -43,16 +43,17 @@ static void other_print(struct sd_seq *s, const struct sd_event *ev, const void 
 
 static const struct sd_event_ops other_ops = {.print = other_print};
 
-static struct sd_event events[4] = {
+static struct sd_event events[5] = {
     {.id = ID_FUNCTION, .system = "ftrace", .name = "function"},
     {.id = ID_ENTRY, .system = "ftrace", .name = "funcgraph_entry"},
     {.id = ID_EXIT, .system = "ftrace", .name = "funcgraph_exit"},
     {.id = ID_OTHER, .system = "grp", .name = "ev", .ops = &other_ops},
+    {.id = ID_LEAF, .system = "ftrace", .name = "funcgraph_leaf"},
 };
 
 static struct sd_event *lookup(void *arg, unsigned int id)
 {
-	return id >= ID_FUNCTION && id <= ID_OTHER ? &events[id - ID_FUNCTION] : NULL;
+	return id >= ID_FUNCTION && id <= ID_LEAF ? &events[id - ID_FUNCTION] : NULL;
 }
 
 #define F_MAIN 0x1000
@@ -131,6 +132,18 @@ static struct sd_rb_event ext(int tid, unsigned int cpu, uint64_t func, int32_t 
 	memcpy(p + 20, &overrun, 4);
 	memcpy(p + 24, &calltime, 8);
 	memcpy(p + 32, &rettime, 8);
+	return ev;
+}
+
+/* a call that wrote nothing else: one record, the exit's fields, at the entry's time */
+static struct sd_rb_event leaf(int tid, unsigned int cpu, uint64_t func, int32_t d,
+			       uint64_t calltime, uint64_t rettime)
+{
+	struct sd_rb_event ev = ext(tid, cpu, func, d, calltime, rettime);
+	uint16_t id = ID_LEAF;
+
+	memcpy((unsigned char *)ev.payload, &id, 2);
+	ev.ts = calltime;
 	return ev;
 }
 
@@ -289,6 +302,29 @@ TEST(graph_nesting_leaves_durations)
 	struct graph_render *g = renderer(GR_DEFAULT, 4, 0);
 
 	tree(g);
+	gr_finish(g);
+	CHECK_STREQ(out, " 2)               |  main() {\n"
+			 " 2)   1.382 us    |    foo();\n"
+			 " 2)               |    bar() {\n"
+			 " 2)   0.100 us    |      baz();\n"
+			 " 2)               |      /* ev: x=1 */\n"
+			 " 2) + 13.000 us   |    }\n"
+			 " 2) ! 119.000 us  |  }\n");
+	gr_free(g);
+}
+
+/* the same tree as the tracer writes it: each leaf call one record */
+TEST(graph_leaf_records)
+{
+	struct graph_render *g = renderer(GR_DEFAULT, 4, 0);
+
+	feed(g, ent(100, 2, 1000, F_MAIN, 0));
+	feed(g, leaf(100, 2, F_FOO, 1, 1100, 2482));
+	feed(g, ent(100, 2, 3000, F_BAR, 1));
+	feed(g, leaf(100, 2, F_BAZ, 2, 3100, 3200));
+	feed(g, other(100, 2, 3300));
+	feed(g, ext(100, 2, F_BAR, 1, 3000, 16000));
+	feed(g, ext(100, 2, F_MAIN, 0, 1000, 120000));
 	gr_finish(g);
 	CHECK_STREQ(out, " 2)               |  main() {\n"
 			 " 2)   1.382 us    |    foo();\n"
@@ -502,6 +538,15 @@ TEST(function_line)
 	CHECK_STREQ(
 	    buf, "            prog-100     [000] .....     0.000000: funcgraph_exit: <-- foo (1) "
 		 "(start: 10  end: 20) over: 2\n");
+	/* a leaf's one record: the kernel's two lines, each at its own time */
+	ev = leaf(100, 0, F_FOO, 1, 2000, 5000);
+	CHECK_EQ(ftr_decode(&ids, &rnd, &ev, &fr), FTR_LEAF);
+	sd_seq_init(&s, buf, sizeof(buf));
+	ftr_render_graph_event(&s, &rnd, NULL, &ev, &fr);
+	CHECK_STREQ(
+	    buf, "            prog-100     [000] .....     0.000002: funcgraph_entry: --> foo (1)\n"
+		 "            prog-100     [000] .....     0.000005: funcgraph_exit: <-- foo (1) "
+		 "(start: 7d0  end: 1388) over: 2\n");
 
 	/* too short for its layout, or not an ftrace event: someone else's */
 	ev = ent(100, 0, 1000, F_FOO, 1);
@@ -622,6 +667,34 @@ static void known_tree(struct calltree *t, int tid)
 	ctfeed(t, ent(tid, 0, 70000, F_BAR, 1));
 	ctfeed(t, ext(tid, 0, F_BAR, 1, 70000, 75000));
 	ctfeed(t, ext(tid, 0, F_MAIN, 0, 0, 100000));
+}
+
+/* known_tree() with its leaf calls as the tracer writes them: the same stats */
+TEST(stats_leaf_records)
+{
+	struct collect co;
+	struct calltree *t = collector(&co, false);
+
+	ctfeed(t, ent(100, 0, 0, F_MAIN, 0));
+	ctfeed(t, ent(100, 0, 10000, F_FOO, 1));
+	ctfeed(t, leaf(100, 0, F_BAR, 2, 12000, 20000));
+	ctfeed(t, ext(100, 0, F_FOO, 1, 10000, 30000));
+	ctfeed(t, leaf(100, 0, F_FOO, 1, 40000, 60000));
+	ctfeed(t, leaf(100, 0, F_BAR, 1, 70000, 75000));
+	ctfeed(t, ext(100, 0, F_MAIN, 0, 0, 100000));
+	ct_finish(t);
+	CHECK_EQ(co.n, 5);
+	CHECK_EQ(ct_records(t), 7);
+	CHECK_EQ(co.calls[0].func, F_BAR);
+	CHECK_EQ(co.calls[0].nstack, 3);
+	CHECK_EQ(co.calls[0].start_ns, 12000);
+	CHECK_EQ(co.calls[0].dur_ns, 8000);
+	CHECK_STREQ(stats_text(&co.st, GX_SORT_TOTAL, GX_COLS_TIMES),
+		    "  Total time   Self time       Calls  Function\n"
+		    "  ==========  ==========  ==========  ====================\n"
+		    "  100.000 us   55.000 us           1  main\n"
+		    "   40.000 us   32.000 us           2  foo\n"
+		    "   13.000 us   13.000 us           2  bar\n");
 }
 
 TEST(stats_known_tree)
