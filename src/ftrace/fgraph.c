@@ -177,15 +177,16 @@ SD_NOTRACE static void write_entry(uint64_t func, int depth, uint64_t now)
 }
 
 /*
- * An exit {func, depth, overrun, calltime, rettime}: of @ev funcgraph_exit,
- * stamped at its return, or funcgraph_leaf (a call that wrote nothing
- * else), stamped at its entry: nothing of this thread's was written since.
+ * An exit {func, depth, overrun, calltime, rettime}: funcgraph_exit,
+ * stamped at its return, or with @leaf funcgraph_leaf (a call that wrote
+ * nothing else), stamped at its entry: nothing of this thread's came since.
  */
-SD_NOTRACE static void write_exit(struct sd_event *ev, uint64_t func, int depth,
-				  unsigned int overrun, uint64_t calltime, uint64_t rettime)
+SD_NOTRACE static void write_exit(bool leaf, uint64_t func, int depth, unsigned int overrun,
+				  uint64_t calltime, uint64_t rettime)
 {
+	struct sd_event *ev =
+	    leaf ? LOAD_ACQUIRE(sd_fgraph.ev_leaf) : LOAD_ACQUIRE(sd_fgraph.ev_exit);
 	struct sd_trace_res res;
-	bool leaf = ev == LOAD_ACQUIRE(sd_fgraph.ev_leaf);
 	char *e;
 
 	if (!ev || !(e = sd_trace_reserve_at(ev, SD_ENTRY_COMMON_SIZE + 32,
@@ -423,12 +424,10 @@ SD_NOTRACE uint64_t sd_fgraph_return(uint64_t *slotp)
 				/* nothing written since its entry: a leaf, one record */
 				fs->held = 0;
 				sd_trace_held = 0;
-				write_exit(LOAD_ACQUIRE(st->ev_leaf), f->func, f->depth,
-					   fs->overrun, f->calltime, now);
+				write_exit(true, f->func, f->depth, fs->overrun, f->calltime, now);
 			} else if (!st->thresh_ns ||
 				   sd_trace_clock_delta_ns(f->calltime, now) >= st->thresh_ns) {
-				write_exit(LOAD_ACQUIRE(st->ev_exit), f->func, f->depth,
-					   fs->overrun, f->calltime, now);
+				write_exit(false, f->func, f->depth, fs->overrun, f->calltime, now);
 			}
 		}
 		pop(fs);
