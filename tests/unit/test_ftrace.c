@@ -249,7 +249,10 @@ TEST(event_inside_a_leaf_keeps_its_place)
 	char *t, *entry, *ev, *exit_;
 
 	reset();
+	/* bad input through the in-process API (no error stream): refused, nothing else */
+	CHECK_EQ(echo("kprobe_events", "p:ftin/bad no_such_function_here"), -EINVAL);
 	ECHO("kprobe_events", "p:ftin/inleaf pfe_leaf+5");
+	CHECK(echo("events/ftin/inleaf/filter", "no_such_field == 1") < 0);
 	ECHO("events/ftin/inleaf/enable", "1");
 	ECHO("set_ftrace_filter", "pfe_*");
 	ECHO("current_tracer", "function_graph");

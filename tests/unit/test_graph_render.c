@@ -297,19 +297,22 @@ static void tree(struct graph_render *g)
 	feed(g, ext(100, 2, F_MAIN, 0, 1000, 120000));
 }
 
+/* what tree() renders to with the defaults */
+static const char tree_text[] = " 2)               |  main() {\n"
+				" 2)   1.382 us    |    foo();\n"
+				" 2)               |    bar() {\n"
+				" 2)   0.100 us    |      baz();\n"
+				" 2)               |      /* ev: x=1 */\n"
+				" 2) + 13.000 us   |    }\n"
+				" 2) ! 119.000 us  |  }\n";
+
 TEST(graph_nesting_leaves_durations)
 {
 	struct graph_render *g = renderer(GR_DEFAULT, 4, 0);
 
 	tree(g);
 	gr_finish(g);
-	CHECK_STREQ(out, " 2)               |  main() {\n"
-			 " 2)   1.382 us    |    foo();\n"
-			 " 2)               |    bar() {\n"
-			 " 2)   0.100 us    |      baz();\n"
-			 " 2)               |      /* ev: x=1 */\n"
-			 " 2) + 13.000 us   |    }\n"
-			 " 2) ! 119.000 us  |  }\n");
+	CHECK_STREQ(out, tree_text);
 	gr_free(g);
 }
 
@@ -326,13 +329,7 @@ TEST(graph_leaf_records)
 	feed(g, ext(100, 2, F_BAR, 1, 3000, 16000));
 	feed(g, ext(100, 2, F_MAIN, 0, 1000, 120000));
 	gr_finish(g);
-	CHECK_STREQ(out, " 2)               |  main() {\n"
-			 " 2)   1.382 us    |    foo();\n"
-			 " 2)               |    bar() {\n"
-			 " 2)   0.100 us    |      baz();\n"
-			 " 2)               |      /* ev: x=1 */\n"
-			 " 2) + 13.000 us   |    }\n"
-			 " 2) ! 119.000 us  |  }\n");
+	CHECK_STREQ(out, tree_text);
 	gr_free(g);
 }
 
@@ -669,6 +666,14 @@ static void known_tree(struct calltree *t, int tid)
 	ctfeed(t, ext(tid, 0, F_MAIN, 0, 0, 100000));
 }
 
+/* known_tree()'s stats, by total time */
+static const char known_tree_totals[] =
+    "  Total time   Self time       Calls  Function\n"
+    "  ==========  ==========  ==========  ====================\n"
+    "  100.000 us   55.000 us           1  main\n"
+    "   40.000 us   32.000 us           2  foo\n"
+    "   13.000 us   13.000 us           2  bar\n";
+
 /* known_tree() with its leaf calls as the tracer writes them: the same stats */
 TEST(stats_leaf_records)
 {
@@ -689,12 +694,7 @@ TEST(stats_leaf_records)
 	CHECK_EQ(co.calls[0].nstack, 3);
 	CHECK_EQ(co.calls[0].start_ns, 12000);
 	CHECK_EQ(co.calls[0].dur_ns, 8000);
-	CHECK_STREQ(stats_text(&co.st, GX_SORT_TOTAL, GX_COLS_TIMES),
-		    "  Total time   Self time       Calls  Function\n"
-		    "  ==========  ==========  ==========  ====================\n"
-		    "  100.000 us   55.000 us           1  main\n"
-		    "   40.000 us   32.000 us           2  foo\n"
-		    "   13.000 us   13.000 us           2  bar\n");
+	CHECK_STREQ(stats_text(&co.st, GX_SORT_TOTAL, GX_COLS_TIMES), known_tree_totals);
 }
 
 TEST(stats_known_tree)
@@ -714,12 +714,7 @@ TEST(stats_known_tree)
 	CHECK_EQ(co.calls[0].start_ns, 12000);
 	CHECK_EQ(co.calls[0].dur_ns, 8000);
 	CHECK(co.calls[0].entered && co.calls[0].complete && !co.calls[0].recursive);
-	CHECK_STREQ(stats_text(&co.st, GX_SORT_TOTAL, GX_COLS_TIMES),
-		    "  Total time   Self time       Calls  Function\n"
-		    "  ==========  ==========  ==========  ====================\n"
-		    "  100.000 us   55.000 us           1  main\n"
-		    "   40.000 us   32.000 us           2  foo\n"
-		    "   13.000 us   13.000 us           2  bar\n");
+	CHECK_STREQ(stats_text(&co.st, GX_SORT_TOTAL, GX_COLS_TIMES), known_tree_totals);
 	CHECK_STREQ(stats_text(&co.st, GX_SORT_CALLS, GX_COLS_TIMES),
 		    "  Total time   Self time       Calls  Function\n"
 		    "  ==========  ==========  ==========  ====================\n"

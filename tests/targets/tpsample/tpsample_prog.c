@@ -33,18 +33,31 @@ static void run(int n)
 	printf("tpsample: %d rounds\n", n);
 }
 
+typedef int (*hello_fn)(int, const char *);
+
+/* dlopen LIB: its tpdl_hello, NULL (said) when it cannot be had */
+static hello_fn open_hello(const char *lib, void **h)
+{
+	hello_fn hello;
+
+	*h = dlopen(lib, RTLD_NOW);
+	if (!*h) {
+		fprintf(stderr, "tpsample: %s\n", dlerror());
+		return NULL;
+	}
+	hello = (hello_fn)dlsym(*h, "tpdl_hello");
+	if (!hello)
+		fprintf(stderr, "tpsample: %s has no tpdl_hello\n", lib);
+	return hello;
+}
+
 static int dl(const char *lib, const char *dir)
 {
-	int (*hello)(int, const char *);
 	char path[4096];
-	void *h = dlopen(lib, RTLD_NOW);
+	void *h;
+	hello_fn hello = open_hello(lib, &h);
 	FILE *f;
 
-	if (!h) {
-		fprintf(stderr, "tpsample: %s\n", dlerror());
-		return 1;
-	}
-	hello = (int (*)(int, const char *))dlsym(h, "tpdl_hello");
 	if (!hello)
 		return 1;
 	hello(1, "before");
@@ -85,14 +98,9 @@ static int dl(const char *lib, const char *dir)
 /* dlopen LIB, fire its event N times and exit at once: nobody waits for a reader */
 static int dlquick(const char *lib, int n)
 {
-	int (*hello)(int, const char *);
-	void *h = dlopen(lib, RTLD_NOW);
+	void *h;
+	hello_fn hello = open_hello(lib, &h);
 
-	if (!h) {
-		fprintf(stderr, "tpsample: %s\n", dlerror());
-		return 1;
-	}
-	hello = (int (*)(int, const char *))dlsym(h, "tpdl_hello");
 	if (!hello)
 		return 1;
 	for (int i = 0; i < n; i++)
