@@ -8,3 +8,10 @@ target_compile_options(test_kretprobe_cxx PRIVATE ${SONDE_CXX_WARNINGS} -fno-omi
 target_link_libraries(test_kretprobe_cxx PRIVATE sonde_ubsan sonde_check)
 add_test(NAME test_kretprobe_cxx COMMAND test_kretprobe_cxx)
 set_tests_properties(test_kretprobe_cxx PROPERTIES SKIP_RETURN_CODE 77 LABELS unit TIMEOUT 300)
+
+# without any membarrier (seccomp, nohz_full): sd_sync_cores() falls back to an
+# mprotect TLB shootdown; unregistering under threads must still be safe
+add_test(NAME test_kretprobe_no_membarrier
+	COMMAND test_kretprobe unregister_while_threads_inside)
+set_tests_properties(test_kretprobe_no_membarrier PROPERTIES ENVIRONMENT SONDE_MEMBARRIER=0
+	SKIP_RETURN_CODE 77 LABELS unit TIMEOUT 300)

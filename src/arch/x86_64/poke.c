@@ -28,6 +28,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -44,16 +45,22 @@ static pthread_mutex_t poke_lock = PTHREAD_MUTEX_INITIALIZER;
 /* odd while a multi-byte batch is in progress; read by the trap handler */
 static volatile unsigned long poke_seq;
 
-static int membarrier_state; /* 0 unknown, 1 registered, -1 unavailable */
+static int membarrier_state; /* 0 unknown, 1 registered, -1 unavailable, -2 none at all */
 
 volatile unsigned long sd_code_gen;
 
 static void membarrier_setup(void)
 {
+	const char *e = getenv("SONDE_MEMBARRIER");
 	long r;
 
 	if (membarrier_state)
 		return;
+	/* SONDE_MEMBARRIER=0: as on a kernel without it (tests the fallback) */
+	if (e && !strcmp(e, "0")) {
+		membarrier_state = -2;
+		return;
+	}
 	r = sd_raw_syscall3(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE, 0,
 			    0);
 	membarrier_state = r == 0 ? 1 : -1;
@@ -98,7 +105,8 @@ void sd_sync_cores(void)
 				sd_raw_syscall3(SYS_membarrier,
 						MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0);
 		}
-	} else if (sd_raw_syscall3(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0)) {
+	} else if (membarrier_state == -2 ||
+		   sd_raw_syscall3(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0)) {
 		/* MEMBARRIER_CMD_GLOBAL at least orders memory on every CPU; without it: */
 		ipi_barrier();
 	}
