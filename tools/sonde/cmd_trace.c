@@ -299,47 +299,75 @@ static int enable_event(struct session *s, struct trace_event *te)
 }
 
 /*
- * Whether the uprobe line @def goes to this process. Its file is mapped;
- * or it is not, and then a launched program gets it (the agent places it
- * when the program loads the file, as the kernel's uprobes wait for a
- * file), an attached process is an error, or, one of several -p, is left
- * out with a word (*skip).
+ * Whether the uprobe @pd (of the line @def) goes to this process. Its file
+ * is mapped; or it is not, and then a launched program gets it (the agent
+ * places it when the program loads the file, as the kernel's uprobes wait
+ * for a file), an attached process is an error, or, one of several -p, is
+ * left out with a word (*skip).
  */
-static int check_uprobe_file(struct session *s, const struct trace_opts *o, const char *def,
-			     bool *skip)
+static int check_uprobe_file(struct session *s, const struct trace_opts *o,
+			     const struct sd_probe_def *pd, const char *def, bool *skip)
 {
-	struct sd_probe_def *pd = NULL;
-	struct sd_parse_error pe = {0};
-	char g[SD_EVENT_NAME_MAX], n[SD_EVENT_NAME_MAX];
 	struct sd_maps *maps = NULL;
 	bool mapped = true;
-	int err = 0;
 
 	*skip = false;
-	/* what does not parse, or names no file there, is for the agent to refuse */
-	if (def[0] == '-' || sd_probe_parse(def, SD_PROBE_UPROBE, &pd, g, n, &pe) || !pd->path ||
-	    access(pd->path, F_OK)) {
-		sd_probe_def_free(pd);
+	/* a file that is not there is for the agent to refuse */
+	if (!pd->path || access(pd->path, F_OK))
 		return 0;
-	}
 	if (!sd_maps_read(s->pid, &maps)) {
 		mapped = sd_maps_find_file(maps, pd->path) != NULL;
 		sd_maps_free(maps);
 	}
-	if (mapped) {
-		/* nothing to say */
-	} else if (s->launched) {
+	if (mapped)
+		return 0;
+	if (s->launched) {
 		fprintf(stderr, "sonde: %s is not loaded yet: its probe is placed when it is\n",
 			pd->path);
-	} else if (o->nmore) {
-		fprintf(stderr, "sonde: pid %d does not map the object of '%s'\n", (int)s->pid,
-			def);
-		*skip = true;
-	} else {
-		err = cli_fail(-ENOENT, "'%s': pid %d does not map %s", def, (int)s->pid, pd->path);
+		return 0;
+	}
+	if (!o->nmore)
+		return cli_fail(-ENOENT, "'%s': pid %d does not map %s", def, (int)s->pid,
+				pd->path);
+	fprintf(stderr, "sonde: pid %d does not map the object of '%s'\n", (int)s->pid, def);
+	*skip = true;
+	return 0;
+}
+
+/*
+ * The definition @def (a kprobe_events or uprobe_events line, by @kind) to
+ * the agent, and @te named after its event: 0, 1 when it is left out (see
+ * check_uprobe_file), or an error.
+ */
+static int place_definition(struct session *s, const struct trace_opts *o, struct trace_event *te,
+			    const char *def, int kind)
+{
+	struct sd_probe_def *pd = NULL;
+	struct sd_parse_error pe = {0};
+	char g[SD_EVENT_NAME_MAX], n[SD_EVENT_NAME_MAX];
+	bool skip = false;
+	int err = 0;
+
+	/* what does not parse is for the agent to refuse, with the kernel's words */
+	if (def[0] != '-' && sd_probe_parse(def, kind, &pd, g, n, &pe))
+		pd = NULL;
+	if (pd && kind == SD_PROBE_UPROBE)
+		err = check_uprobe_file(s, o, pd, def, &skip);
+	if (!err && !skip)
+		err =
+		    write_or_explain(s, kind == SD_PROBE_UPROBE ? "uprobe_events" : "kprobe_events",
+				     def, false, def);
+	if (!err && !skip && def[0] != '-') {
+		/* the same parse the agent made gives the event's name */
+		if (!pd) {
+			err = cli_fail(-EINVAL, "%s: cannot name the event", def);
+		} else {
+			snprintf(te->system, sizeof(te->system), "%s", pd->group);
+			snprintf(te->name, sizeof(te->name), "%s", pd->event);
+		}
 	}
 	sd_probe_def_free(pd);
-	return err;
+	return err ? err : skip;
 }
 
 /*
@@ -356,27 +384,11 @@ static int setup_usdt(struct session *s, const struct trace_opts *o, struct trac
 	if (n < 0)
 		return cli_fail(n, "%s", sonde_last_error());
 	for (int i = 0; i < n && !err; i++) {
-		struct sd_probe_def *pd = NULL;
-		struct sd_parse_error pe = {0};
-		char g[SD_EVENT_NAME_MAX], ev[SD_EVENT_NAME_MAX];
-		bool skip;
-
-		err = check_uprobe_file(s, o, lines[i], &skip);
-		if (err)
-			break;
-		if (skip)
-			continue;
-		err = write_or_explain(s, "uprobe_events", lines[i], false, lines[i]);
-		if (err)
-			break;
-		if (sd_probe_parse(lines[i], SD_PROBE_UPROBE, &pd, g, ev, &pe)) {
-			err = cli_fail(-EINVAL, "%s: cannot name the event", lines[i]);
-			break;
-		}
-		snprintf(te->system, sizeof(te->system), "%s", pd->group);
-		snprintf(te->name, sizeof(te->name), "%s", pd->event);
-		sd_probe_def_free(pd);
-		err = enable_event(s, te);
+		err = place_definition(s, o, te, lines[i], SD_PROBE_UPROBE);
+		if (err > 0)
+			err = 0; /* left out here */
+		else if (!err)
+			err = enable_event(s, te);
 	}
 	sd_usdt_lines_free(lines, n);
 	return err;
@@ -397,34 +409,14 @@ static int setup_events(struct session *s, struct trace_opts *o)
 			continue;
 		}
 		if (is_definition(def)) {
-			int kind = def_kind(def);
-			struct sd_probe_def *pd = NULL;
-			struct sd_parse_error pe = {0};
-			char g[SD_EVENT_NAME_MAX], n[SD_EVENT_NAME_MAX];
-
-			if (kind == SD_PROBE_UPROBE) {
-				bool skip;
-
-				err = check_uprobe_file(s, o, def, &skip);
-				if (err)
-					return err;
-				if (skip)
-					continue;
-			}
-			err = write_or_explain(
-			    s, kind == SD_PROBE_UPROBE ? "uprobe_events" : "kprobe_events", def,
-			    false, def);
-			if (err)
+			err = place_definition(s, o, te, def, def_kind(def));
+			if (err < 0)
 				return err;
+			if (err > 0)
+				continue;
 			te->placed++;
 			if (def[0] == '-')
 				continue;
-			/* the same parse the agent made gives the event's name */
-			if (sd_probe_parse(def, kind, &pd, g, n, &pe))
-				return cli_fail(-EINVAL, "%s: cannot name the event", def);
-			snprintf(te->system, sizeof(te->system), "%s", pd->group);
-			snprintf(te->name, sizeof(te->name), "%s", pd->event);
-			sd_probe_def_free(pd);
 		} else {
 			const char *colon = strchr(def, ':');
 
