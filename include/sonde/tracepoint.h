@@ -51,6 +51,9 @@
  *    5-byte nop at the call site (`asm goto`; its address, the address of
  *    the out-of-line call and the event's static key are listed in the
  *    object's __sonde_jump_table section). The arguments are not evaluated.
+ *    The out-of-line call is declared cold, so the compiler keeps the
+ *    registers and stack frame it needs off the disabled path: a function
+ *    with a disabled tracepoint runs the code it would run without one.
  *  - enabled: sonde's agent has patched the nop into a jmp (text_poke_bp
  *    protocol, safe while threads run); the site calls the event's function,
  *    which sizes and reserves a record in the thread's ring buffer, runs
@@ -275,6 +278,12 @@ struct sonde_tracepoint {
 #define SONDE_PARAMS(...)	 __VA_ARGS__
 
 #define __SONDE_HIDDEN __attribute__((visibility("hidden")))
+/*
+ * The out-of-line call is cold: the compiler then keeps the disabled path
+ * free of the registers and frame the call needs (shrink-wrapping), where
+ * otherwise the whole function would save callee-saved registers for it.
+ */
+#define __SONDE_COLD __attribute__((cold))
 #ifdef __cplusplus
 #define __SONDE_LINKAGE extern "C"
 /* absorbs the ';' after TRACE_EVENT(...) at file scope */
@@ -307,7 +316,7 @@ __sonde_printf_check(const char *fmt, ...)
 /* the caller's side of every event */
 #define __SONDE_DECLARE_TRACE(name, proto, args, cond)                                         \
 	__SONDE_LINKAGE struct sonde_tracepoint __sonde_tp_##name __SONDE_HIDDEN;              \
-	__SONDE_LINKAGE void __sonde_trace_##name(proto) __SONDE_HIDDEN;                       \
+	__SONDE_LINKAGE void __sonde_trace_##name(proto) __SONDE_HIDDEN __SONDE_COLD;                    \
 	static inline __attribute__((always_inline, unused)) bool trace_##name##_enabled(void) \
 	{                                                                                      \
 		return sonde_static_branch_unlikely(&__sonde_tp_##name.key);                   \

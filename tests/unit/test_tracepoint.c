@@ -70,11 +70,15 @@ static void check_sites(struct sd_event *ev, bool on, int min_sites)
 		const uint8_t *p = (const uint8_t *)(uintptr_t)sites[i];
 
 		if (on) {
+			Dl_info site_obj, to_obj;
 			int32_t rel;
 
 			CHECK_EQ(p[0], 0xe9);
 			memcpy(&rel, p + 1, 4);
-			CHECK(rel > 0); /* the out-of-line block comes after the fast path */
+			/* the out-of-line block: cold code (.text.unlikely) of the same object */
+			CHECK(dladdr(p, &site_obj) && dladdr(p + 5 + rel, &to_obj));
+			CHECK(site_obj.dli_fbase == to_obj.dli_fbase);
+			CHECK(rel != 0);
 		} else {
 			if (memcmp(p, nop5, 5))
 				check_fail(__FILE__, __LINE__,
