@@ -316,7 +316,7 @@ __sonde_printf_check(const char *fmt, ...)
 /* the caller's side of every event */
 #define __SONDE_DECLARE_TRACE(name, proto, args, cond)                                         \
 	__SONDE_LINKAGE struct sonde_tracepoint __sonde_tp_##name __SONDE_HIDDEN;              \
-	__SONDE_LINKAGE void __sonde_trace_##name(proto) __SONDE_HIDDEN __SONDE_COLD;                    \
+	__SONDE_LINKAGE void __sonde_trace_##name(proto) __SONDE_HIDDEN __SONDE_COLD;          \
 	static inline __attribute__((always_inline, unused)) bool trace_##name##_enabled(void) \
 	{                                                                                      \
 		return sonde_static_branch_unlikely(&__sonde_tp_##name.key);                   \
