@@ -208,7 +208,7 @@ struct bench_state {
 	unsigned int flags; /* the probe's flags once set up */
 	bool probed;	    /* site_byte was read from a probed site */
 	bool has_flags;	    /* flags are those of a sonde probe of this process */
-	bool nofpu;	    /* the handler is SONDE_NOFPU, the probe SONDE_KPROBE_FLAG_NOFPU */
+	bool vec;	    /* the handler uses a vector register */
 };
 
 struct bench {
@@ -218,21 +218,23 @@ struct bench {
 	const char *target;
 	const char *vs; /* the kernel anchor of the same kind, or NULL */
 	int form;	/* enum probe_form */
-	bool nofpu;	/* kprobes: the SONDE_NOFPU handler, flagged SONDE_KPROBE_FLAG_NOFPU */
+	bool vec;	/* the handler uses a vector register: its state is saved around it */
 	/* 0 or a negative errno, with a message in @err */
 	int (*setup)(struct bench_state *st, const struct target_desc *t, char *err, size_t len);
 	int (*check)(struct bench_state *st, char *err, size_t len);
 	void (*teardown)(struct bench_state *st);
 };
 
+/* integer code: sonde finds it touches no vector register and saves none */
 static int empty_pre(struct sonde_kprobe *p, struct sonde_regs *regs)
 {
 	return 0;
 }
 
-/* the same, promised to touch no vector register (SONDE_KPROBE_FLAG_NOFPU) */
-SONDE_NOFPU static int empty_pre_nofpu(struct sonde_kprobe *p, struct sonde_regs *regs)
+/* one vector instruction: the vector registers in use are saved around it */
+static int vec_pre(struct sonde_kprobe *p, struct sonde_regs *regs)
 {
+	__asm__ volatile("pxor %%xmm0, %%xmm0" ::: "xmm0");
 	return 0;
 }
 
@@ -241,8 +243,9 @@ static int empty_ret(struct sonde_kretprobe_instance *ri, struct sonde_regs *reg
 	return 0;
 }
 
-SONDE_NOFPU static int empty_ret_nofpu(struct sonde_kretprobe_instance *ri, struct sonde_regs *regs)
+static int vec_ret(struct sonde_kretprobe_instance *ri, struct sonde_regs *regs)
 {
+	__asm__ volatile("pxor %%xmm0, %%xmm0" ::: "xmm0");
 	return 0;
 }
 
@@ -339,8 +342,7 @@ static int kprobe_setup(struct bench_state *st, const struct target_desc *t, cha
 
 	form_prepare(st);
 	st->kp.addr = t->addr;
-	st->kp.pre_handler = st->nofpu ? empty_pre_nofpu : empty_pre;
-	st->kp.flags = st->nofpu ? SONDE_KPROBE_FLAG_NOFPU : 0;
+	st->kp.pre_handler = st->vec ? vec_pre : empty_pre;
 	ret = sonde_register_kprobe(&st->kp);
 	if (ret) {
 		snprintf(err, len, "sonde_register_kprobe(%s): %s: %s", t->name,
@@ -381,8 +383,7 @@ static int kretprobe_setup(struct bench_state *st, const struct target_desc *t, 
 
 	form_prepare(st);
 	st->rp.kp.addr = t->addr;
-	st->rp.handler = st->nofpu ? empty_ret_nofpu : empty_ret;
-	st->rp.kp.flags = st->nofpu ? SONDE_KPROBE_FLAG_NOFPU : 0;
+	st->rp.handler = st->vec ? vec_ret : empty_ret;
 	ret = sonde_register_kretprobe(&st->rp);
 	if (ret) {
 		snprintf(err, len, "sonde_register_kretprobe(%s): %s: %s", t->name,
@@ -576,22 +577,22 @@ static const struct bench benches[] = {
     {
 	.metric = "optimized_probe_empty",
 	.kind = "sonde",
-	.desc = "jump-optimized kprobe at target_opt's entry, empty pre_handler",
+	.desc = "jump-optimized kprobe at target_opt's entry, empty pre_handler (integer code: "
+		"no vector state saved)",
 	.target = "target_opt",
 	.vs = "kernel_uprobe_opt_event",
 	.form = FORM_JUMP,
 	KPROBE,
     },
     {
-	.metric = "optimized_probe_empty_nofpu",
+	.metric = "optimized_probe_vec",
 	.kind = "sonde",
-	.desc = "jump-optimized kprobe at target_opt's entry, empty SONDE_NOFPU pre_handler "
-		"flagged SONDE_KPROBE_FLAG_NOFPU (no "
-		"vector state saved)",
+	.desc = "jump-optimized kprobe at target_opt's entry, pre_handler with one vector "
+		"instruction (pxor %xmm0): the vector registers in use saved around it",
 	.target = "target_opt",
 	.vs = "kernel_uprobe_opt_event",
 	.form = FORM_JUMP,
-	.nofpu = true,
+	.vec = true,
 	KPROBE,
     },
     {
@@ -605,36 +606,24 @@ static const struct bench benches[] = {
 	KPROBE,
     },
     {
-	.metric = "optimized_probe_nop5_empty_nofpu",
-	.kind = "sonde",
-	.desc = "jump-optimized kprobe on a 5-byte nop (the bytes of a -mnop-mcount site), empty "
-		"SONDE_NOFPU pre_handler flagged SONDE_KPROBE_FLAG_NOFPU (no "
-		"vector state saved)",
-	.target = "target_nop5",
-	.vs = "kernel_uprobe_nop5_event",
-	.form = FORM_JUMP,
-	.nofpu = true,
-	KPROBE,
-    },
-    {
 	.metric = "site_pfe_probe_empty",
 	.kind = "sonde",
-	.desc = "kprobe at a compiled-in -fpatchable-function-entry=5 site, empty pre_handler",
+	.desc = "kprobe at a compiled-in -fpatchable-function-entry=5 site, empty pre_handler "
+		"(no vector state saved)",
 	.target = "site_pfe",
 	.vs = "kernel_uprobe_site_pfe_event",
 	.form = FORM_JUMP,
 	KPROBE,
     },
     {
-	.metric = "site_pfe_probe_empty_nofpu",
+	.metric = "site_pfe_probe_vec",
 	.kind = "sonde",
-	.desc = "kprobe at a compiled-in -fpatchable-function-entry=5 site, empty SONDE_NOFPU "
-		"pre_handler flagged SONDE_KPROBE_FLAG_NOFPU (no "
-		"vector state saved)",
+	.desc = "kprobe at the compiled-in -fpatchable-function-entry=5 site, pre_handler with one "
+		"vector instruction: the vector registers in use saved",
 	.target = "site_pfe",
 	.vs = "kernel_uprobe_site_pfe_event",
 	.form = FORM_JUMP,
-	.nofpu = true,
+	.vec = true,
 	KPROBE,
     },
     {
@@ -649,21 +638,22 @@ static const struct bench benches[] = {
     {
 	.metric = "kretprobe_optimized_empty",
 	.kind = "sonde",
-	.desc = "kretprobe, empty handler, jump-optimized entry (target_opt)",
+	.desc = "kretprobe, empty handler, jump-optimized entry (target_opt; no vector state "
+		"saved at entry or return)",
 	.target = "target_opt",
 	.vs = "kernel_uretprobe_opt_event",
 	.form = FORM_JUMP,
 	KRETPROBE,
     },
     {
-	.metric = "kretprobe_optimized_empty_nofpu",
+	.metric = "kretprobe_optimized_vec",
 	.kind = "sonde",
-	.desc = "kretprobe, empty SONDE_NOFPU handler flagged SONDE_KPROBE_FLAG_NOFPU, "
-		"jump-optimized entry (no vector state saved at entry or return)",
+	.desc = "kretprobe, handler with one vector instruction, jump-optimized entry: the vector "
+		"registers in use saved at entry and return",
 	.target = "target_opt",
 	.vs = "kernel_uretprobe_opt_event",
 	.form = FORM_JUMP,
-	.nofpu = true,
+	.vec = true,
 	KRETPROBE,
     },
 };
@@ -818,7 +808,7 @@ static bool run_bench(const struct bench *b, const struct options *o, double *ba
 	memset(&st, 0, sizeof(st));
 	st.t = t;
 	st.form = b->form;
-	st.nofpu = b->nofpu;
+	st.vec = b->vec;
 	if (!t) {
 		snprintf(err, sizeof(err), "no target named %s", b->target);
 		ret = -ENOENT;

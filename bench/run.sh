@@ -66,8 +66,6 @@ TARGETS=(
 	"optimized_probe_empty|added<=5&ratio:kernel_uprobe_opt_event<=0.01|optimized probe, empty handler: at most 5 ns added per hit and at least 100x cheaper than the kernel's uprobe"
 	"optimized_probe_nop5_empty|added<=5&ratio:kernel_uprobe_nop5_event<=0.01|optimized probe on a 5-byte nop (a -mnop-mcount site), empty handler: at most 5 ns added per hit and at least 100x cheaper than the kernel's uprobe"
 	"site_pfe_probe_empty|added<=5&ratio:kernel_uprobe_site_pfe_event<=0.01|compiled-in (-fpatchable-function-entry) site probe, empty handler: at most 5 ns added per hit and at least 100x cheaper than the kernel's uprobe"
-	"optimized_probe_empty_nofpu|added<=5&ratio:kernel_uprobe_opt_event<=0.01|optimized probe, empty SONDE_NOFPU handler (no vector state saved): at most 5 ns added per hit and at least 100x cheaper than the kernel's uprobe"
-	"site_pfe_probe_empty_nofpu|added<=5&ratio:kernel_uprobe_site_pfe_event<=0.01|compiled-in site probe, empty SONDE_NOFPU handler: at most 5 ns added per hit and at least 100x cheaper than the kernel's uprobe"
 	"optimized_event_2args|added<=25|optimized probe writing a 2-arg event: at most 25 ns per hit"
 	"int3_probe_empty|ratio:kernel_uprobe_event<=2|INT3 probe: no more than 2x the kernel's uprobe"
 	"tp_disabled|ratio:tp_none<=1.02|disabled tracepoint vs the same function without one: ratio at most 1.02"

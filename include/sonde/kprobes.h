@@ -98,7 +98,9 @@ typedef void (*sonde_kprobe_post_handler_t)(struct sonde_kprobe *p, struct sonde
  * state by XSAVE where x87 values may be live mid-function). A handler that breaks the promise
  * corrupts the vector registers of the code it interrupts. For a kretprobe
  * (in rp.kp.flags) it covers entry_handler and handler, and the return
- * side skips the vector state too.
+ * side skips the vector state too. Without the flag, registration reads
+ * the handlers' code (and that of the functions they call directly): when
+ * it is all integer code, they are treated as if flagged.
  */
 #define SONDE_KPROBE_FLAG_NOFPU 16U
 

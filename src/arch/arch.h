@@ -251,6 +251,13 @@ int sd_arch_opt_build_detour(const struct sd_opt_region *r, const struct sd_opt_
 extern const char sd_arch_optprobe_tramp[];
 extern const char sd_arch_optprobe_tramp_entry[];
 extern const char sd_arch_optprobe_tramp_lite[];
+
+/*
+ * sd_arch_code_vec_free - whether the function at @fn provably never
+ * touches a vector, x87, MMX or MXCSR register, in any code it reaches (its
+ * handlers then run without the vector state saved). False whenever unsure.
+ */
+bool sd_arch_code_vec_free(uint64_t fn);
 /* the bytes to write over the region: the jump, then int3 padding */
 void sd_arch_opt_jump(const struct sd_opt_region *r, uint64_t detour, uint8_t *out);
 

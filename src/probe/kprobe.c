@@ -391,6 +391,19 @@ static struct sd_site *probe_site(const struct sonde_kprobe *p)
 
 /* ---- registration ---------------------------------------------------------------- */
 
+/*
+ * Whether the handlers a hit of @p runs are integer code only: then, as if
+ * flagged SONDE_KPROBE_FLAG_NOFPU, a jump-optimized hit saves no vector
+ * state. A post_handler keeps the probe a breakpoint, where the signal
+ * frame holds that state anyway.
+ */
+static bool handlers_vec_free(const struct sonde_kprobe *p)
+{
+	if (p->pre_handler == sd_kretprobe_pre_handler)
+		return sd_kretprobe_vec_free(p);
+	return sd_arch_code_vec_free((uint64_t)(uintptr_t)p->pre_handler);
+}
+
 static int __register_kprobe(struct sonde_kprobe *p)
 {
 	struct sd_site *site, *fresh = NULL;
@@ -401,7 +414,7 @@ static int __register_kprobe(struct sonde_kprobe *p)
 
 	if (p->__reserved[0] & SD_KP_REGISTERED)
 		return sd_error(-EBUSY, "this kprobe is already registered");
-	if (p->flags & SONDE_KPROBE_FLAG_NOFPU)
+	if ((p->flags & SONDE_KPROBE_FLAG_NOFPU) || handlers_vec_free(p))
 		p->__reserved[0] |= SD_KP_NOFPU;
 	err = sd_signal_setup();
 	if (err)

@@ -433,6 +433,14 @@ static int rp_create(struct sonde_kretprobe *urp, struct sd_rp **out)
 	return 0;
 }
 
+bool sd_kretprobe_vec_free(const struct sonde_kprobe *kp)
+{
+	const struct sonde_kretprobe *urp = container_of(kp, struct sonde_kretprobe, kp);
+
+	return sd_arch_code_vec_free((uint64_t)(uintptr_t)urp->entry_handler) &&
+	       sd_arch_code_vec_free((uint64_t)(uintptr_t)urp->handler);
+}
+
 SONDE_API int sonde_register_kretprobe(struct sonde_kretprobe *urp)
 {
 	struct sd_rp *rp = NULL;

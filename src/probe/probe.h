@@ -121,5 +121,7 @@ int sd_kprobe_resolve(struct sonde_kprobe *p, uint64_t *addr);
 
 /* kretprobe entry, as a pre_handler (kretprobe.c) */
 int sd_kretprobe_pre_handler(struct sonde_kprobe *p, struct sonde_regs *regs);
+/* whether the entry_handler and handler of the kretprobe of @kp are integer code only */
+bool sd_kretprobe_vec_free(const struct sonde_kprobe *kp);
 
 #endif
