@@ -36,6 +36,12 @@ static int init_err;
 static SD_TLS_IE int cached_tid;
 static SD_TLS_IE char cached_comm[16];
 
+/* the child of fork() is another thread: the cached id was its parent's */
+static void trace_atfork_child(void)
+{
+	cached_tid = 0;
+}
+
 static void trace_init(void)
 {
 	struct sd_rb_config cfg = {
@@ -53,6 +59,7 @@ static void trace_init(void)
 	trace.tracing_on = true;
 	trace.next_id = SD_EVENT_ID_FIRST;
 	init_err = sd_rb_region_create(&cfg, &trace.rb);
+	pthread_atfork(NULL, NULL, trace_atfork_child);
 	if (init_err)
 		sd_warn("cannot create the trace buffer: %s", sonde_last_error());
 }

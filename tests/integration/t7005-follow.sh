@@ -9,7 +9,8 @@
 #  2. attach --follow, fork + exec: the programs executed are traced too
 #     (their agent comes in by LD_PRELOAD and connects to the command);
 #  3. attach without --follow: no child's event;
-#  4. launch mode (sonde trace --follow -- CMD): the children's events too.
+#  4. launch mode (sonde trace --follow -- CMD): the children's events too,
+#     with their own pid although the parent wrote events before forking.
 # After each attach the target's code equals its files and no sonde thread
 # is left in it.
 T=t7005
@@ -135,12 +136,13 @@ clean_after 3
 stop_target
 
 # ---- 4. launch mode ------------------------------------------------------------------------------------
-"$SONDE" trace --follow -e "$DEF" -- "$TARGET" -t 1 -f >"$TMP/4.out" 2>"$TMP/4.err" &
+"$SONDE" trace --follow -e "$DEF" -e 'p:t7/susp sigsuspend' -- "$TARGET" -t 1 -f >"$TMP/4.out" 2>"$TMP/4.err" &
 SPID=$!
 sleep 2
 TPID=$(sed -n 1p "$TMP/4.out" | grep -x '[0-9]*')
 [ -n "$TPID" ] || TPID=$(grep -m1 -x '[0-9]*' "$TMP/4.out")
 [ -n "$TPID" ] && kill -TERM $TPID
+LPID=$TPID
 wait $SPID
 rc=$?
 SPID=
@@ -148,6 +150,10 @@ TPID=
 [ $rc -eq 0 ] || bad "4: sonde trace --follow -- t7_target: status $rc: $(cat "$TMP/4.err")"
 nk=$(sed -n 's/^ *[^ ]*-\([0-9]*\) .* child: .*/\1/p' "$TMP/4.out" | sort -u | wc -l)
 [ "$nk" -ge 5 ] || bad "4: events from $nk children in 2 s"
+# the main thread writes an event (sigsuspend) before each fork: a child's
+# events must still carry the child's own id, not its parent's
+grep -q "^ *t7_target-$LPID .* susp: " "$TMP/4.out" || bad "4: no sigsuspend event of the target"
+grep -q "^ *t7_target-$LPID .* child: " "$TMP/4.out" && bad "4: children's events carry the parent's pid $LPID"
 
 [ $FAILS -eq 0 ] || exit 1
 echo "$T: ok"
