@@ -144,6 +144,22 @@ __attribute__((noinline, noclone, used)) int target_usdt(int a, int b)
 	return a + b;
 }
 
+/*
+ * target_tsc reads the time-stamp counter, as the trace clock does for
+ * every record: the floor under any event with a timestamp.
+ */
+static volatile uint64_t tsc_sink;
+
+__attribute__((noinline, noclone, used)) int target_tsc(int a, int b);
+__attribute__((noinline, noclone, used)) int target_tsc(int a, int b)
+{
+	uint32_t lo, hi;
+
+	asm volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	tsc_sink = (uint64_t)hi << 32 | lo;
+	return a + b;
+}
+
 /* one loop per target, so that each calls its target directly */
 #define DEFINE_LOOP(fn)                                         \
 	static __attribute__((noinline)) long loop_##fn(long n) \
@@ -161,6 +177,7 @@ DEFINE_LOOP(target_opt)
 DEFINE_LOOP(target_int3)
 DEFINE_LOOP(site_pfe)
 DEFINE_LOOP(target_usdt)
+DEFINE_LOOP(target_tsc)
 
 struct target_desc {
 	const char *name;
@@ -175,6 +192,7 @@ static const struct target_desc targets[] = {
     {"target_int3", (void *)target_int3, loop_target_int3},
     {"site_pfe", (void *)site_pfe, loop_site_pfe},
     {"target_usdt", (void *)target_usdt, loop_target_usdt},
+    {"target_tsc", (void *)target_tsc, loop_target_tsc},
 };
 
 #define NTARGETS (int)(sizeof(targets) / sizeof(targets[0]))
@@ -546,6 +564,13 @@ static const struct bench benches[] = {
 	.desc = "USDT probe site: NOT BUILT (no <sys/sdt.h>; systemtap-sdt-dev), a plain call",
 #endif
 	.target = "target_usdt",
+    },
+    {
+	.metric = "anchor_tsc_read",
+	.kind = "baseline",
+	.desc = "a function that reads the TSC (rdtsc), as the trace clock does: what any "
+		"timestamped record costs at least",
+	.target = "target_tsc",
     },
     {
 	.metric = "anchor_int3_sigtrap",

@@ -1235,6 +1235,18 @@ targets_list()
 	done
 }
 
+# what no event can cost less than on this machine, from the same run
+floors_note()
+{
+	local tsc=${ns[anchor_tsc_read]:-} plain=${ns[unprobed]:-}
+	[[ -n $tsc && ${status[anchor_tsc_read]} == ok ]] || return 0
+	echo "Every record carries a timestamp: one read of the TSC, $(fmt_ns "$tsc") ns for a"
+	echo "call of a function that does nothing else (\`anchor_tsc_read\`; a plain call:"
+	echo "$(fmt_ns "${plain:-0}") ns). That is the floor under an event (\`optimized_event_2args\`,"
+	echo "\`tp_enabled\`), and twice it under a function_graph call, which reads the"
+	echo "clock at its entry and at its return."
+}
+
 anchor_notes()
 {
 	local line m k
@@ -1291,13 +1303,16 @@ same function.
 
 $(targets_list)
 
+$(floors_note)
+
 ## Probes, ns per call
 
 The functions: \`target\` is \`lea; ret\` (4 bytes: a probe there stays a
 breakpoint), \`target_opt\` \`mov; mov; add; ret\` (6 movable bytes: jump-optimized),
 \`target_nop5\` a 5-byte nop first (the bytes of a \`-pg -mfentry -mnop-mcount\`
 site), \`site_pfe\` a \`-fpatchable-function-entry=5\` function (five one-byte
-nops), \`target_usdt\` a \`<sys/sdt.h>\` USDT probe. "form" is what the site was
+nops), \`target_usdt\` a \`<sys/sdt.h>\` USDT probe, \`target_tsc\` one \`rdtsc\`.
+"form" is what the site was
 while timed: \`int3\`, or \`jmp\` (a jump to the probe's detour), read from the
 site's first byte and the probe's flags (\`SONDE_KPROBE_FLAG_OPTIMIZED\` = 0x4)
 before and after the timing; a metric named INT3 ran with optimization off, one
