@@ -1319,6 +1319,9 @@ before and after the timing; a metric named INT3 ran with optimization off, one
 named optimized only once \`sonde_wait_kprobe_optimizer()\` had made it a jump.
 The \`*_event*\` rows are the target's own loop, timed while \`sonde record\`
 writes every call's event to a file (events recorded + lost = calls, checked).
+\`tp_disabled\` and \`tp_none\` are \`ft_leaf\` with and without its tracepoint,
+in one binary built with every branch kept off 32-byte boundaries (Intel's JCC
+erratum slows whichever of the two functions has its \`ret\` end on one).
 
 $(table)
 
