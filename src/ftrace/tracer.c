@@ -380,7 +380,7 @@ static int hook_probe(struct ft_func *f)
 		return -ENOMEM;
 	kp->addr = (void *)f->addr;
 	kp->pre_handler = sd_ftrace_kprobe_pre;
-	kp->__reserved[0] = SD_KP_NOFPU;
+	kp->__reserved[0] = SD_KP_OWN_NOFPU;
 	err = sonde_register_kprobe(kp);
 	if (err) {
 		f->why = "cannot be probed";

@@ -414,7 +414,10 @@ static int __register_kprobe(struct sonde_kprobe *p)
 
 	if (p->__reserved[0] & SD_KP_REGISTERED)
 		return sd_error(-EBUSY, "this kprobe is already registered");
-	if ((p->flags & SONDE_KPROBE_FLAG_NOFPU) || handlers_vec_free(p))
+	/* found again at each registration: the handlers may have changed since the last */
+	p->__reserved[0] &= ~SD_KP_NOFPU;
+	if ((p->flags & SONDE_KPROBE_FLAG_NOFPU) || (p->__reserved[0] & SD_KP_OWN_NOFPU) ||
+	    handlers_vec_free(p))
 		p->__reserved[0] |= SD_KP_NOFPU;
 	err = sd_signal_setup();
 	if (err)
@@ -447,6 +450,17 @@ static int __register_kprobe(struct sonde_kprobe *p)
 			err = -ENOMEM;
 			goto fail;
 		}
+	}
+
+	/*
+	 * A post_handler needs the breakpoint, a handler that may touch vector
+	 * registers a detour that saves them: off the jump before it can run
+	 * there (sd_optprobe_handler also skips it on a detour that does not)
+	 */
+	if (site->detour &&
+	    (p->post_handler || (site->lite && !(p->__reserved[0] & SD_KP_NOFPU)))) {
+		sd_site_unoptimize(site, true);
+		sd_sync_threads(); /* nobody is still on the way to the handler there */
 	}
 
 	p->addr = (void *)addr;
@@ -484,9 +498,7 @@ static int __register_kprobe(struct sonde_kprobe *p)
 		free(old_table);
 		free(old_list);
 	}
-	if (site->detour && p->post_handler)
-		sd_site_unoptimize(site, true); /* post_handlers need the breakpoint */
-	else if (site->optimized)
+	if (site->optimized)
 		__atomic_or_fetch(&p->flags, SONDE_KPROBE_FLAG_OPTIMIZED, __ATOMIC_RELAXED);
 	else if (site->armed)
 		sd_site_queue_optimize(site);

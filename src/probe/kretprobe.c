@@ -344,7 +344,7 @@ SD_NOTRACE uint64_t sd_kretprobe_trampoline_handler(struct sonde_regs *regs)
 		t->seq++;
 	t->active = prev | SD_ACTIVE_HANDLER;
 	/*
-	 * no fence: unregister clears ri->rp, then sd_sync_threads() orders
+	 * no fence: unregister marks the pool dead, then sd_sync_threads() orders
 	 * every thread with a membarrier before it looks at `active`
 	 */
 	barrier();
@@ -378,11 +378,11 @@ SD_NOTRACE uint64_t sd_kretprobe_trampoline_handler(struct sonde_regs *regs)
 	regs->ss = ret;
 	while ((int)sh->depth > first) {
 		struct sd_ri *ri = sh->f[--sh->depth].ri;
-		struct sonde_kretprobe *urp = __atomic_load_n(&ri->pub.rp, __ATOMIC_ACQUIRE);
+		bool alive = !__atomic_load_n(&ri->rp->dead, __ATOMIC_ACQUIRE);
 
 		ri->pub.ret_addr = (void *)ret;
 		regs->ip = ret;
-		if (urp && ri->rp->handler)
+		if (alive && ri->rp->handler)
 			ri->rp->handler(&ri->pub, regs);
 		ri_put(ri);
 	}
@@ -516,15 +516,14 @@ SONDE_API void sonde_unregister_kretprobes(struct sonde_kretprobe **rps, int num
 		if (!rp)
 			continue;
 		__atomic_store_n(&rp->user, NULL, __ATOMIC_RELEASE);
-		for (unsigned int k = 0; k < rp->nr; k++)
-			__atomic_store_n(&ri_at(rp, k)->pub.rp, NULL, __ATOMIC_RELEASE);
 		__atomic_store_n(&rp->dead, 1, __ATOMIC_RELEASE);
 	}
 	/*
 	 * A return handler may still be running for one of them, and an
 	 * instance may be on its way back to the free list, having seen the
 	 * pool alive: every such thread is marked, and waited for. From here
-	 * on, instances come back by counting down, and the free list stays.
+	 * on no handler of theirs starts (a return sees the pool dead),
+	 * instances come back by counting down, and the free list stays.
 	 */
 	sd_sync_threads();
 	for (int i = 0; i < num; i++) {
@@ -533,6 +532,12 @@ SONDE_API void sonde_unregister_kretprobes(struct sonde_kretprobe **rps, int num
 
 		if (!rp)
 			continue;
+		/*
+		 * Only now: a handler that began before sees its kretprobe
+		 * (sonde_get_kretprobe) until it ends, as it was called for it.
+		 */
+		for (unsigned int k = 0; k < rp->nr; k++)
+			__atomic_store_n(&ri_at(rp, k)->pub.rp, NULL, __ATOMIC_RELEASE);
 		rps[i]->__priv = NULL;
 		rps[i]->kp.pre_handler = NULL;
 		for (uint32_t k = (uint32_t)rp->free_head; k; k = ri_at(rp, k - 1)->next_free)

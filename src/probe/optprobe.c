@@ -70,6 +70,7 @@ struct opt_slot {
 	struct sd_opt_layout layout;
 	uint8_t *detour;
 	bool used;
+	bool lite; /* its trampoline saves no vector state */
 };
 
 static struct opt_slot *opt_table;
@@ -127,6 +128,11 @@ SD_NOTRACE void sd_optprobe_handler(uint32_t index, struct sonde_regs *regs)
 
 			if (!sd_kprobe_enabled(p))
 				continue;
+			if (unlikely(slot->lite && !(p->__reserved[0] & SD_KP_NOFPU))) {
+				/* joined while the site was optimized without vector state */
+				__atomic_add_fetch(&p->nmissed, 1, __ATOMIC_RELAXED);
+				continue;
+			}
 			sd_hit(p);
 			if (p->pre_handler)
 				p->pre_handler(p, regs);
@@ -471,7 +477,7 @@ static int prepare(struct sd_site *site)
 		site->opt_why = "no room for a detour near the probe";
 		return -ENOMEM;
 	}
-	site->lite = all_lite(site);
+	site->lite = all_lite(site) && sd_thread_register_vec_free();
 	if (site->lite)
 		common = sd_arch_optprobe_tramp_lite;
 	else
@@ -502,6 +508,7 @@ static int prepare(struct sd_site *site)
 	site->opt_index = spec.index;
 	site->layout = opt_table[spec.index].layout;
 	opt_table[spec.index].detour = detour;
+	opt_table[spec.index].lite = site->lite;
 	STORE_RELEASE(opt_table[spec.index].site, site);
 	/* the detour is published last: only complete, it is reachable */
 	__atomic_store_n(&site->detour, detour, __ATOMIC_RELEASE);

@@ -63,7 +63,8 @@ struct sd_site *sd_site_lookup(uint64_t addr);
 /* private bits kept in sonde_kprobe.__reserved[0] */
 #define SD_KP_REGISTERED 0x1UL
 #define SD_KP_INTERNAL	 0x2UL /* sonde's own probe: never listed */
-#define SD_KP_NOFPU	 0x4UL /* its handlers never touch vector registers */
+#define SD_KP_NOFPU	 0x4UL /* its handlers never touch vector registers (set at registration) */
+#define SD_KP_OWN_NOFPU	 0x8UL /* sonde's own handlers, built -mgeneral-regs-only */
 
 /* ---- jump optimization (optprobe.c); callers hold sd_probe_mutex ------------------ */
 

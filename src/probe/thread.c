@@ -133,7 +133,8 @@ done:
 	 * probed itself (all of libc traced), and its breakpoint, reached from
 	 * the trap handler registering this thread, must pass through rather
 	 * than register again. (glibc keeps the first 32 keys in the thread
-	 * descriptor: no malloc here.)
+	 * descriptor: no malloc here; past those it may calloc, which may use
+	 * vector registers: sd_thread_register_vec_free() says which.)
 	 */
 	t->registered = 1;
 	if (key_ok) {
@@ -141,6 +142,12 @@ done:
 		pthread_setspecific(exit_key, t);
 		sd_leave_sonde();
 	}
+}
+
+bool sd_thread_register_vec_free(void)
+{
+	pthread_once(&key_once, key_init);
+	return !key_ok || exit_key < 32;
 }
 
 struct watch {

@@ -56,6 +56,12 @@ int32_t sd_thread_resume_tls_offset(void);
 
 /* put this thread on the list sd_sync_threads() watches (signal-safe) */
 void sd_thread_register(struct sd_thread *t);
+/*
+ * whether sd_thread_register() leaves the vector registers alone (it calls
+ * pthread_setspecific, which allocates for a key past glibc's first 32):
+ * else no probe path may skip saving them, a thread's first hit registers it
+ */
+bool sd_thread_register_vec_free(void);
 
 /*
  * sd_sync_threads - wait until every other thread has been quiescent at

@@ -294,7 +294,7 @@ static int register_probe(struct sd_probe_event *pe, struct sd_parse_error *err,
 	}
 	kp->flags = SONDE_KPROBE_FLAG_DISABLED;
 	/* the event writers never touch vector registers (built -mgeneral-regs-only) */
-	kp->__reserved[0] |= SD_KP_NOFPU;
+	kp->__reserved[0] |= SD_KP_OWN_NOFPU;
 	if (def->is_return) {
 		pe->rp.handler = return_handler;
 		pe->rp.maxactive = def->maxactive;

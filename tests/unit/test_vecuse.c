@@ -26,7 +26,7 @@
 		".size " #name ", .-" #name "\n");                                            \
 	void name(void)
 
-/* integer code: arithmetic, memory, a loop, a syscall */
+/* integer code: arithmetic, memory, a loop */
 ASM_FN(vu_int, "	endbr64\n"
 	       "	mov $10, %ecx\n"
 	       "1:	add %rcx, %rax\n"
@@ -81,6 +81,61 @@ ASM_FN(vu_trap, "	test %edi, %edi\n"
 		"	ret\n"
 		"4:	ud2\n"
 		"	.byte 0x66, 0x0f, 0xef, 0xc0\n"); /* pxor %xmm0,%xmm0, never reached */
+
+/* a frame: rbp set from rsp, locals, leave */
+ASM_FN(vu_frame, "	push %rbp\n"
+		 "	mov %rsp, %rbp\n"
+		 "	sub $32, %rsp\n"
+		 "	mov %rdi, -8(%rbp)\n"
+		 "	mov %rsi, 8(%rsp)\n"
+		 "	call vu_int\n"
+		 "	leave\n"
+		 "	ret");
+/* returns that do not go back to the caller: each reaches vu_avx */
+ASM_FN(vu_push_ret, "	lea vu_avx(%rip), %rax\n"
+		    "	push %rax\n"
+		    "	ret");
+ASM_FN(vu_retpoline, "	lea vu_avx(%rip), %rax\n"
+		     "	call 5f\n"
+		     "6:	pause\n"
+		     "	jmp 6b\n"
+		     "5:	mov %rax, (%rsp)\n"
+		     "	ret");
+ASM_FN(vu_frame_ret, "	push %rbp\n"
+		     "	mov %rsp, %rbp\n"
+		     "	lea vu_avx(%rip), %rax\n"
+		     "	mov %rax, 8(%rbp)\n"
+		     "	pop %rbp\n"
+		     "	ret");
+ASM_FN(vu_lret, "	push $0x33\n"
+		"	lea vu_avx(%rip), %rax\n"
+		"	push %rax\n"
+		"	lretq");
+/* a realigned stack, then a write through it: where to, the scan cannot tell */
+ASM_FN(vu_realign, "	push %rbp\n"
+		   "	mov %rsp, %rbp\n"
+		   "	and $-16, %rsp\n"
+		   "	mov %rax, (%rsp)\n"
+		   "	leave\n"
+		   "	ret");
+/* gates: a breakpoint encoded as int $3, a 32-bit system call, sysenter */
+ASM_FN(vu_int_3, "	.byte 0xcd, 0x03\n"
+		 "	ret");
+ASM_FN(vu_int80, "	int $0x80\n"
+		 "	ret");
+ASM_FN(vu_sysenter, "	sysenter\n"
+		    "	ret");
+ASM_FN(vu_ldmxcsr, "	ldmxcsr -4(%rsp)\n"
+		   "	ret");
+ASM_FN(vu_fwait, "	fwait\n"
+		 "	ret");
+ASM_FN(vu_xbegin, "	xbegin 7f\n"
+		  "7:	ret");
+/* more code than the budget: 5000 instructions of integer code */
+ASM_FN(vu_long, "	.rept 5000\n"
+		"	add $1, %rax\n"
+		"	.endr\n"
+		"	ret");
 
 static int counter;
 
@@ -163,6 +218,19 @@ TEST(code_cases)
 	CHECK(!sd_arch_code_vec_free((uint64_t)vu_icall));
 	CHECK(!sd_arch_code_vec_free((uint64_t)vu_ijmp));
 	CHECK(!sd_arch_code_vec_free((uint64_t)vu_int3));
+	CHECK(sd_arch_code_vec_free((uint64_t)vu_frame));
+	CHECK(!sd_arch_code_vec_free((uint64_t)vu_push_ret));
+	CHECK(!sd_arch_code_vec_free((uint64_t)vu_retpoline));
+	CHECK(!sd_arch_code_vec_free((uint64_t)vu_frame_ret));
+	CHECK(!sd_arch_code_vec_free((uint64_t)vu_lret));
+	CHECK(!sd_arch_code_vec_free((uint64_t)vu_realign));
+	CHECK(!sd_arch_code_vec_free((uint64_t)vu_int_3));
+	CHECK(!sd_arch_code_vec_free((uint64_t)vu_int80));
+	CHECK(!sd_arch_code_vec_free((uint64_t)vu_sysenter));
+	CHECK(!sd_arch_code_vec_free((uint64_t)vu_ldmxcsr));
+	CHECK(!sd_arch_code_vec_free((uint64_t)vu_fwait));
+	CHECK(!sd_arch_code_vec_free((uint64_t)vu_xbegin));
+	CHECK(!sd_arch_code_vec_free((uint64_t)vu_long));
 
 	CHECK(sd_arch_code_vec_free((uint64_t)c_empty));
 	CHECK(sd_arch_code_vec_free((uint64_t)c_count));
@@ -170,6 +238,23 @@ TEST(code_cases)
 	CHECK(!sd_arch_code_vec_free((uint64_t)c_libc));
 	/* libc's own code calls through its PLT and uses SSE */
 	CHECK(!sd_arch_code_vec_free((uint64_t)memcpy));
+}
+
+/* a double in and out: xmm0 is live at the entry and at the return */
+double vu_dtarget(double x);
+__asm__(".text\n.globl vu_dtarget\n.type vu_dtarget, @function\nvu_dtarget:\n"
+	"	movapd %xmm0, %xmm1\n"
+	"	addsd %xmm1, %xmm0\n"
+	"	ret\n"
+	".size vu_dtarget, .-vu_dtarget\n");
+
+/* clobbers xmm0: the vector state must be saved around it */
+__attribute__((noinline)) static int c_vec(struct sonde_kprobe *p, struct sonde_regs *regs)
+{
+	(void)p;
+	(void)regs;
+	__asm__ volatile("pxor %%xmm0, %%xmm0" ::: "xmm0");
+	return 0;
 }
 
 __attribute__((noinline, noipa)) int vu_target(int a);
@@ -212,5 +297,56 @@ TEST(probes)
 	sonde_unregister_kretprobe(&rp_libc);
 	sonde_unregister_kretprobe(&rp_int);
 	sonde_unregister_kprobe(&kp_float);
+	sonde_unregister_kprobe(&kp_count);
+}
+
+/* registering again with another handler: what it touches is found again */
+TEST(reregister_finds_again)
+{
+	struct sonde_kprobe kp = {.symbol_name = "vu_target", .pre_handler = c_count};
+	struct sonde_kretprobe rp = {.kp.symbol_name = "vu_target", .handler = c_ret_count};
+
+	CHECK_EQ(sonde_register_kprobe(&kp), 0);
+	CHECK(nofpu(&kp));
+	sonde_unregister_kprobe(&kp);
+	kp.pre_handler = c_float;
+	CHECK_EQ(sonde_register_kprobe(&kp), 0);
+	CHECK(!nofpu(&kp));
+	sonde_unregister_kprobe(&kp);
+
+	CHECK_EQ(sonde_register_kretprobe(&rp), 0);
+	CHECK(nofpu(&rp.kp));
+	sonde_unregister_kretprobe(&rp);
+	rp.entry_handler = c_ret_libc;
+	CHECK_EQ(sonde_register_kretprobe(&rp), 0);
+	CHECK(!nofpu(&rp.kp));
+	sonde_unregister_kretprobe(&rp);
+}
+
+/*
+ * A probe whose handler uses xmm0 joins a site already optimized without
+ * vector state: it must not run there; the double in xmm0 comes through.
+ */
+TEST(vector_probe_joins_a_lite_site)
+{
+	struct sonde_kprobe kp_count = {.symbol_name = "vu_dtarget", .pre_handler = c_count};
+	struct sonde_kprobe kp_vec = {.symbol_name = "vu_dtarget", .pre_handler = c_vec};
+	int calls = 0;
+
+	CHECK_EQ(sonde_register_kprobe(&kp_count), 0);
+	sonde_wait_kprobe_optimizer();
+	CHECK(kp_count.flags & SONDE_KPROBE_FLAG_OPTIMIZED);
+	CHECK(vu_dtarget(21.0) == 42.0);
+	CHECK_EQ(sonde_register_kprobe(&kp_vec), 0);
+	CHECK(!nofpu(&kp_vec));
+	for (int i = 0; i < 100; i++, calls++)
+		CHECK(vu_dtarget(21.0) == 42.0);
+	sonde_wait_kprobe_optimizer();
+	CHECK(kp_vec.flags & SONDE_KPROBE_FLAG_OPTIMIZED); /* again, saving the vectors */
+	for (int i = 0; i < 100; i++, calls++)
+		CHECK(vu_dtarget(21.0) == 42.0);
+	CHECK_EQ(sonde_kprobe_hits(&kp_vec), (unsigned long)calls);
+	CHECK_EQ(sonde_kprobe_missed(&kp_vec), 0UL);
+	sonde_unregister_kprobe(&kp_vec);
 	sonde_unregister_kprobe(&kp_count);
 }

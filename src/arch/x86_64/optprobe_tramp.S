@@ -16,7 +16,8 @@
  * sd_arch_optprobe_tramp_entry is for sites at a function's first
  * instruction, where the x87 stack is empty; sd_arch_optprobe_tramp_lite
  * is the same without the vector state, for handlers known not to touch it
- * (sonde's own event writers).
+ * (sonde's own event writers, handlers flagged SONDE_KPROBE_FLAG_NOFPU or
+ * proven integer code at registration).
  */
 #include "vecstate.h"
 
