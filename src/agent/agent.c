@@ -132,8 +132,12 @@ static int serve(int fd, struct sd_ctl_msg *m)
 
 	if (!out)
 		return -1;
-	/* static tracepoints of objects loaded since the last request (the first: all) */
+	/*
+	 * objects loaded since the last request (the first: all): their static
+	 * tracepoints, and the uprobes that waited for them
+	 */
 	sd_tracepoint_update();
+	sd_probe_events_refresh();
 	switch (m->hdr.op) {
 	case SD_CTL_READ:
 		status = sd_tracefs_read(m->path, out);

@@ -445,13 +445,16 @@ static int place_cb(struct sd_event *ev, void *arg)
 	return 0;
 }
 
-void sd_probe_events_refresh_locked(void)
+void sd_probe_events_refresh(void)
 {
 	struct sd_maps *maps;
 
-	if (!npending || !(maps = self_maps()))
+	if (!READ_ONCE(npending) || !sd_trace_get())
 		return;
-	sd_trace_for_each_event(place_cb, maps);
+	sd_trace_lock();
+	if (npending && (maps = self_maps()))
+		sd_trace_for_each_event(place_cb, maps);
+	sd_trace_unlock();
 }
 
 static bool is_probe_event(const struct sd_event *ev, int kind)

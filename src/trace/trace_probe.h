@@ -15,12 +15,12 @@
  */
 /*
  * a uprobe on a file the process has not mapped is accepted, as the
- * kernel's: it is placed by sd_probe_events_refresh_locked() once the file
- * is mapped (dlopen), and armed then if the event was enabled meanwhile
+ * kernel's: it is placed by sd_probe_events_refresh() once the file is
+ * mapped (dlopen), and armed then if the event was enabled meanwhile
  */
 int sd_probe_event_create(const char *cmd, int kind, struct sd_parse_error *err);
-/* place the pending uprobes whose files are now mapped (trace lock held) */
-void sd_probe_events_refresh_locked(void);
+/* place the pending uprobes whose files are now mapped (takes the trace lock) */
+void sd_probe_events_refresh(void);
 int sd_probe_event_remove(const char *group, const char *event, int kind,
 			  struct sd_parse_error *err, const char *cmd);
 /* what the file reads back: one definition per line, in creation order */

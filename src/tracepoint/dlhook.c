@@ -2,8 +2,9 @@
 /*
  * dlhook.c - libsonde's dlopen() and dlclose(): the program's call does
  * what it always does, then the tracepoints of what was loaded appear (or
- * those of what was unloaded go) before the call returns, so that a
- * library's events can be enabled right after it is opened.
+ * those of what was unloaded go), and the uprobes that waited for a file
+ * just loaded are placed, before the call returns, so that a library's
+ * events can be enabled right after it is opened.
  *
  * Exported under glibc's own versions (dlopen@@GLIBC_2.34 and
  * dlopen@GLIBC_2.2.5, libsonde.map), so that a preloaded libsonde takes
@@ -45,6 +46,7 @@
 
 #include "common/compiler.h"
 #include "probe/thread.h"
+#include "trace/trace_probe.h"
 #include "tracepoint/tracepoint.h"
 
 typedef void *(*dlopen_fn)(const char *file, int mode);
@@ -115,6 +117,7 @@ static void *helper_main(void *arg)
 		r = helper.req;
 		pthread_mutex_unlock(&helper.lock);
 		sd_tracepoint_refresh();
+		sd_probe_events_refresh();
 		pthread_mutex_lock(&helper.lock);
 		helper.done = r;
 		pthread_cond_broadcast(&helper.cond);

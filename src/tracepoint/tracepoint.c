@@ -39,7 +39,6 @@
 #include "trace/errlog.h"
 #include "trace/printfmt.h"
 #include "trace/trace.h"
-#include "trace/trace_probe.h"
 #include "tracepoint/tracepoint.h"
 
 #define MAX_SEGS      16
@@ -1054,8 +1053,6 @@ void sd_tracepoint_refresh_locked(void)
 		/* events new with these objects: those asked for before they existed go on */
 		sd_trace_for_each_event(apply_pending_cb, NULL);
 	}
-	/* uprobes waiting for a file that may be among the new objects */
-	sd_probe_events_refresh_locked();
 	if (tps.retry && ++tps.retries > MAX_RETRIES) {
 		sd_warn("an object's tracepoints stayed unreadable: not looked at again");
 		tps.retry = false;
