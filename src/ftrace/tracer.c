@@ -46,6 +46,14 @@ struct sd_ftrace_opts *sd_ftrace_opts(void)
 
 /* ---- the events ------------------------------------------------------------------------- */
 
+/* the kernel's %ps: the symbol without its offset, or the address */
+static void sym_ps(const struct sd_print_ctx *ctx, uint64_t addr, char *buf, size_t len)
+{
+	if (!ctx->sym || ctx->sym(ctx->sym_arg, addr, buf, len) < 0)
+		snprintf(buf, len, "0x%lx", (unsigned long)addr);
+	buf[strcspn(buf, "+")] = '\0';
+}
+
 static void print_function(struct sd_seq *s, const struct sd_event *ev, const void *entry,
 			   uint32_t len, const struct sd_print_ctx *ctx)
 {
@@ -54,13 +62,8 @@ static void print_function(struct sd_seq *s, const struct sd_event *ev, const vo
 
 	memcpy(&ip, (const char *)entry + 8, 8);
 	memcpy(&parent, (const char *)entry + 16, 8);
-	if (!ctx->sym || ctx->sym(ctx->sym_arg, ip, a, sizeof(a)) < 0)
-		snprintf(a, sizeof(a), "0x%lx", (unsigned long)ip);
-	if (!ctx->sym || ctx->sym(ctx->sym_arg, parent, b, sizeof(b)) < 0)
-		snprintf(b, sizeof(b), "0x%lx", (unsigned long)parent);
-	/* the kernel's %ps: the name without the offset */
-	a[strcspn(a, "+")] = '\0';
-	b[strcspn(b, "+")] = '\0';
+	sym_ps(ctx, ip, a, sizeof(a));
+	sym_ps(ctx, parent, b, sizeof(b));
 	sd_seq_printf(s, "%s <-%s", a, b);
 }
 
@@ -73,9 +76,7 @@ static void print_graph(struct sd_seq *s, const struct sd_event *ev, const void 
 
 	memcpy(&func, (const char *)entry + 8, 8);
 	memcpy(&depth, (const char *)entry + 16, 4);
-	if (!ctx->sym || ctx->sym(ctx->sym_arg, func, a, sizeof(a)) < 0)
-		snprintf(a, sizeof(a), "0x%lx", (unsigned long)func);
-	a[strcspn(a, "+")] = '\0';
+	sym_ps(ctx, func, a, sizeof(a));
 	sd_seq_printf(s, "%s %s (%d)",
 		      !strcmp(ev->name, "funcgraph_entry")  ? "-->"
 		      : !strcmp(ev->name, "funcgraph_leaf") ? "<->"
@@ -102,9 +103,7 @@ static void render_leaf(struct sd_seq *s, const struct sd_render *r, const struc
 	memcpy(&func, (const char *)rec->payload + 8, 8);
 	memcpy(&depth, (const char *)rec->payload + 16, 4);
 	memcpy(times, (const char *)rec->payload + 24, 16);
-	if (!r->pctx.sym || r->pctx.sym(r->pctx.sym_arg, func, a, sizeof(a)) < 0)
-		snprintf(a, sizeof(a), "0x%lx", (unsigned long)func);
-	a[strcspn(a, "+")] = '\0';
+	sym_ps(&r->pctx, func, a, sizeof(a));
 	for (int i = 0; i < 2; i++) {
 		at.ts = times[i];
 		sd_render_context(s, r, &at);

@@ -189,7 +189,6 @@ struct sd_fetch_ctx {
 	void *sym_arg;
 };
 
-/* bytes of dynamic data (strings…) the arguments need for this hit */
 /*
  * A fetch arg that is a register, or a register argument, stored as it is:
  * @size bytes of struct sonde_regs at @from, to the entry at @to.
@@ -201,6 +200,7 @@ struct sd_fetch_copy {
 
 /* every fetch arg of @def as such a copy (at most @max): their number, or -1 */
 int sd_probe_copy_plan(const struct sd_probe_def *def, struct sd_fetch_copy *plan, int max);
+/* bytes of dynamic data (strings…) the arguments need for this hit */
 uint32_t sd_probe_dynamic_size(const struct sd_probe_def *def, const struct sd_fetch_ctx *ctx);
 /*
  * Fill the entry's argument fields and dynamic data (the common header and

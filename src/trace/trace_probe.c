@@ -100,8 +100,7 @@ SD_NOTRACE static void write_event(struct sd_probe_event *pe, const struct sonde
 			const struct sd_fetch_copy *c = &pe->plan[i];
 			const char *from = (const char *)regs + c->from;
 
-			/* little-endian: the low bytes of the register; constant sizes, no memcpy
-			 * call */
+			/* the register's low bytes (little-endian), at constant sizes */
 			if (c->size == 8)
 				__builtin_memcpy(entry + c->to, from, 8);
 			else if (c->size == 4)

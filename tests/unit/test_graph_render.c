@@ -674,6 +674,19 @@ static const char known_tree_totals[] =
     "   40.000 us   32.000 us           2  foo\n"
     "   13.000 us   13.000 us           2  bar\n";
 
+/* known_tree()'s calls, however written: five, the first to return bar under foo under main */
+static void check_known_first_call(const struct collect *co)
+{
+	CHECK_EQ(co->n, 5);
+	CHECK_EQ(co->calls[0].func, F_BAR);
+	CHECK_EQ(co->calls[0].nstack, 3);
+	CHECK_EQ(co->calls[0].stack[0], F_MAIN);
+	CHECK_EQ(co->calls[0].stack[1], F_FOO);
+	CHECK_EQ(co->calls[0].start_ns, 12000);
+	CHECK_EQ(co->calls[0].dur_ns, 8000);
+	CHECK(co->calls[0].entered && co->calls[0].complete && !co->calls[0].recursive);
+}
+
 /* known_tree() with its leaf calls as the tracer writes them: the same stats */
 TEST(stats_leaf_records)
 {
@@ -688,13 +701,10 @@ TEST(stats_leaf_records)
 	ctfeed(t, leaf(100, 0, F_BAR, 1, 70000, 75000));
 	ctfeed(t, ext(100, 0, F_MAIN, 0, 0, 100000));
 	ct_finish(t);
-	CHECK_EQ(co.n, 5);
 	CHECK_EQ(ct_records(t), 7);
-	CHECK_EQ(co.calls[0].func, F_BAR);
-	CHECK_EQ(co.calls[0].nstack, 3);
-	CHECK_EQ(co.calls[0].start_ns, 12000);
-	CHECK_EQ(co.calls[0].dur_ns, 8000);
+	check_known_first_call(&co);
 	CHECK_STREQ(stats_text(&co.st, GX_SORT_TOTAL, GX_COLS_TIMES), known_tree_totals);
+	collect_free(&co, t);
 }
 
 TEST(stats_known_tree)
@@ -704,16 +714,8 @@ TEST(stats_known_tree)
 
 	known_tree(t, 100);
 	ct_finish(t);
-	CHECK_EQ(co.n, 5);
 	CHECK_EQ(ct_records(t), 10);
-	/* the first call to return: bar under foo under main */
-	CHECK_EQ(co.calls[0].func, F_BAR);
-	CHECK_EQ(co.calls[0].nstack, 3);
-	CHECK_EQ(co.calls[0].stack[0], F_MAIN);
-	CHECK_EQ(co.calls[0].stack[1], F_FOO);
-	CHECK_EQ(co.calls[0].start_ns, 12000);
-	CHECK_EQ(co.calls[0].dur_ns, 8000);
-	CHECK(co.calls[0].entered && co.calls[0].complete && !co.calls[0].recursive);
+	check_known_first_call(&co);
 	CHECK_STREQ(stats_text(&co.st, GX_SORT_TOTAL, GX_COLS_TIMES), known_tree_totals);
 	CHECK_STREQ(stats_text(&co.st, GX_SORT_CALLS, GX_COLS_TIMES),
 		    "  Total time   Self time       Calls  Function\n"
