@@ -215,15 +215,25 @@ static int listen_socket(void)
 	err = sd_ctl_agent_path(agent.pid, agent.sock_path, sizeof(agent.sock_path));
 	if (err)
 		return err;
-	if (strlen(agent.sock_path) >= sizeof(sa.sun_path))
+	/*
+	 * Bound and listening under a name of its own first, then renamed into
+	 * place: whoever finds the socket can connect to it. A name bound but
+	 * not yet listening refuses, and a refusing socket is what a dead
+	 * agent leaves: `sonde ctl` would take this live one for stale and
+	 * attach over the command that is attaching now. The rename also
+	 * replaces a stale socket of a dead process of the same pid.
+	 */
+	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s.new", agent.sock_path) >=
+	    sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, agent.sock_path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	unlink(agent.sock_path); /* a stale one from a dead process of the same pid */
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 8)) {
+	unlink(sa.sun_path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 8) ||
+	    rename(sa.sun_path, agent.sock_path)) {
 		err = -errno;
+		unlink(sa.sun_path);
 		close(fd);
 		return err;
 	}

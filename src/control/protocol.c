@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
 /* protocol.c - framing of control messages, and where the sockets live. */
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,6 +184,46 @@ int sd_ctl_agent_path(pid_t pid, char *buf, size_t len)
 		return err;
 	n = snprintf(buf, len, "%s/%d.sock", dir, (int)pid);
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/* the pid in "<pid>.sock", "<pid>.sock.new", "<pid>.lock" or "cmd-<pid>.sock"; else 0 */
+static pid_t sock_pid(const char *name)
+{
+	char *end;
+	long pid;
+
+	if (!strncmp(name, "cmd-", 4))
+		name += 4;
+	if (*name < '1' || *name > '9')
+		return 0;
+	pid = strtol(name, &end, 10);
+	if (pid <= 0 || pid > INT_MAX ||
+	    (strcmp(end, ".sock") && strcmp(end, ".sock.new") && strcmp(end, ".lock")))
+		return 0;
+	return (pid_t)pid;
+}
+
+int sd_ctl_sweep(void)
+{
+	char dir[200];
+	struct dirent *de;
+	int n = 0, fd;
+	DIR *d;
+
+	if (sd_ctl_dir(dir, sizeof(dir)))
+		return 0;
+	d = opendir(dir);
+	if (!d)
+		return 0;
+	fd = dirfd(d);
+	while ((de = readdir(d))) {
+		pid_t pid = sock_pid(de->d_name);
+
+		if (pid && kill(pid, 0) && errno == ESRCH && !unlinkat(fd, de->d_name, 0))
+			n++;
+	}
+	closedir(d);
+	return n;
 }
 
 int sd_ctl_peer_uid(int sock)

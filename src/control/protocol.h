@@ -79,6 +79,14 @@ void sd_ctl_msg_free(struct sd_ctl_msg *msg);
 int sd_ctl_dir(char *buf, size_t len);
 /* the agent socket path of @pid */
 int sd_ctl_agent_path(pid_t pid, char *buf, size_t len);
+/*
+ * Remove the sockets of processes that have ended from sd_ctl_dir(): an
+ * agent unlinks its own at exit(), but not when the process ends by
+ * _exit(), a signal or a crash. Returns how many went. (The directory is
+ * per user and per machine: a process of the same user in another pid
+ * namespace sharing it would be taken for ended.)
+ */
+int sd_ctl_sweep(void);
 /* the uid of the peer of a connected unix socket, or -1 */
 int sd_ctl_peer_uid(int sock);
 

@@ -152,13 +152,36 @@ static int read_int_file(const char *path, int *v)
 	return ok ? 0 : -EINVAL;
 }
 
-/* why PTRACE_SEIZE failed with EPERM, as precisely as /proc tells */
-static int explain_eperm(pid_t pid)
+pid_t inject_sonde_tracer(pid_t pid, pid_t tid)
+{
+	char buf[64], path[64], self[PATH_MAX], other[PATH_MAX];
+	ssize_t n, m;
+	pid_t tracer;
+
+	if (!status_field(pid, tid, "TracerPid", buf, sizeof(buf)))
+		return 0;
+	tracer = atoi(buf);
+	if (tracer <= 0 || tracer == getpid())
+		return 0;
+	/* TracerPid names a thread; /proc/TID/exe is its process's program */
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)tracer);
+	n = readlink("/proc/self/exe", self, sizeof(self));
+	m = readlink(path, other, sizeof(other));
+	return n > 0 && n == m && !memcmp(self, other, n) ? tracer : 0;
+}
+
+/*
+ * why PTRACE_SEIZE of @tid (0: the leader) failed with EPERM, as precisely
+ * as /proc tells; -EALREADY, unexplained, when another sonde holds it
+ */
+static int explain_eperm(pid_t pid, pid_t tid)
 {
 	char buf[128], comm[64];
 	int scope = 0, tracer = 0;
 	unsigned int uid = 0;
 
+	if (inject_sonde_tracer(pid, tid) || (tid && inject_sonde_tracer(pid, 0)))
+		return -EALREADY;
 	proc_comm(pid, comm, sizeof(comm));
 	if (status_field(pid, 0, "TracerPid", buf, sizeof(buf)))
 		tracer = atoi(buf);
@@ -217,10 +240,10 @@ int inject_check(pid_t pid)
 	if (status_field(pid, 0, "TracerPid", buf, sizeof(buf)))
 		tracer = atoi(buf);
 	if (tracer && tracer != getpid())
-		return explain_eperm(pid);
+		return explain_eperm(pid, 0);
 	snprintf(path, sizeof(path), "/proc/%d", (int)pid);
 	if (geteuid() != 0 && !stat(path, &st) && st.st_uid != geteuid())
-		return explain_eperm(pid); /* another user's: ptrace would refuse */
+		return explain_eperm(pid, 0); /* another user's: ptrace would refuse */
 	return 0;
 }
 
@@ -420,7 +443,7 @@ static int seize_all(struct target *tg)
 					continue; /* exited meanwhile */
 				closedir(d);
 				if (e == EPERM)
-					return explain_eperm(tg->pid);
+					return explain_eperm(tg->pid, tid);
 				return cli_fail(-e, "cannot ptrace thread %d of pid %d: %s",
 						(int)tid, (int)tg->pid, strerror(e));
 			}

@@ -9,7 +9,8 @@
  * connects to @ctl_path by itself. Failures are explained on stderr (no
  * such process, permission, already traced, statically linked, the loader
  * refused the library) and returned as a negative errno; the process is
- * left as it was.
+ * left as it was. Another sonde command attaching at the same moment is
+ * not an error to explain: -EALREADY, as from inject_check().
  */
 #ifndef SONDE_INJECT_H
 #define SONDE_INJECT_H
@@ -23,8 +24,15 @@ struct inject_stats {
 	bool reused; /* libsonde.so was already loaded (an earlier attach) */
 };
 
-/* could sonde attach to @pid at all? 0, or a negative errno with the reason printed */
+/*
+ * could sonde attach to @pid at all? 0, or a negative errno with the reason
+ * printed; -EALREADY, printed by nobody, while another sonde command holds
+ * it (attaching right now: its agent will serve soon)
+ */
 int inject_check(pid_t pid);
+
+/* the thread of another sonde command that ptraces @tid of @pid (0: the leader), or 0 */
+pid_t inject_sonde_tracer(pid_t pid, pid_t tid);
 
 /*
  * inject_agent - load @lib (an absolute path) into @pid and start its

@@ -21,6 +21,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -127,6 +128,7 @@ static int listen_here(struct session *s)
 
 	if (err)
 		return cli_fail(err, "%s", sonde_last_error());
+	sd_ctl_sweep(); /* what agents killed before left behind */
 	snprintf(s->listen_path, sizeof(s->listen_path), "%s/cmd-%d.sock", dir, (int)getpid());
 	if (strlen(s->listen_path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
@@ -402,20 +404,12 @@ static int target_uid_ok(pid_t pid)
 			(int)pid, (unsigned int)st.st_uid, (unsigned int)st.st_uid);
 }
 
-int session_attach(struct session *s, pid_t pid, unsigned int flags)
+/* a new agent into @pid (none serves): -EALREADY while another sonde attaches */
+static int attach_new(struct session *s, pid_t pid, unsigned int flags)
 {
 	char lib[PATH_MAX], real[PATH_MAX];
-	int err = session_connect(s, pid);
+	int err = inject_check(pid);
 
-	if (!err)
-		return 0; /* an agent serves already */
-	if (s->ctl >= 0)
-		close(s->ctl);
-	s->ctl = -1;
-	if (err != -ENOENT && err != -ECONNREFUSED)
-		return cli_fail(err, "cannot reach the agent of pid %d: %s", (int)pid,
-				strerror(-err));
-	err = inject_check(pid);
 	if (err)
 		return err;
 	err = target_uid_ok(pid);
@@ -451,6 +445,79 @@ int session_attach(struct session *s, pid_t pid, unsigned int flags)
 		s->listen_fd = -1;
 		unlink(s->listen_path);
 	}
+	return err;
+}
+
+/*
+ * Sonde commands reaching one process take turns (an flock on
+ * <pid>.lock beside the sockets, let go when the command ends however it
+ * ends): the first loads the agent, the next finds it serving. The file
+ * stays: unlinked, a waiter would hold a lock on a name nobody else sees.
+ * -1 when no lock could be had; the attach goes on unserialized.
+ */
+static int attach_lock(pid_t pid)
+{
+	char dir[200], path[256];
+	int fd;
+
+	if (sd_ctl_dir(dir, sizeof(dir)) ||
+	    (size_t)snprintf(path, sizeof(path), "%s/%d.lock", dir, (int)pid) >= sizeof(path))
+		return -1;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	while (flock(fd, LOCK_EX)) {
+		if (errno != EINTR) {
+			close(fd);
+			return -1;
+		}
+	}
+	return fd;
+}
+
+static int attach_locked(struct session *s, pid_t pid, unsigned int flags)
+{
+	/* inject's own limit on a call in the target, and a little more */
+	const int busy_ms = 35000;
+
+	for (int waited = 0;; waited += 20) {
+		int err = session_connect(s, pid);
+
+		if (!err)
+			return 0; /* an agent serves already */
+		if (s->ctl >= 0)
+			close(s->ctl);
+		s->ctl = -1;
+		if (err != -ENOENT && err != -ECONNREFUSED)
+			return cli_fail(err, "cannot reach the agent of pid %d: %s", (int)pid,
+					strerror(-err));
+		err = attach_new(s, pid, flags);
+		if (err != -EALREADY)
+			return err;
+		/*
+		 * Another sonde command holds it without the lock (one with
+		 * another XDG_RUNTIME_DIR): its agent will serve both, as one
+		 * started by `sonde ctl` serves a later `sonde trace -p`.
+		 */
+		if (waited >= busy_ms) {
+			pid_t other = inject_sonde_tracer(pid, 0);
+
+			return cli_fail(-EBUSY,
+					"pid %d: another sonde command (thread %d) has been "
+					"attaching to it for %d s and has not finished",
+					(int)pid, (int)other, busy_ms / 1000);
+		}
+		usleep(20 * 1000);
+	}
+}
+
+int session_attach(struct session *s, pid_t pid, unsigned int flags)
+{
+	int lock = attach_lock(pid);
+	int err = attach_locked(s, pid, flags);
+
+	if (lock >= 0)
+		close(lock);
 	return err;
 }
 
