@@ -230,6 +230,7 @@ SD_NOTRACE static void rb_setup(struct sd_rb_region *r, struct rb_tls *t, unsign
 	t->page_pos = UINT64_MAX;
 	t->fail_skip = 0;
 	t->fail_count = 0;
+	t->comm_due = 0; /* the first record sets the next read */
 
 	/* the previous owner's last page stays its own: pad it */
 	head = READ_ONCE(b->head);
@@ -372,12 +373,39 @@ SD_NOTRACE static uint64_t rb_enter_page(struct sd_rb_region *r, struct rb_tls *
 	return p + RB_PHDR;
 }
 
+/*
+ * Time to read the thread's name again (a thread renamed after its first
+ * record: pthread_setname_np, prctl). True when it changed: the records
+ * from here on go to a new page, under the new name.
+ */
+SD_NOTRACE static bool rb_comm_renamed(struct sd_rb_region *r, struct rb_tls *t, struct rb_buf *b,
+				       uint64_t ts)
+{
+	union {
+		char c[16];
+		uint64_t q[2];
+	} comm = {.q = {0, 0}};
+	bool first = !t->comm_due;
+
+	t->comm_due = r->comm_ticks && ts + r->comm_ticks > ts ? ts + r->comm_ticks : UINT64_MAX;
+	if (first)
+		return false; /* rb_setup has just read it */
+	sd_raw_syscall2(SYS_prctl, PR_GET_NAME, comm.c);
+	if (comm.q[0] == READ_ONCE(b->comm[0]) && comm.q[1] == READ_ONCE(b->comm[1]))
+		return false;
+	WRITE_ONCE(b->comm[0], comm.q[0]);
+	WRITE_ONCE(b->comm[1], comm.q[1]);
+	t->comm_gen++;
+	return true;
+}
+
 SD_NOTRACE void *sd_rb_reserve(struct sd_rb_region *r, uint32_t len, uint64_t ts, uint16_t cpu,
 			       struct sd_rb_res *res)
 {
 	struct rb_tls *t = &sd_rb_self;
 	struct rb_buf *b;
 	uint64_t pos, size;
+	bool renamed;
 
 	if (unlikely(t->busy)) {
 		rb_drop_nested(r, t);
@@ -399,7 +427,9 @@ SD_NOTRACE void *sd_rb_reserve(struct sd_rb_region *r, uint32_t len, uint64_t ts
 		goto drop;
 	size = (RB_RHDR + len + 7) & ~7ULL;
 	pos = READ_ONCE(b->head);
-	if (unlikely(!(pos & RB_PMASK) || (pos & RB_PMASK) + size > RB_PAGE)) {
+	/* renamed: a new page carries the new name (the rest of this one is padding) */
+	renamed = unlikely(ts >= t->comm_due) && rb_comm_renamed(r, t, b, ts);
+	if (unlikely(renamed || !(pos & RB_PMASK) || (pos & RB_PMASK) + size > RB_PAGE)) {
 		pos = rb_enter_page(r, t, b, pos);
 		if (!pos)
 			goto drop;
@@ -542,6 +572,7 @@ int sd_rb_region_create(const struct sd_rb_config *cfg, struct sd_rb_region **ou
 		munmap(map, total);
 		goto err_close;
 	}
+	(*out)->comm_ticks = cfg->comm_ticks;
 	return 0;
 
 err_close:
@@ -624,6 +655,7 @@ void sd_rb_region_config(const struct sd_rb_region *r, struct sd_rb_config *cfg)
 	cfg->max_bufs = r->max_bufs;
 	cfg->overwrite = r->overwrite;
 	cfg->clock = r->clock;
+	cfg->comm_ticks = r->comm_ticks;
 }
 
 void sd_rb_set_clock_params(struct sd_rb_region *r, const struct sd_clock_params *p)

@@ -51,6 +51,13 @@ struct sd_rb_config {
 	unsigned int max_bufs; /* threads that can hold a buffer at once */
 	bool overwrite;	       /* flight recorder (true) or discard when full */
 	int clock;	       /* enum sd_clock_id (clock.h), stored for consumers */
+	/*
+	 * A writing thread's name is read when it claims a buffer, and again
+	 * at its first record this many clock units after the last read; a
+	 * new name starts a new page (whose header carries it). 0: at claim
+	 * only.
+	 */
+	uint64_t comm_ticks;
 };
 
 struct sd_rb_region;

@@ -107,6 +107,7 @@ struct sd_rb_region {
 	int fd;
 	bool overwrite;
 	int clock;
+	uint64_t comm_ticks; /* sd_rb_config.comm_ticks */
 };
 
 /* what a thread knows of its buffer */
@@ -122,6 +123,8 @@ struct rb_tls {
 	uint16_t fail_count; /* consecutive failed claims */
 	uint64_t fail_gen;   /* region and exits at the last failure */
 	uint64_t fail_exits;
+	uint64_t comm_due; /* a record at this time or later reads the name again */
+	uint32_t comm_gen; /* counts the renames seen */
 };
 
 extern SD_TLS_IE struct rb_tls sd_rb_self __attribute__((visibility("hidden")));
@@ -171,7 +174,7 @@ SD_NOTRACE static inline void *sd_rb_reserve_inline(struct sd_rb_region *r, uint
 	barrier(); /* a signal arriving from here on sees busy */
 	b = t->b;
 	size = (RB_RHDR + len + 7) & ~7ULL;
-	if (unlikely(t->r != r || t->gen != r->gen || len > SD_RB_MAX_PAYLOAD))
+	if (unlikely(t->r != r || t->gen != r->gen || len > SD_RB_MAX_PAYLOAD || ts >= t->comm_due))
 		goto slow;
 	pos = READ_ONCE(b->head);
 	if (unlikely(!(pos & RB_PMASK) || (pos & RB_PMASK) + size > RB_PAGE))

@@ -35,11 +35,32 @@ static int init_err;
 /* the thread's id and name, cached for the write path */
 static SD_TLS_IE int cached_tid;
 static SD_TLS_IE char cached_comm[16];
+static SD_TLS_IE uint32_t cached_comm_gen; /* sd_rb_self.comm_gen when read */
 
 /* the child of fork() is another thread: the cached id was its parent's */
 static void trace_atfork_child(void)
 {
 	cached_tid = 0;
+}
+
+/*
+ * 1 ms in units of clock @id: how often a thread that writes reads its
+ * name again, so that a rename shows (the kernel's comm is the current
+ * one). A read is a system call: 1 ms makes it a few in 10^4 of the time.
+ */
+static uint64_t comm_ticks(int id)
+{
+	switch (id) {
+	case SD_CLOCK_LOCAL:
+	case SD_CLOCK_GLOBAL:
+	case SD_CLOCK_PERF:
+	case SD_CLOCK_X86_TSC:
+		return trace.clock_params.tsc_hz ? trace.clock_params.tsc_hz / 1000 : 1000000;
+	case SD_CLOCK_COUNTER:
+		return 4096; /* records, of every thread */
+	default:
+		return 1000000; /* ns */
+	}
 }
 
 static void trace_init(void)
@@ -53,6 +74,7 @@ static void trace_init(void)
 
 	trace.clock = SD_CLOCK_LOCAL;
 	sd_clock_init(&trace.clock_params);
+	cfg.comm_ticks = comm_ticks(cfg.clock);
 	trace.buffer_kb = cfg.buf_kb;
 	trace.max_bufs = cfg.max_bufs;
 	trace.overwrite = cfg.overwrite;
@@ -295,8 +317,11 @@ int sd_trace_set_filter(struct sd_event *ev, const char *text, struct sd_parse_e
 
 static int new_region(size_t kb, bool overwrite, int clock)
 {
-	struct sd_rb_config cfg = {
-	    .buf_kb = kb, .max_bufs = trace.max_bufs, .overwrite = overwrite, .clock = clock};
+	struct sd_rb_config cfg = {.buf_kb = kb,
+				   .max_bufs = trace.max_bufs,
+				   .overwrite = overwrite,
+				   .clock = clock,
+				   .comm_ticks = comm_ticks(clock)};
 	struct sd_rb_region *r, *old = trace.rb;
 	int err;
 
@@ -357,8 +382,12 @@ SD_NOTRACE uint64_t sd_trace_clock_delta_ns(uint64_t from, uint64_t to)
 
 SD_NOTRACE const char *sd_trace_comm(void)
 {
-	if (unlikely(!cached_comm[0]))
+	uint32_t gen = READ_ONCE(sd_rb_self.comm_gen); /* the ring saw a rename */
+
+	if (unlikely(!cached_comm[0] || cached_comm_gen != gen)) {
 		sd_raw_syscall2(SYS_prctl, PR_GET_NAME, cached_comm);
+		cached_comm_gen = gen;
+	}
 	return cached_comm;
 }
 

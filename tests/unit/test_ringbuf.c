@@ -154,6 +154,50 @@ TEST(single_thread)
 }
 
 /* the longest payload fits a page; one byte more is dropped and counted */
+/*
+ * A thread renamed after its first record (pthread_setname_np at the top of
+ * a thread, after a probe fired in it): the name is read again at the first
+ * record comm_ticks after the last read, and from there on the records
+ * carry the new one (a new page). With comm_ticks 0, the name of the claim
+ * stays.
+ */
+static void rename_case(uint64_t ticks)
+{
+	struct sd_rb_config cfg = {.buf_kb = 64, .max_bufs = 4, .comm_ticks = ticks};
+	struct sd_rb_region *r = NULL;
+	struct sd_rb_reader *rd;
+	struct sd_rb_event ev;
+	char old[16] = "";
+	int got = 0;
+
+	prctl(PR_GET_NAME, old);
+	CHECK_EQ(sd_rb_region_create(&cfg, &r), 0);
+	prctl(PR_SET_NAME, "rb-before");
+	for (int i = 0; i < 10; i++)
+		CHECK(put(r, 16, (uint64_t)i,
+			  1 + (uint64_t)i)); /* the first sets the due time: 101 */
+	prctl(PR_SET_NAME, "rb-after");
+	CHECK(put(r, 16, 10, 50)); /* not due yet */
+	for (int i = 11; i < 20; i++)
+		CHECK(put(r, 16, (uint64_t)i, 200 + (uint64_t)i));
+	rd = reader(r, true);
+	while (sd_rb_read(rd, &ev) == 1) {
+		CHECK_EQ(payload_seq(&ev), got);
+		CHECK_STREQ(ev.comm, ticks && got > 10 ? "rb-after" : "rb-before");
+		got++;
+	}
+	CHECK_EQ(got, 20);
+	sd_rb_reader_close(rd);
+	sd_rb_region_destroy(r);
+	prctl(PR_SET_NAME, old);
+}
+
+TEST(rename_shows)
+{
+	rename_case(100);
+	rename_case(0);
+}
+
 TEST(payload_limits)
 {
 	struct sd_rb_region *r = region(8, 1, false);
