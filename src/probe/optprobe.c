@@ -101,8 +101,9 @@ static int index_alloc(uint32_t *out)
 
 /* ---- the hit ------------------------------------------------------------------------ */
 
-SD_NOTRACE void sd_optprobe_handler(uint32_t index, struct sonde_regs *regs);
-SD_NOTRACE void sd_optprobe_handler(uint32_t index, struct sonde_regs *regs)
+/* every case: nested hits, several probes on the site, a vector probe on a lite detour */
+SD_NOTRACE __attribute__((noinline)) static void optprobe_hit(uint32_t index,
+							      struct sonde_regs *regs)
 {
 	struct opt_slot *slot = &opt_table[index];
 	struct sd_thread *t = &sd_self;
@@ -146,6 +147,52 @@ SD_NOTRACE void sd_optprobe_handler(uint32_t index, struct sonde_regs *regs)
 	barrier();
 	/* out through the main copy, whose exits clear `active` */
 	t->active = prev ? prev : SD_ACTIVE_SLOT;
+}
+
+/*
+ * The hit: what the common case needs, one enabled probe on the site and
+ * the thread in none of sonde's code, with no loop and a small frame (it
+ * is most of the cost of an empty handler's hit: the trampoline's
+ * register save is the rest); anything else takes optprobe_hit().
+ */
+SD_NOTRACE void sd_optprobe_handler(uint32_t index, struct sonde_regs *regs);
+SD_NOTRACE void sd_optprobe_handler(uint32_t index, struct sonde_regs *regs)
+{
+	struct opt_slot *slot = &opt_table[index];
+	struct sd_thread *t = &sd_self;
+	const struct sd_probe_list *l;
+	struct sonde_kprobe *p;
+	struct sd_site *site;
+
+	if (unlikely(t->active || t->in_sonde))
+		goto general;
+	t->seq++;
+	t->active = SD_ACTIVE_HANDLER;
+	/* no fence: sd_sync_threads() orders every thread with membarrier */
+	barrier();
+	site = LOAD_ACQUIRE(slot->site);
+	if (unlikely(!site))
+		goto back;
+	l = LOAD_ACQUIRE(site->probes);
+	if (unlikely(l->n != 1))
+		goto back;
+	p = l->p[0];
+	if (unlikely(!sd_kprobe_enabled(p) || (slot->lite && !(p->__reserved[0] & SD_KP_NOFPU))))
+		goto back;
+	regs->ip = site->addr;
+	sd_hit(p);
+	if (p->pre_handler)
+		p->pre_handler(p, regs);
+	barrier();
+	/* out through the main copy, whose exits clear `active` */
+	t->active = SD_ACTIVE_SLOT;
+	return;
+back:
+	/* as it came (the thread was in nothing of sonde's): the general case says what to do */
+	barrier();
+	t->active = 0;
+general:
+	optprobe_hit(index, regs);
 }
 
 /* ---- the code around a probe ------------------------------------------------------------ */
