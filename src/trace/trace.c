@@ -421,8 +421,6 @@ reserve(struct sd_event *ev, uint32_t len, const uint64_t *at, struct sd_trace_r
 		return NULL;
 	if (unlikely(!cached_tid))
 		cached_tid = sd_raw_gettid();
-	if (unlikely(!cached_comm[0]))
-		sd_trace_comm();
 	if (at) {
 		ts = *at;
 		if (!sd_clock_rseq_cpu(&cpu))
