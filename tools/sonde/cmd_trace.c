@@ -420,7 +420,8 @@ static int setup_events(struct session *s, struct trace_opts *o)
 		} else {
 			const char *colon = strchr(def, ':');
 
-			if (!colon)
+			/* a name has no blank: 'q:grp/ev func' is a definition of no known type */
+			if (!colon || strpbrk(def, " \t"))
 				return cli_fail(
 				    -EINVAL,
 				    "'%s' is neither an event definition (p:…, r:…) nor an "
