@@ -103,8 +103,6 @@
 #define E_ARG_TOO_LONG	    "Argument expression is too long"
 #define E_NO_ARG_BODY	    "No argument expression"
 #define E_NOSUP_BTFARG	    "BTF is not available or not supported"
-#define E_BAD_PROBE_TYPE    "Unknown probe type: p (probe) or r (return probe)"
-#define E_NO_PROBE_POINT    "Probe point is not specified"
 #define E_NOFENTRY_ARGS	    "$arg* can be used only on function entry or exit"
 #define E_DOUBLE_ARGS	    "$arg* can be used only once in the parameters"
 #define E_NEED_STRING_TYPE  "$comm and immediate-string only accepts string type"
@@ -1304,14 +1302,18 @@ int sd_probe_parse(const char *cmd, int kind, struct sd_probe_def **out, char *r
 		ret = parse_remove(pc.argv, remove_group, remove_event);
 		goto out;
 	}
+	/* the kernel hands these to no parser: -EINVAL, nothing in error_log */
 	if (pc.argv[0][0] != 'p' && pc.argv[0][0] != 'r') {
-		pc.index = 0;
-		ret = fail(&pc, 0, E_BAD_PROBE_TYPE);
+		ret =
+		    sd_error(-EINVAL, "%s: unknown probe type '%c' (p: a probe, r: a return probe)",
+			     cmd, pc.argv[0][0]);
 		goto out;
 	}
 	if (pc.argc < 2) {
-		pc.index = 0; /* at the end of the event: where the probe point goes */
-		ret = fail(&pc, (int)strlen(pc.argv[0]), E_NO_PROBE_POINT);
+		ret = sd_error(-EINVAL,
+			       "%s: no probe point after the event (SYMBOL[+OFFS], ADDRESS or "
+			       "PATH:OFFSET)",
+			       cmd);
 		goto out;
 	}
 	def = calloc(1, sizeof(*def));

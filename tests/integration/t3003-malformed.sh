@@ -129,7 +129,7 @@ D;p:grp/ev ^work+zz;Invalid probed address or symbol
 D;p:grp/ev ^work+1;Probe point is not an instruction boundary
 D;r:grp/ev ^work+4;Retprobe address must be an function entry
 D;q:grp/ev work;is neither an event definition (p:…, r:…) nor an event name
-D;p:grp/ev^;Probe point is not specified
+D;p:grp/ev;no probe point after the event
 D;p:grp/ev ^/nonexistent/t3003:0x10;Failed to find the given file
 D;p:grp/ev ^/tmp:0x10;Not a regular file
 D;p:grp/ev @BIN@:^@OFF@x;Invalid uprobe offset
@@ -309,7 +309,7 @@ nrec=0
 while IFS=';' read -r kind text msg delta; do
 	# the kprobe_events definitions, and the filters on keep/w (field a)
 	case $kind$text in
-	D*@BIN@* | D*' ^/'* | Dq:*) continue ;; # q: is refused by the CLI before any parser
+	D*@BIN@* | D*' ^/'* | Dq:* | "Dp:grp/ev") continue ;;
 	esac
 	pos=$(T=$text awk 'BEGIN { print index(ENVIRON["T"], "^") - 1 }')
 	text=$(printf '%s\n' "$text" | tr -d '^')
