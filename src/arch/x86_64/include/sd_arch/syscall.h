@@ -36,12 +36,4 @@ static inline int sd_raw_gettid(void)
 	return (int)sd_raw_syscall0(SYS_gettid);
 }
 
-/* a core-serializing instruction for the calling thread */
-static inline void sd_arch_serialize(void)
-{
-	unsigned int a = 0, b, c = 0, d;
-
-	__asm__ __volatile__("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d)::"memory");
-}
-
 #endif
