@@ -184,8 +184,10 @@ bool sd_text_poke_trap(uint64_t bp_addr);
 
 /* ---- jump-optimized probes (optimize.c, optprobe_tramp.S) ------------------------ */
 
-#define SD_OPT_JUMP_LEN	  5 /* jmp rel32 */
-#define SD_OPT_MAX_INSNS  5
+#define SD_OPT_JUMP_LEN	 5 /* jmp rel32 */
+#define SD_OPT_MAX_INSNS 5
+/* the bytes those instructions span at most: the last starts within the jump */
+#define SD_OPT_MAX_BYTES  (SD_OPT_JUMP_LEN - 1 + 15)
 #define SD_OPT_DETOUR_MAX 512
 
 /* a piece of original code: the function, and its .cold part if any */

@@ -37,11 +37,11 @@ SD_NOTRACE struct sd_site *sd_site_lookup(uint64_t addr)
 		return NULL;
 	h = (addr * 0x9e3779b97f4a7c15ULL) >> 20;
 	for (uint64_t i = 0; i <= t->mask; i++) {
-		struct sd_site *s = t->slot[(h + i) & t->mask];
+		struct sd_site *s = LOAD_ACQUIRE(t->slot[(h + i) & t->mask]);
 
 		if (!s)
 			return NULL;
-		if (s->addr == addr)
+		if (s->addr == addr) /* never sd_site_gone's */
 			return s;
 	}
 	return NULL;

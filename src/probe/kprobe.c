@@ -58,24 +58,35 @@ static uint64_t site_hash(uint64_t addr)
 	return (addr * 0x9e3779b97f4a7c15ULL) >> 20;
 }
 
-/* a copy of the current table with @add inserted and @del removed */
-static struct sd_site_table *table_rebuild(struct sd_site *add, struct sd_site *del)
+/*
+ * The table is changed in place under sd_probe_mutex, as lock-free
+ * lookups allow: a slot goes from empty to a site (published with a
+ * release store), and from a site to sd_site_gone when it is removed (a
+ * lookup walks on past that; an insert may take it). Only growing makes a
+ * new table (the old one is freed once no thread can still be reading
+ * it), so that registering n sites costs O(n), not O(n^2).
+ */
+struct sd_site sd_site_gone = {.addr = UINT64_MAX};
+
+/* a table for the current one's sites and @add, with room for as many again */
+static struct sd_site_table *table_grow(struct sd_site *add)
 {
 	struct sd_site_table *old = sd_sites, *t;
-	unsigned int count = (old ? old->count : 0) + (add ? 1 : 0) - (del ? 1 : 0);
+	unsigned int count = (old ? old->count : 0) + 1;
 	uint64_t size = 16;
 
-	while (size < 2 * (uint64_t)count + 2)
+	while (size < 4 * (uint64_t)count + 4)
 		size <<= 1;
 	t = calloc(1, sizeof(*t) + size * sizeof(t->slot[0]));
 	if (!t)
 		return NULL;
 	t->mask = size - 1;
 	t->count = count;
+	t->used = count;
 	for (uint64_t i = 0; old && i <= old->mask; i++) {
 		struct sd_site *s = old->slot[i];
 
-		if (!s || s == del)
+		if (!s || s == &sd_site_gone)
 			continue;
 		for (uint64_t h = site_hash(s->addr);; h++)
 			if (!t->slot[h & t->mask]) {
@@ -83,13 +94,62 @@ static struct sd_site_table *table_rebuild(struct sd_site *add, struct sd_site *
 				break;
 			}
 	}
-	if (add)
-		for (uint64_t h = site_hash(add->addr);; h++)
-			if (!t->slot[h & t->mask]) {
-				t->slot[h & t->mask] = add;
-				break;
-			}
+	for (uint64_t h = site_hash(add->addr);; h++)
+		if (!t->slot[h & t->mask]) {
+			t->slot[h & t->mask] = add;
+			break;
+		}
 	return t;
+}
+
+/*
+ * Publish @add (not in the table). A table that had to grow is returned
+ * in @old, for the caller to free after sd_sync_threads(); -ENOMEM leaves
+ * everything as it was.
+ */
+static int table_insert(struct sd_site *add, struct sd_site_table **old)
+{
+	struct sd_site_table *t = sd_sites;
+
+	*old = NULL;
+	if (!t || 2 * ((uint64_t)t->used + 1) > t->mask + 1) {
+		struct sd_site_table *n = table_grow(add);
+
+		if (!n)
+			return -ENOMEM;
+		*old = t;
+		STORE_RELEASE(sd_sites, n);
+		return 0;
+	}
+	for (uint64_t h = site_hash(add->addr);; h++) {
+		struct sd_site **slot = &t->slot[h & t->mask];
+
+		if (!*slot || *slot == &sd_site_gone) {
+			if (!*slot)
+				t->used++;
+			t->count++;
+			STORE_RELEASE(*slot, add);
+			return 0;
+		}
+	}
+}
+
+/* @del leaves the table (lookups under way may still return it) */
+static void table_remove(struct sd_site *del)
+{
+	struct sd_site_table *t = sd_sites;
+
+	for (uint64_t i = 0, h = site_hash(del->addr); t && i <= t->mask; i++, h++) {
+		struct sd_site **slot = &t->slot[h & t->mask];
+
+		if (!*slot)
+			return;
+		if (*slot == del) {
+			STORE_RELEASE(*slot, &sd_site_gone);
+			t->count--;
+			return;
+		}
+	}
 }
 
 /* ---- resolving -------------------------------------------------------------- */
@@ -99,15 +159,48 @@ static struct sd_site_table *table_rebuild(struct sd_site *add, struct sd_site *
  * decoding live bytes would misalign (the kernel's
  * recover_probed_instruction()).
  */
+/* the bytes of @s that sonde changed, as they were, where they fall in buf */
+static void recover_site(uint8_t *buf, uint64_t start, size_t len, const struct sd_site *s)
+{
+	uint64_t a = s->region.addr;
+
+	if (s->optimized) {
+		/* the jump covers whole instructions, kept as they were */
+		for (int i = 0; i < s->region.ninsn; i++)
+			for (unsigned int j = 0; j < s->region.insn[i].len; j++, a++)
+				if (a >= start && a < start + len)
+					buf[a - start] = s->region.insn[i].bytes[j];
+	} else if (s->armed && s->addr >= start && s->addr < start + len) {
+		buf[s->addr - start] = s->insn.bytes[0];
+	}
+}
+
 void sd_recover_code(uint8_t *buf, uint64_t start, size_t len)
 {
 	struct sd_site_table *t = sd_sites;
 
-	for (uint64_t i = 0; t && i <= t->mask; i++) {
+	if (!t)
+		return;
+	/*
+	 * A function's bytes: look each address up rather than walk every
+	 * site, from a jump's length before (a jump that starts before
+	 * @start may cover its first bytes).
+	 */
+	if (len <= t->mask) {
+		for (uint64_t a = start >= SD_OPT_MAX_BYTES ? start - SD_OPT_MAX_BYTES : 0;
+		     a < start + len; a++) {
+			struct sd_site *s = sd_site_lookup(a);
+
+			if (s)
+				recover_site(buf, start, len, s);
+		}
+		return;
+	}
+	for (uint64_t i = 0; i <= t->mask; i++) {
 		struct sd_site *s = t->slot[i];
 
-		if (s && s->armed && s->addr >= start && s->addr < start + len)
-			buf[s->addr - start] = s->insn.bytes[0];
+		if (s && s != &sd_site_gone)
+			recover_site(buf, start, len, s);
 	}
 }
 
@@ -404,10 +497,43 @@ static bool handlers_vec_free(const struct sonde_kprobe *p)
 	return sd_arch_code_vec_free((uint64_t)(uintptr_t)p->pre_handler);
 }
 
+/*
+ * The sites whose jump (optimized) or whose jump to come (armed, not yet
+ * optimized) would cover @addr: those starting up to a jump's length
+ * before it. The kernel's rule: a probe inside an optimized one's jump
+ * sends that one back to its breakpoint; once the probe inside is gone,
+ * it may be optimized again.
+ */
+static void sites_before(uint64_t addr, void (*fn)(struct sd_site *))
+{
+	for (uint64_t a = addr - 1; a > addr - SD_OPT_MAX_BYTES && a < addr; a--) {
+		struct sd_site *s = sd_site_lookup(a);
+
+		if (s)
+			fn(s);
+	}
+}
+
+static uint64_t covered_addr; /* sites_before()'s argument, for the callbacks (under the mutex) */
+
+static void unoptimize_if_covering(struct sd_site *s)
+{
+	if (s->optimized && s->addr + s->region.len > covered_addr) {
+		sd_site_unoptimize(s, true);
+		sd_sync_threads(); /* nobody is still in its jump's bytes or on the way */
+	}
+}
+
+static void reoptimize(struct sd_site *s)
+{
+	if (s->armed && !s->detour)
+		sd_site_queue_optimize(s);
+}
+
 static int __register_kprobe(struct sonde_kprobe *p)
 {
 	struct sd_site *site, *fresh = NULL;
-	struct sd_site_table *table = NULL, *old_table = NULL;
+	struct sd_site_table *old_table = NULL;
 	struct sd_probe_list *list, *old_list;
 	uint64_t addr;
 	int err;
@@ -428,6 +554,8 @@ static int __register_kprobe(struct sonde_kprobe *p)
 
 	site = sd_site_lookup(addr);
 	if (!site) {
+		covered_addr = addr;
+		sites_before(addr, unoptimize_if_covering);
 		err = site_create(addr, &fresh);
 		if (err)
 			return err;
@@ -442,14 +570,6 @@ static int __register_kprobe(struct sonde_kprobe *p)
 	if (!list) {
 		err = -ENOMEM;
 		goto fail;
-	}
-	if (fresh) {
-		table = table_rebuild(fresh, NULL);
-		if (!table) {
-			free(list);
-			err = -ENOMEM;
-			goto fail;
-		}
 	}
 
 	/*
@@ -471,9 +591,17 @@ static int __register_kprobe(struct sonde_kprobe *p)
 	p->flags &= ~SONDE_KPROBE_FLAG_GONE;
 	old_list = site->probes;
 	STORE_RELEASE(site->probes, list);
-	if (table) {
-		old_table = sd_sites;
-		STORE_RELEASE(sd_sites, table);
+	if (fresh) {
+		err = table_insert(fresh, &old_table);
+		if (err) {
+			/* the site was nowhere to be found: nobody can have read its list */
+			site->probes = old_list;
+			sd_hit_unregister(p);
+			free(list);
+			p->__priv = NULL;
+			p->__reserved[0] &= ~SD_KP_REGISTERED;
+			goto fail;
+		}
 		__atomic_add_fetch(&sd_code_gen, 1, __ATOMIC_SEQ_CST);
 	}
 	if (sd_kprobe_enabled(p)) {
@@ -481,21 +609,26 @@ static int __register_kprobe(struct sonde_kprobe *p)
 		if (err) {
 			/* unpublish what was published; nobody can have trapped on it */
 			STORE_RELEASE(site->probes, old_list);
-			if (table)
-				STORE_RELEASE(sd_sites, old_table);
+			if (fresh)
+				table_remove(fresh);
 			sd_sync_threads();
 			sd_hit_unregister(p);
 			free(list);
-			free(table);
+			free(old_table);
 			p->__priv = NULL;
 			p->__reserved[0] &= ~SD_KP_REGISTERED;
 			goto fail;
 		}
 	}
-	/* a trap may still be reading the old list or table */
-	if (old_table || old_list) {
+	/*
+	 * A trap may still be reading the old list or table; not the list a
+	 * fresh site was made with, replaced before the site could be found.
+	 */
+	if (old_table || (old_list && !fresh)) {
 		sd_sync_threads();
 		free(old_table);
+		free(old_list);
+	} else {
 		free(old_list);
 	}
 	if (site->optimized)
@@ -530,14 +663,9 @@ static struct sd_site *__unregister_kprobe(struct sonde_kprobe *p, void **garbag
 	site_set_armed(site, false);
 	if (list->n)
 		return NULL;
-	struct sd_site_table *t = table_rebuild(NULL, site);
-	if (!t) {
-		/* cannot shrink the table now: the disarmed site stays findable */
-		return NULL;
-	}
-	garbage[(*ngarbage)++] = sd_sites;
-	STORE_RELEASE(sd_sites, t);
+	table_remove(site);
 	__atomic_add_fetch(&sd_code_gen, 1, __ATOMIC_SEQ_CST);
+	sites_before(site->addr, reoptimize); /* no longer in the way of their jumps */
 	return site;
 }
 

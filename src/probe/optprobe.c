@@ -827,7 +827,7 @@ static void set_all(bool on)
 	for (uint64_t i = 0; t && i <= t->mask; i++) {
 		struct sd_site *s = t->slot[i];
 
-		if (!s)
+		if (!s || s == &sd_site_gone)
 			continue;
 		if (on && s->armed)
 			sd_site_queue_optimize(s);

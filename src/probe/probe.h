@@ -48,14 +48,18 @@ struct sd_site {
 	uint8_t opt_tries;
 };
 
+/* open addressing, linear probing; kprobe.c says how it changes */
 struct sd_site_table {
 	uint64_t mask;
-	unsigned int count;
+	unsigned int count; /* sites */
+	unsigned int used;  /* slots not empty: sites and sd_site_gone */
 	struct sd_site *slot[];
 };
 
 extern pthread_mutex_t sd_probe_mutex;
 extern struct sd_site_table *sd_sites;
+/* what a removed site's slot holds: no site is at its address */
+extern struct sd_site sd_site_gone;
 
 /* lock-free lookup, signal-safe */
 struct sd_site *sd_site_lookup(uint64_t addr);

@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -265,6 +266,125 @@ static int recursing_pre(struct sonde_kprobe *p, struct sonde_regs *regs)
 	/* a probe hit from inside a handler is not handled: nmissed */
 	CHECK_EQ(twice(21), 42);
 	return 0;
+}
+
+/*
+ * The site table changes in place: a removed site leaves a marker that
+ * lookups walk past and inserts reuse, and it grows by copying. Ten sites
+ * of one function (their hashes collide in a small table) are registered
+ * and unregistered in shifting subsets and orders, 3000 rounds: every
+ * registered site fires on each call, no other does, and the function
+ * computes what it does without probes.
+ */
+static int churn_hits[16];
+
+static int churn_pre(struct sonde_kprobe *p, struct sonde_regs *regs)
+{
+	(void)regs;
+	churn_hits[idx_of(p)]++;
+	return 0;
+}
+
+TEST(site_table_churn)
+{
+	/* the sites every call runs exactly once, whatever its argument */
+	void *const sites[] = {insn_at_push, insn_at_riprel, insn_at_riprel_store, insn_at_lea,
+			       insn_at_jcc,  insn_at_jrcxz,  insn_at_call_ind,	   insn_at_ret};
+	enum { N = sizeof(sites) / sizeof(sites[0]), ROUNDS = 3000 };
+	struct tprobe kp[N];
+	bool on[N] = {false};
+	unsigned int seed = 12345;
+	long optimized = 0;
+	uint8_t orig[0x48];
+
+	memcpy(orig, (void *)insn_target, sizeof(orig));
+
+	for (int r = 0; r < ROUNDS; r++) {
+		/* flip a few sites: some unregistered ones come back, some registered go */
+		for (int k = 0; k < 3; k++) {
+			int i;
+
+			seed = seed * 1103515245u + 12345u;
+			i = (int)((seed >> 16) % N);
+			if (on[i]) {
+				sonde_unregister_kprobe(&kp[i].kp);
+			} else {
+				memset(&kp[i], 0, sizeof(kp[i]));
+				kp[i].kp.addr = sites[i];
+				kp[i].kp.pre_handler = churn_pre;
+				kp[i].idx = i;
+				if (sonde_register_kprobe(&kp[i].kp))
+					check_fail(__FILE__, __LINE__,
+						   "round %d: register at %p: %s", r, sites[i],
+						   sonde_last_error());
+			}
+			on[i] = !on[i];
+		}
+		/* every other round with the jumps written that can be */
+		if (r % 2)
+			sonde_wait_kprobe_optimizer();
+		for (int i = 0; i < N; i++)
+			if (on[i] && (kp[i].kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED))
+				optimized++;
+		memset(churn_hits, 0, sizeof(churn_hits));
+		CHECK_EQ(insn_target(inputs[r % 8]), expected(inputs[r % 8]));
+		for (int i = 0; i < N; i++)
+			if (churn_hits[i] != (on[i] ? 1 : 0))
+				check_fail(__FILE__, __LINE__,
+					   "round %d: site %d (%s) hit %d times", r, i,
+					   on[i] ? "registered" : "unregistered", churn_hits[i]);
+	}
+	for (int i = 0; i < N; i++)
+		if (on[i])
+			sonde_unregister_kprobe(&kp[i].kp);
+	/* jumps were there, and probes inside their bytes sent them back to breakpoints */
+	CHECK(optimized > ROUNDS / 4);
+	CHECK(!memcmp(orig, (void *)insn_target, sizeof(orig)));
+	printf("  %d rounds, %ld probe-rounds on a jump\n", ROUNDS, optimized);
+}
+
+/*
+ * The kernel's rule for a probe inside an optimized probe's jump: the
+ * optimized one goes back to its breakpoint first (else the new int3
+ * would land in the jump's displacement), and is optimized again once
+ * the probe inside is gone.
+ */
+TEST(probe_inside_a_jump)
+{
+	struct tprobe a, b;
+
+	memset(&a, 0, sizeof(a));
+	a.kp.addr = insn_at_push; /* push; mov: 4 bytes, the jump takes the next mov too */
+	a.kp.pre_handler = churn_pre;
+	a.idx = 0;
+	CHECK_EQ(sonde_register_kprobe(&a.kp), 0);
+	sonde_wait_kprobe_optimizer();
+	if (!(a.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED))
+		check_fail(__FILE__, __LINE__, "the probe at insn_target was not optimized");
+
+	memset(&b, 0, sizeof(b));
+	b.kp.addr = insn_at_riprel; /* +4: inside the jump */
+	b.kp.pre_handler = churn_pre;
+	b.idx = 1;
+	CHECK_EQ(sonde_register_kprobe(&b.kp), 0);
+	CHECK(!(a.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED));
+	sonde_wait_kprobe_optimizer();
+	CHECK(!(a.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED)); /* b is in the way */
+	memset(churn_hits, 0, sizeof(churn_hits));
+	for (size_t k = 0; k < 8; k++)
+		CHECK_EQ(insn_target(inputs[k]), expected(inputs[k]));
+	CHECK_EQ(churn_hits[0], 8);
+	CHECK_EQ(churn_hits[1], 8);
+
+	sonde_unregister_kprobe(&b.kp);
+	sonde_wait_kprobe_optimizer();
+	CHECK(a.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED);
+	memset(churn_hits, 0, sizeof(churn_hits));
+	for (size_t k = 0; k < 8; k++)
+		CHECK_EQ(insn_target(inputs[k]), expected(inputs[k]));
+	CHECK_EQ(churn_hits[0], 8);
+	CHECK_EQ(churn_hits[1], 0);
+	sonde_unregister_kprobe(&a.kp);
 }
 
 TEST(recursion_is_missed)
