@@ -46,18 +46,11 @@ bad() {
 
 [ -x "$SONDE" ] || fail "$SONDE is not built"
 [ -x "$TARGET" ] || fail "$TARGET is not built"
-sleep 30 &
-t7_ptrace_ok $!
-kill $! 2>/dev/null
+t7_need_ptrace
 
 "$TARGET" -t 4 -o "$TMP/count" >"$TMP/target.out" 2>&1 &
 TPID=$!
-i=0
-until grep -q ready "$TMP/target.out" 2>/dev/null; do
-	i=$((i + 1))
-	[ $i -gt 100 ] && fail "t7_target did not start"
-	sleep 0.05
-done
+t7_wait_ready "$TMP/target.out" || fail "t7_target did not start"
 
 # sonde_threads: threads of the target that are sonde's
 sonde_threads() {
@@ -149,12 +142,7 @@ grep -q "no sonde agent" "$TMP/det.err" || bad "3: a second detach said: $(cat "
 # ---- 3b. several -p at once: both processes traced, both left as they were ------------------
 "$TARGET" -t 2 >"$TMP/target2.out" 2>&1 &
 TPID2=$!
-i=0
-until grep -q ready "$TMP/target2.out" 2>/dev/null; do
-	i=$((i + 1))
-	[ $i -gt 100 ] && fail "3b: the second t7_target did not start"
-	sleep 0.05
-done
+t7_wait_ready "$TMP/target2.out" || fail "3b: the second t7_target did not start"
 "$SONDE" trace -p $TPID -p $TPID2 -e "$DEF" >"$TMP/trace3.out" 2>"$TMP/trace3.err" &
 SPID=$!
 wait_lines "$TMP/trace3.out" 2000 || bad "3b: fewer than 2000 events in 10 s: $(cat "$TMP/trace3.err")"

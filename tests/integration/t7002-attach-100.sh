@@ -39,18 +39,11 @@ fail() {
 
 [ -x "$SONDE" ] || fail "$SONDE is not built"
 [ -x "$TARGET" ] || fail "$TARGET is not built"
-sleep 30 &
-t7_ptrace_ok $!
-kill $! 2>/dev/null
+t7_need_ptrace
 
 "$TARGET" -t 6 >"$TMP/target.out" 2>&1 &
 TPID=$!
-i=0
-until grep -q ready "$TMP/target.out" 2>/dev/null; do
-	i=$((i + 1))
-	[ $i -gt 100 ] && fail "t7_target did not start"
-	sleep 0.05
-done
+t7_wait_ready "$TMP/target.out" || fail "t7_target did not start"
 
 start=$(date +%s)
 r=1

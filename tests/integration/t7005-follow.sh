@@ -42,21 +42,14 @@ bad() {
 
 [ -x "$SONDE" ] || fail "$SONDE is not built"
 [ -x "$TARGET" ] || fail "$TARGET is not built"
-sleep 30 &
-t7_ptrace_ok $!
-kill $! 2>/dev/null
+t7_need_ptrace
 
 DEF='p:t7/child t7_child k=%di:s32'
 
 start_target() {
 	"$TARGET" -t 1 "$@" >"$TMP/target.out" 2>&1 &
 	TPID=$!
-	n=0
-	until grep -q ready "$TMP/target.out" 2>/dev/null; do
-		n=$((n + 1))
-		[ $n -gt 100 ] && fail "t7_target did not start"
-		sleep 0.05
-	done
+	t7_wait_ready "$TMP/target.out" || fail "t7_target did not start"
 }
 
 stop_target() {
