@@ -499,7 +499,7 @@ static int start_thread(void)
 	 * removes probes: a thread that cannot answer is waited for seconds
 	 */
 	sigdelset(&all, SD_SAMPLE_SIGNAL);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
+	pthread_sigmask(SIG_SETMASK, &all, &old); /* whatever the caller blocks */
 	agent.running = true;
 	err = pthread_create(&agent.thread, NULL, agent_main, NULL);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -539,7 +539,7 @@ static void start_cleanup(void)
 	sigdelset(&all, SIGILL);
 	sigdelset(&all, SIGFPE);
 	sigdelset(&all, SD_SAMPLE_SIGNAL);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
+	pthread_sigmask(SIG_SETMASK, &all, &old); /* whatever the caller blocks */
 	if (pthread_create(&th, NULL, cleanup_main, NULL) == 0) {
 		pthread_detach(th);
 		pthread_setname_np(th, "sonde-cleanup");

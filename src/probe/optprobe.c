@@ -721,7 +721,14 @@ static void optimizer_start(void)
 	sigdelset(&all, SIGBUS);
 	sigdelset(&all, SIGILL);
 	sigdelset(&all, SIGFPE);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
+	/*
+	 * and a thread that patches code asks every other one where it is
+	 * (threads_ip.c): one that cannot answer is waited for seconds. Its
+	 * turn comes when it is runnable but not running (woken, not yet on a
+	 * CPU), e.g. about to take sd_probe_mutex back from the asker.
+	 */
+	sigdelset(&all, SD_SAMPLE_SIGNAL);
+	pthread_sigmask(SIG_SETMASK, &all, &old); /* whatever the caller blocks */
 	if (pthread_create(&optimizer, NULL, optimizer_main, NULL) == 0) {
 		optimizer_running = true;
 		pthread_detach(optimizer);

@@ -4,13 +4,16 @@
  * see, they are refused where the kernel's rules refuse them, and sites go
  * back and forth between int3 and jump under running threads.
  */
+#include <dirent.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sonde/kprobes.h>
 
@@ -366,6 +369,73 @@ TEST(libc_function_optimized)
 	}
 	CHECK_EQ(sonde_kprobe_hits(&kp) - before, 100);
 	CHECK(malloc_sizes >= 5050);
+	sonde_unregister_kprobe(&kp);
+}
+
+/*
+ * Code is patched only once every thread is known to be outside it: the
+ * patcher asks the running ones by a signal (threads_ip.c, signal 62). A
+ * sonde thread that blocked it could not answer, and the patcher waited
+ * for it seconds (found with the process pinned to one CPU: the optimizer
+ * thread was runnable, woken for the probe mutex, when asked). Every
+ * thread sonde starts takes the signal.
+ */
+/* signal 62 blocked by the thread /proc/self/task/@tid, or -1 when it is gone */
+static int blocks_62(const char *tid)
+{
+	char path[300], line[256];
+	unsigned long long blk;
+	int ret = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%s/status", tid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "SigBlk: %llx", &blk) == 1)
+			ret = !!(blk & (1ULL << (62 - 1)));
+	fclose(f);
+	return ret;
+}
+
+TEST(optimizer_thread_answers)
+{
+	struct sonde_kprobe kp = {.symbol_name = "malloc", .pre_handler = on_malloc};
+	char path[300], comm[64];
+	struct dirent *de;
+	int found = 0;
+	DIR *d;
+
+	CHECK_EQ(sonde_register_kprobe(&kp), 0); /* starts the optimizer */
+	d = opendir("/proc/self/task");
+	CHECK(d);
+	while ((de = readdir(d))) {
+		FILE *f;
+		int b;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", de->d_name);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		comm[0] = '\0';
+		if (!fgets(comm, sizeof(comm), f))
+			comm[0] = '\0';
+		fclose(f);
+		if (strncmp(comm, "sonde-", 6))
+			continue;
+		/* a thread that has not run yet has every signal blocked (glibc's start) */
+		for (int i = 0; (b = blocks_62(de->d_name)) == 1 && i < 500; i++)
+			usleep(10 * 1000);
+		if (b == 1)
+			check_fail(__FILE__, __LINE__, "%.*s blocks signal 62",
+				   (int)strcspn(comm, "\n"), comm);
+		found += b == 0;
+	}
+	closedir(d);
+	CHECK(found >= 1); /* the optimizer at least */
 	sonde_unregister_kprobe(&kp);
 }
 
