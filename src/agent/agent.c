@@ -475,43 +475,21 @@ static void *agent_main(void *arg)
 	return NULL;
 }
 
-/* called with agent_lock held */
+/* called with agent_lock held; nobody joins the thread: it ends when the agent leaves */
 static int start_thread(void)
 {
-	sigset_t all, old;
 	int err;
 
 	if (pipe2(agent.wake, O_CLOEXEC | O_NONBLOCK))
 		return -errno;
-	/*
-	 * Asynchronous signals never reach sonde's threads; synchronous ones
-	 * stay open: they step on probes (malloc…) like any thread, and a
-	 * blocked SIGTRAP at a breakpoint would kill the process.
-	 */
-	sigfillset(&all);
-	sigdelset(&all, SIGTRAP);
-	sigdelset(&all, SIGSEGV);
-	sigdelset(&all, SIGBUS);
-	sigdelset(&all, SIGILL);
-	sigdelset(&all, SIGFPE);
-	/*
-	 * and the optimizer may ask it where it is (threads_ip.c) while it
-	 * removes probes: a thread that cannot answer is waited for seconds
-	 */
-	sigdelset(&all, SD_SAMPLE_SIGNAL);
-	pthread_sigmask(SIG_SETMASK, &all, &old); /* whatever the caller blocks */
 	agent.running = true;
-	err = pthread_create(&agent.thread, NULL, agent_main, NULL);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	err = sd_spawn_thread(&agent.thread, agent_main, NULL, "sonde-agent");
 	if (err) {
 		agent.running = false;
 		close_fd(&agent.wake[0]);
 		close_fd(&agent.wake[1]);
 		return -err;
 	}
-	/* nobody joins it: it ends by itself when the agent leaves */
-	pthread_detach(agent.thread);
-	pthread_setname_np(agent.thread, "sonde-agent");
 	return 0;
 }
 
@@ -529,22 +507,7 @@ static void *cleanup_main(void *arg)
 /* a child that is not followed: a thread of its own removes the inherited probes */
 static void start_cleanup(void)
 {
-	sigset_t all, old;
-	pthread_t th;
-
-	sigfillset(&all);
-	sigdelset(&all, SIGTRAP);
-	sigdelset(&all, SIGSEGV);
-	sigdelset(&all, SIGBUS);
-	sigdelset(&all, SIGILL);
-	sigdelset(&all, SIGFPE);
-	sigdelset(&all, SD_SAMPLE_SIGNAL);
-	pthread_sigmask(SIG_SETMASK, &all, &old); /* whatever the caller blocks */
-	if (pthread_create(&th, NULL, cleanup_main, NULL) == 0) {
-		pthread_detach(th);
-		pthread_setname_np(th, "sonde-cleanup");
-	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	sd_spawn_thread(NULL, cleanup_main, NULL, "sonde-cleanup");
 }
 
 /*

@@ -31,7 +31,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
-#include <signal.h>
 #include <sys/mman.h>
 #include <time.h>
 
@@ -706,41 +705,17 @@ static void optimizer_fork_child(void)
 
 static void optimizer_start(void)
 {
-	sigset_t all, old;
+	static bool atfork;
 
 	if (optimizer_running)
 		return;
-	/*
-	 * Asynchronous signals never reach sonde's threads; synchronous ones
-	 * stay open: they step on probes (malloc…) like any thread, and a
-	 * blocked SIGTRAP at a breakpoint would kill the process.
-	 */
-	sigfillset(&all);
-	sigdelset(&all, SIGTRAP);
-	sigdelset(&all, SIGSEGV);
-	sigdelset(&all, SIGBUS);
-	sigdelset(&all, SIGILL);
-	sigdelset(&all, SIGFPE);
-	/*
-	 * and a thread that patches code asks every other one where it is
-	 * (threads_ip.c): one that cannot answer is waited for seconds. Its
-	 * turn comes when it is runnable but not running (woken, not yet on a
-	 * CPU), e.g. about to take sd_probe_mutex back from the asker.
-	 */
-	sigdelset(&all, SD_SAMPLE_SIGNAL);
-	pthread_sigmask(SIG_SETMASK, &all, &old); /* whatever the caller blocks */
-	if (pthread_create(&optimizer, NULL, optimizer_main, NULL) == 0) {
-		optimizer_running = true;
-		pthread_detach(optimizer);
-		pthread_setname_np(optimizer, "sonde-optimizer");
-		static bool atfork;
-
-		if (!atfork) {
-			pthread_atfork(NULL, NULL, optimizer_fork_child);
-			atfork = true;
-		}
+	if (sd_spawn_thread(&optimizer, optimizer_main, NULL, "sonde-optimizer"))
+		return;
+	optimizer_running = true;
+	if (!atfork) {
+		pthread_atfork(NULL, NULL, optimizer_fork_child);
+		atfork = true;
 	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 void sd_optimizer_stop(void)

@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -25,6 +26,7 @@
 #include "arch/arch.h"
 #include "common/safe_mem.h"
 #include "probe/hits.h"
+#include "probe/probe.h"
 #include "probe/thread.h"
 
 SD_TLS_IE struct sd_thread sd_self;
@@ -228,4 +230,29 @@ int sd_sync_threads(void)
 out:
 	free(ws);
 	return err;
+}
+
+int sd_spawn_thread(pthread_t *t, void *(*fn)(void *), void *arg, const char *name)
+{
+	sigset_t all, old;
+	pthread_t th;
+	int err;
+
+	sigfillset(&all);
+	sigdelset(&all, SIGTRAP);
+	sigdelset(&all, SIGSEGV);
+	sigdelset(&all, SIGBUS);
+	sigdelset(&all, SIGILL);
+	sigdelset(&all, SIGFPE);
+	sigdelset(&all, SD_SAMPLE_SIGNAL);
+	pthread_sigmask(SIG_SETMASK, &all, &old); /* the new thread's, not the caller's */
+	err = pthread_create(&th, NULL, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err)
+		return err;
+	pthread_detach(th);
+	pthread_setname_np(th, name);
+	if (t)
+		*t = th;
+	return 0;
 }

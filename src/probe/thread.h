@@ -22,6 +22,7 @@
 #ifndef SD_PROBE_THREAD_H
 #define SD_PROBE_THREAD_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -70,6 +71,17 @@ bool sd_thread_register_vec_free(void);
  * a signal handler): the caller must then leak what it meant to free.
  */
 int sd_sync_threads(void);
+
+/*
+ * sd_spawn_thread - start one of sonde's own threads, detached and named
+ * @name. Asynchronous signals never reach it; the synchronous ones stay
+ * open (it steps on probes like any thread, and a blocked SIGTRAP at a
+ * breakpoint kills the process), and so does the one that asks threads
+ * where they are while code is patched (threads_ip.c), which a thread
+ * that cannot answer holds up for seconds. Whatever the caller blocks
+ * does not matter. 0, or a positive error as pthread_create() returns.
+ */
+int sd_spawn_thread(pthread_t *t, void *(*fn)(void *), void *arg, const char *name);
 
 /* the API side: mark this thread as running libsonde's own code */
 static inline void sd_enter_sonde(void)

@@ -39,7 +39,6 @@
 #include <errno.h>
 #include <link.h>
 #include <pthread.h>
-#include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -140,9 +139,6 @@ extern char sd_dlopen_stub[];
 
 void sd_dlhook_start(void)
 {
-	pthread_t t;
-	sigset_t all, old;
-
 	static int interposed = -1;
 	static bool atfork;
 
@@ -152,22 +148,12 @@ void sd_dlhook_start(void)
 		interposed = real_dlopen && dlsym(RTLD_DEFAULT, "dlopen") == sd_dlopen_stub;
 	if (helper.running || !interposed)
 		return;
-	sigfillset(&all);
-	sigdelset(&all, SIGTRAP);
-	sigdelset(&all, SIGSEGV);
-	sigdelset(&all, SIGBUS);
-	sigdelset(&all, SIGILL);
-	sigdelset(&all, SIGFPE);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	if (!pthread_create(&t, NULL, helper_main, NULL)) {
-		pthread_detach(t);
-		pthread_setname_np(t, "sonde-dl");
+	if (!sd_spawn_thread(NULL, helper_main, NULL, "sonde-dl")) {
 		if (!atfork)
 			pthread_atfork(NULL, NULL, helper_fork_child);
 		atfork = true;
 		__atomic_store_n(&helper.running, true, __ATOMIC_RELEASE);
 	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 /* an object came or went: have the helper look, and wait for it */
