@@ -182,11 +182,12 @@ void sd_recover_code(uint8_t *buf, uint64_t start, size_t len)
 	if (!t)
 		return;
 	/*
-	 * A function's bytes: look each address up rather than walk every
-	 * site, from a jump's length before (a jump that starts before
-	 * @start may cover its first bytes).
+	 * A function much shorter than the table: look each address up
+	 * (a lookup costs a few slots' walk) rather than walk every site,
+	 * from a jump's length before (a jump that starts before @start may
+	 * cover its first bytes).
 	 */
-	if (len <= t->mask) {
+	if ((uint64_t)len * 4 <= t->mask) {
 		for (uint64_t a = start >= SD_OPT_MAX_BYTES ? start - SD_OPT_MAX_BYTES : 0;
 		     a < start + len; a++) {
 			struct sd_site *s = sd_site_lookup(a);
@@ -519,6 +520,7 @@ static uint64_t covered_addr; /* sites_before()'s argument, for the callbacks (u
 static void unoptimize_if_covering(struct sd_site *s)
 {
 	if (s->optimized && s->addr + s->region.len > covered_addr) {
+		s->opt_inner = true;
 		sd_site_unoptimize(s, true);
 		sd_sync_threads(); /* nobody is still in its jump's bytes or on the way */
 	}
@@ -526,8 +528,10 @@ static void unoptimize_if_covering(struct sd_site *s)
 
 static void reoptimize(struct sd_site *s)
 {
-	if (s->armed && !s->detour)
+	if (s->opt_inner && s->armed && !s->detour) {
+		s->opt_inner = false;
 		sd_site_queue_optimize(s);
+	}
 }
 
 static int __register_kprobe(struct sonde_kprobe *p)

@@ -45,6 +45,7 @@ struct sd_site {
 	uint32_t opt_index;
 	bool lite;	 /* handlers never touch the vector state */
 	bool opt_queued; /* waiting for the optimizer */
+	bool opt_inner;	 /* taken off its jump for a probe inside it: may go back on */
 	uint8_t opt_tries;
 };
 
