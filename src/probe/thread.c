@@ -250,8 +250,8 @@ int sd_spawn_thread(pthread_t *t, void *(*fn)(void *), void *arg, const char *na
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err)
 		return err;
+	pthread_setname_np(th, name); /* before detaching: the thread may be gone, not its handle */
 	pthread_detach(th);
-	pthread_setname_np(th, name);
 	if (t)
 		*t = th;
 	return 0;
