@@ -515,23 +515,32 @@ static void sites_before(uint64_t addr, void (*fn)(struct sd_site *))
 	}
 }
 
-static uint64_t covered_addr; /* sites_before()'s argument, for the callbacks (under the mutex) */
+/* sites_before()'s argument and the first failure, for the callbacks (under the mutex) */
+static uint64_t covered_addr;
+static int covered_err;
 
 static void unoptimize_if_covering(struct sd_site *s)
 {
-	if (s->optimized && s->addr + s->region.len > covered_addr) {
-		s->opt_inner = true;
-		sd_site_unoptimize(s, true);
-		sd_sync_threads(); /* nobody is still in its jump's bytes or on the way */
+	int err;
+
+	if (!s->optimized || s->addr + s->region.len <= covered_addr)
+		return;
+	err = sd_site_unoptimize(s, true);
+	if (err) {
+		/* its jump stays: the new breakpoint must not go into it */
+		if (!covered_err)
+			covered_err = err;
+		return;
 	}
+	s->opt_why = sd_opt_why_inside;
+	sd_sync_threads(); /* nobody is still in its jump's bytes or on the way */
 }
 
+/* kept off its jump by a probe inside that may be gone now: the optimizer decides */
 static void reoptimize(struct sd_site *s)
 {
-	if (s->opt_inner && s->armed && !s->detour) {
-		s->opt_inner = false;
+	if (s->opt_why == sd_opt_why_inside && s->armed && !s->detour)
 		sd_site_queue_optimize(s);
-	}
 }
 
 static int __register_kprobe(struct sonde_kprobe *p)
@@ -559,10 +568,21 @@ static int __register_kprobe(struct sonde_kprobe *p)
 	site = sd_site_lookup(addr);
 	if (!site) {
 		covered_addr = addr;
+		covered_err = 0;
 		sites_before(addr, unoptimize_if_covering);
+		if (covered_err) {
+			sites_before(addr, reoptimize);
+			return sd_error(
+			    covered_err,
+			    "0x%lx is inside the jump of an optimized probe, which cannot "
+			    "be taken off: %s",
+			    (unsigned long)addr, sonde_last_error());
+		}
 		err = site_create(addr, &fresh);
-		if (err)
+		if (err) {
+			sites_before(addr, reoptimize);
 			return err;
+		}
 		site = fresh;
 	}
 	if (p->post_handler) {
@@ -641,6 +661,8 @@ static int __register_kprobe(struct sonde_kprobe *p)
 		sd_site_queue_optimize(site);
 	return 0;
 fail:
+	if (fresh)
+		sites_before(addr, reoptimize); /* what it took off its jump may go back on */
 	site_free(fresh);
 	return err;
 }

@@ -47,6 +47,7 @@
 #define OPT_MAX (1u << 16)
 
 bool sd_opt_allowed = true;
+const char sd_opt_why_inside[] = "another probe sits inside the jump's bytes";
 
 /* SONDE_NOOPT=1 in the environment: breakpoints only, as debug.kprobes_optimization=0 */
 __attribute__((constructor)) static void opt_env(void)
@@ -515,7 +516,7 @@ static int prepare(struct sd_site *site)
 		return err;
 	}
 	if (another_site_inside(site, site->region.len)) {
-		site->opt_why = "another probe sits inside the jump's bytes";
+		site->opt_why = sd_opt_why_inside;
 		return -EBUSY;
 	}
 	detour = sd_xol_alloc_n(site->addr, SD_OPT_DETOUR_MAX / SD_XOL_SLOT_SIZE);

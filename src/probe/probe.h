@@ -45,7 +45,6 @@ struct sd_site {
 	uint32_t opt_index;
 	bool lite;	 /* handlers never touch the vector state */
 	bool opt_queued; /* waiting for the optimizer */
-	bool opt_inner;	 /* taken off its jump for a probe inside it: may go back on */
 	uint8_t opt_tries;
 };
 
@@ -61,6 +60,8 @@ extern pthread_mutex_t sd_probe_mutex;
 extern struct sd_site_table *sd_sites;
 /* what a removed site's slot holds: no site is at its address */
 extern struct sd_site sd_site_gone;
+/* a site's opt_why while another probe sits inside its jump's bytes */
+extern const char sd_opt_why_inside[];
 
 /* lock-free lookup, signal-safe */
 struct sd_site *sd_site_lookup(uint64_t addr);

@@ -387,6 +387,55 @@ TEST(probe_inside_a_jump)
 	sonde_unregister_kprobe(&a.kp);
 }
 
+/* a probe at @addr counting into churn_hits[@idx] */
+static void churn_probe(struct tprobe *tp, int idx, void *addr)
+{
+	memset(tp, 0, sizeof(*tp));
+	tp->kp.addr = addr;
+	tp->kp.pre_handler = churn_pre;
+	tp->idx = idx;
+	if (sonde_register_kprobe(&tp->kp))
+		check_fail(__FILE__, __LINE__, "register at %p: %s", addr, sonde_last_error());
+}
+
+/*
+ * The optimized probe comes back on its jump only when nothing is inside
+ * any more: two probes inside, removed one after the other; and a probe
+ * inside from before the jump was ever written.
+ */
+TEST(jump_back_when_nothing_inside)
+{
+	struct tprobe a, x, y;
+
+	/* two inside: +1 and +4, both in the jump's 11 bytes (push; mov; mov) */
+	churn_probe(&a, 0, insn_at_push);
+	sonde_wait_kprobe_optimizer();
+	CHECK(a.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED);
+	churn_probe(&x, 1, insn_at_push + 1);
+	churn_probe(&y, 2, insn_at_riprel);
+	CHECK(!(a.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED));
+	sonde_unregister_kprobe(&x.kp);
+	sonde_wait_kprobe_optimizer();
+	CHECK(!(a.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED)); /* y is still inside */
+	sonde_unregister_kprobe(&y.kp);
+	sonde_wait_kprobe_optimizer();
+	CHECK(a.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED);
+	memset(churn_hits, 0, sizeof(churn_hits));
+	CHECK_EQ(insn_target(5), expected(5));
+	CHECK_EQ(churn_hits[0], 1);
+	sonde_unregister_kprobe(&a.kp);
+
+	/* inside before the jump was written: refused, then written once it goes */
+	churn_probe(&a, 0, insn_at_push);
+	churn_probe(&y, 2, insn_at_riprel);
+	sonde_wait_kprobe_optimizer();
+	CHECK(!(a.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED));
+	sonde_unregister_kprobe(&y.kp);
+	sonde_wait_kprobe_optimizer();
+	CHECK(a.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED);
+	sonde_unregister_kprobe(&a.kp);
+}
+
 TEST(recursion_is_missed)
 {
 	struct sonde_kprobe kp = {.symbol_name = "twice", .pre_handler = recursing_pre};
