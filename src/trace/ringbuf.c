@@ -379,7 +379,7 @@ SD_NOTRACE static uint64_t rb_enter_page(struct sd_rb_region *r, struct rb_tls *
  * from here on go to a new page, under the new name.
  */
 SD_NOTRACE static bool rb_comm_renamed(struct sd_rb_region *r, struct rb_tls *t, struct rb_buf *b,
-				       uint64_t ts)
+				       uint64_t ts, uint64_t old[2])
 {
 	union {
 		char c[16];
@@ -391,7 +391,9 @@ SD_NOTRACE static bool rb_comm_renamed(struct sd_rb_region *r, struct rb_tls *t,
 	if (first)
 		return false; /* rb_setup has just read it */
 	sd_raw_syscall2(SYS_prctl, PR_GET_NAME, comm.c);
-	if (comm.q[0] == READ_ONCE(b->comm[0]) && comm.q[1] == READ_ONCE(b->comm[1]))
+	old[0] = READ_ONCE(b->comm[0]);
+	old[1] = READ_ONCE(b->comm[1]);
+	if (comm.q[0] == old[0] && comm.q[1] == old[1])
 		return false;
 	WRITE_ONCE(b->comm[0], comm.q[0]);
 	WRITE_ONCE(b->comm[1], comm.q[1]);
@@ -404,7 +406,7 @@ SD_NOTRACE void *sd_rb_reserve(struct sd_rb_region *r, uint32_t len, uint64_t ts
 {
 	struct rb_tls *t = &sd_rb_self;
 	struct rb_buf *b;
-	uint64_t pos, size;
+	uint64_t pos, size, old_comm[2];
 	bool renamed;
 
 	if (unlikely(t->busy)) {
@@ -428,11 +430,19 @@ SD_NOTRACE void *sd_rb_reserve(struct sd_rb_region *r, uint32_t len, uint64_t ts
 	size = (RB_RHDR + len + 7) & ~7ULL;
 	pos = READ_ONCE(b->head);
 	/* renamed: a new page carries the new name (the rest of this one is padding) */
-	renamed = unlikely(ts >= t->comm_due) && rb_comm_renamed(r, t, b, ts);
+	renamed = unlikely(ts >= t->comm_due) && rb_comm_renamed(r, t, b, ts, old_comm);
 	if (unlikely(renamed || !(pos & RB_PMASK) || (pos & RB_PMASK) + size > RB_PAGE)) {
 		pos = rb_enter_page(r, t, b, pos);
-		if (!pos)
+		if (!pos) {
+			if (renamed) {
+				/* no new page (full): the old name stays, the next record tries
+				 * again */
+				WRITE_ONCE(b->comm[0], old_comm[0]);
+				WRITE_ONCE(b->comm[1], old_comm[1]);
+				t->comm_due = ts ? ts : 1;
+			}
 			goto drop;
+		}
 	}
 	return rb_place(r, t, b, pos, size, len, ts, cpu, res);
 
