@@ -172,7 +172,7 @@ pid_t inject_sonde_tracer(pid_t pid, pid_t tid)
 
 /*
  * why PTRACE_SEIZE of @tid (0: the leader) failed with EPERM, as precisely
- * as /proc tells; -EALREADY, unexplained, when another sonde holds it
+ * as /proc tells; -EINPROGRESS, unexplained, when another sonde holds it
  */
 static int explain_eperm(pid_t pid, pid_t tid)
 {
@@ -181,7 +181,7 @@ static int explain_eperm(pid_t pid, pid_t tid)
 	unsigned int uid = 0;
 
 	if (inject_sonde_tracer(pid, tid) || (tid && inject_sonde_tracer(pid, 0)))
-		return -EALREADY;
+		return -EINPROGRESS;
 	proc_comm(pid, comm, sizeof(comm));
 	if (status_field(pid, 0, "TracerPid", buf, sizeof(buf)))
 		tracer = atoi(buf);

@@ -10,7 +10,8 @@
  * such process, permission, already traced, statically linked, the loader
  * refused the library) and returned as a negative errno; the process is
  * left as it was. Another sonde command attaching at the same moment is
- * not an error to explain: -EALREADY, as from inject_check().
+ * not an error to explain: -EINPROGRESS, as from inject_check() (the
+ * agent's own -EALREADY, one serving already, is another matter).
  */
 #ifndef SONDE_INJECT_H
 #define SONDE_INJECT_H
@@ -26,7 +27,7 @@ struct inject_stats {
 
 /*
  * could sonde attach to @pid at all? 0, or a negative errno with the reason
- * printed; -EALREADY, printed by nobody, while another sonde command holds
+ * printed; -EINPROGRESS, printed by nobody, while another sonde command holds
  * it (attaching right now: its agent will serve soon)
  */
 int inject_check(pid_t pid);

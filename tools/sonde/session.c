@@ -404,7 +404,7 @@ static int target_uid_ok(pid_t pid)
 			(int)pid, (unsigned int)st.st_uid, (unsigned int)st.st_uid);
 }
 
-/* a new agent into @pid (none serves): -EALREADY while another sonde attaches */
+/* a new agent into @pid (none serves): -EINPROGRESS while another sonde attaches */
 static int attach_new(struct session *s, pid_t pid, unsigned int flags)
 {
 	char lib[PATH_MAX], real[PATH_MAX];
@@ -492,7 +492,7 @@ static int attach_locked(struct session *s, pid_t pid, unsigned int flags)
 			return cli_fail(err, "cannot reach the agent of pid %d: %s", (int)pid,
 					strerror(-err));
 		err = attach_new(s, pid, flags);
-		if (err != -EALREADY)
+		if (err != -EINPROGRESS)
 			return err;
 		/*
 		 * Another sonde command holds it without the lock (one with
