@@ -9,9 +9,13 @@
  * Callers hold the probe mutex.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+
+#include <sd_arch/syscall.h>
 
 #define SD_LOG_PREFIX "xol"
 #include "arch/arch.h"
@@ -37,30 +41,87 @@ static uint64_t distance(uint64_t a, uint64_t b)
 }
 
 /* a free page-sized hole as close to @near as /proc/self/maps shows */
+/*
+ * The hole: /proc/self/maps read with system calls and parsed by hand.
+ * This runs while probes are being placed, libc's among them: stdio's
+ * functions (fgets, sscanf, strtoul…) and the string ones would each
+ * trap on a breakpoint not yet optimized, dozens of times a line.
+ */
+static bool hex_field(const char **p, const char *end, char stop, uint64_t *v)
+{
+	uint64_t x = 0;
+	const char *q = *p;
+
+	for (; q < end && *q != stop; q++) {
+		int d = *q >= '0' && *q <= '9'	 ? *q - '0'
+			: *q >= 'a' && *q <= 'f' ? *q - 'a' + 10
+						 : -1;
+
+		if (d < 0)
+			return false;
+		x = x << 4 | (uint64_t)d;
+	}
+	if (q == end || q == *p)
+		return false;
+	*p = q + 1;
+	*v = x;
+	return true;
+}
+
 static uint64_t find_hole(uint64_t near)
 {
-	FILE *f = fopen("/proc/self/maps", "re");
-	char line[512];
+	char buf[8192]; /* a line is at most a path (PATH_MAX) and its fields */
 	uint64_t prev_end = 0x10000, best = 0, lo, hi;
+	size_t have = 0;
+	bool eof = false;
+	long fd = sd_raw_syscall3(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC);
 
-	if (!f)
+	if (fd < 0)
 		return 0;
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%lx-%lx", &lo, &hi) != 2)
-			continue;
-		if (lo > prev_end) {
-			/* candidates: the page just below lo, and the page at prev_end */
-			uint64_t cand[2] = {lo - PAGE, prev_end};
+	for (;;) {
+		const char *p = buf, *end, *nl;
 
-			for (int i = 0; i < 2; i++)
-				if (distance(cand[i], near) < SD_XOL_NEAR - PAGE &&
-				    (!best || distance(cand[i], near) < distance(best, near)))
-					best = cand[i];
+		if (!eof && have < sizeof(buf)) {
+			long n = sd_raw_syscall3(SYS_read, fd, buf + have, sizeof(buf) - have);
+
+			if (n <= 0)
+				eof = true;
+			else
+				have += (size_t)n;
 		}
-		if (hi > prev_end)
-			prev_end = hi;
+		end = buf + have;
+		for (;;) {
+			const char *q = p;
+
+			for (nl = p; nl < end && *nl != '\n'; nl++)
+				;
+			if (nl == end)
+				break;
+			if (hex_field(&q, nl, '-', &lo) && hex_field(&q, nl, ' ', &hi)) {
+				if (lo > prev_end) {
+					/* candidates: the page just below lo, and the page at
+					 * prev_end */
+					uint64_t cand[2] = {lo - PAGE, prev_end};
+
+					for (int i = 0; i < 2; i++)
+						if (distance(cand[i], near) < SD_XOL_NEAR - PAGE &&
+						    (!best || distance(cand[i], near) <
+								  distance(best, near)))
+							best = cand[i];
+				}
+				if (hi > prev_end)
+					prev_end = hi;
+			}
+			p = nl + 1;
+		}
+		/* keep the partial line for the next read (no libc: memmove may be probed) */
+		have = (size_t)(end - p);
+		for (size_t i = 0; i < have; i++)
+			buf[i] = p[i];
+		if (eof || have == sizeof(buf))
+			break;
 	}
-	fclose(f);
+	sd_raw_syscall1(SYS_close, fd);
 	if (!best && prev_end < 0x7ffffffff000UL && distance(prev_end, near) < SD_XOL_NEAR - PAGE)
 		best = prev_end;
 	return best;
