@@ -154,11 +154,6 @@ static void table_remove(struct sd_site *del)
 
 /* ---- resolving -------------------------------------------------------------- */
 
-/*
- * Code as it was before sonde touched it: armed sites read back as int3, so
- * decoding live bytes would misalign (the kernel's
- * recover_probed_instruction()).
- */
 /* the bytes of @s that sonde changed, as they were, where they fall in buf */
 static void recover_site(uint8_t *buf, uint64_t start, size_t len, const struct sd_site *s)
 {
@@ -175,6 +170,11 @@ static void recover_site(uint8_t *buf, uint64_t start, size_t len, const struct 
 	}
 }
 
+/*
+ * Code as it was before sonde touched it: armed sites read back as int3 and
+ * optimized ones as a jump, so decoding live bytes would misalign (the
+ * kernel's recover_probed_instruction()).
+ */
 void sd_recover_code(uint8_t *buf, uint64_t start, size_t len)
 {
 	struct sd_site_table *t = sd_sites;
@@ -505,42 +505,51 @@ static bool handlers_vec_free(const struct sonde_kprobe *p)
  * sends that one back to its breakpoint; once the probe inside is gone,
  * it may be optimized again.
  */
-static void sites_before(uint64_t addr, void (*fn)(struct sd_site *))
+static int sites_before(uint64_t addr, struct sd_site *out[SD_OPT_MAX_BYTES])
 {
-	for (uint64_t a = addr - 1; a > addr - SD_OPT_MAX_BYTES && a < addr; a--) {
-		struct sd_site *s = sd_site_lookup(a);
+	int n = 0;
 
-		if (s)
-			fn(s);
-	}
+	for (uint64_t a = addr - 1; a > addr - SD_OPT_MAX_BYTES && a < addr; a--)
+		if ((out[n] = sd_site_lookup(a)))
+			n++;
+	return n;
 }
 
-/* sites_before()'s argument and the first failure, for the callbacks (under the mutex) */
-static uint64_t covered_addr;
-static int covered_err;
-
-static void unoptimize_if_covering(struct sd_site *s)
+/*
+ * A probe is coming at @addr: the optimized sites whose jump covers it go
+ * back to their breakpoints. 0, or an error when one could not (its jump
+ * stays, and the new breakpoint must not go into it).
+ */
+static int unoptimize_covering(uint64_t addr)
 {
-	int err;
+	struct sd_site *v[SD_OPT_MAX_BYTES];
+	int n = sites_before(addr, v), err = 0;
 
-	if (!s->optimized || s->addr + s->region.len <= covered_addr)
-		return;
-	err = sd_site_unoptimize(s, true);
-	if (err) {
-		/* its jump stays: the new breakpoint must not go into it */
-		if (!covered_err)
-			covered_err = err;
-		return;
+	for (int i = 0; i < n; i++) {
+		int e;
+
+		if (!v[i]->optimized || v[i]->addr + v[i]->region.len <= addr)
+			continue;
+		e = sd_site_unoptimize(v[i], true);
+		if (e) {
+			err = err ? err : e;
+			continue;
+		}
+		v[i]->opt_why = sd_opt_why_inside;
+		sd_sync_threads(); /* nobody is still in its jump's bytes or on the way */
 	}
-	s->opt_why = sd_opt_why_inside;
-	sd_sync_threads(); /* nobody is still in its jump's bytes or on the way */
+	return err;
 }
 
-/* kept off its jump by a probe inside that may be gone now: the optimizer decides */
-static void reoptimize(struct sd_site *s)
+/* no probe at @addr any more: the sites kept off their jump for it may go back on */
+static void reoptimize_covering(uint64_t addr)
 {
-	if (s->opt_why == sd_opt_why_inside && s->armed && !s->detour)
-		sd_site_queue_optimize(s);
+	struct sd_site *v[SD_OPT_MAX_BYTES];
+	int n = sites_before(addr, v);
+
+	for (int i = 0; i < n; i++)
+		if (v[i]->opt_why == sd_opt_why_inside && v[i]->armed && !v[i]->detour)
+			sd_site_queue_optimize(v[i]); /* the optimizer decides */
 }
 
 static int __register_kprobe(struct sonde_kprobe *p)
@@ -567,20 +576,18 @@ static int __register_kprobe(struct sonde_kprobe *p)
 
 	site = sd_site_lookup(addr);
 	if (!site) {
-		covered_addr = addr;
-		covered_err = 0;
-		sites_before(addr, unoptimize_if_covering);
-		if (covered_err) {
-			sites_before(addr, reoptimize);
+		err = unoptimize_covering(addr);
+		if (err) {
+			reoptimize_covering(addr);
 			return sd_error(
-			    covered_err,
+			    err,
 			    "0x%lx is inside the jump of an optimized probe, which cannot "
 			    "be taken off: %s",
 			    (unsigned long)addr, sonde_last_error());
 		}
 		err = site_create(addr, &fresh);
 		if (err) {
-			sites_before(addr, reoptimize);
+			reoptimize_covering(addr);
 			return err;
 		}
 		site = fresh;
@@ -648,13 +655,10 @@ static int __register_kprobe(struct sonde_kprobe *p)
 	 * A trap may still be reading the old list or table; not the list a
 	 * fresh site was made with, replaced before the site could be found.
 	 */
-	if (old_table || (old_list && !fresh)) {
+	if (old_table || (old_list && !fresh))
 		sd_sync_threads();
-		free(old_table);
-		free(old_list);
-	} else {
-		free(old_list);
-	}
+	free(old_table);
+	free(old_list);
 	if (site->optimized)
 		__atomic_or_fetch(&p->flags, SONDE_KPROBE_FLAG_OPTIMIZED, __ATOMIC_RELAXED);
 	else if (site->armed)
@@ -662,7 +666,7 @@ static int __register_kprobe(struct sonde_kprobe *p)
 	return 0;
 fail:
 	if (fresh)
-		sites_before(addr, reoptimize); /* what it took off its jump may go back on */
+		reoptimize_covering(addr); /* what it took off its jump may go back on */
 	site_free(fresh);
 	return err;
 }
@@ -691,7 +695,7 @@ static struct sd_site *__unregister_kprobe(struct sonde_kprobe *p, void **garbag
 		return NULL;
 	table_remove(site);
 	__atomic_add_fetch(&sd_code_gen, 1, __ATOMIC_SEQ_CST);
-	sites_before(site->addr, reoptimize); /* no longer in the way of their jumps */
+	reoptimize_covering(site->addr);
 	return site;
 }
 

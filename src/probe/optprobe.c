@@ -298,7 +298,6 @@ struct retired {
 	uint8_t *detour;
 };
 
-static pthread_t optimizer;
 static bool optimizer_running;
 static pthread_cond_t opt_cond = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t opt_done = PTHREAD_COND_INITIALIZER;
@@ -710,7 +709,7 @@ static void optimizer_start(void)
 
 	if (optimizer_running)
 		return;
-	if (sd_spawn_thread(&optimizer, optimizer_main, NULL, "sonde-optimizer"))
+	if (sd_spawn_thread(NULL, optimizer_main, NULL, "sonde-optimizer"))
 		return;
 	optimizer_running = true;
 	if (!atfork) {
