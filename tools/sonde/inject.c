@@ -60,9 +60,8 @@
 #define RTLD_NOW_      0x2
 #define RTLD_DLOPEN_   0x80000000u /* glibc's __RTLD_DLOPEN, for __libc_dlopen_mode */
 #define XSTATE_MAX     (64 * 1024)
-#define RELEASE_MS     2000  /* then let the other threads run */
-#define CALL_LIMIT_MS  30000 /* then give up waiting */
-#define BELOW_RED_ZONE 256   /* bytes left untouched under the thread's %rsp */
+#define RELEASE_MS     2000 /* then let the other threads run */
+#define BELOW_RED_ZONE 256  /* bytes left untouched under the thread's %rsp */
 
 struct thr {
 	pid_t tid;
@@ -691,7 +690,7 @@ static int call(struct target *tg, struct thr *th, const struct saved *sv, uint6
 
 			if (t > RELEASE_MS)
 				release_others(tg, th);
-			if (t > CALL_LIMIT_MS)
+			if (t > INJECT_CALL_LIMIT_MS)
 				return -ETIMEDOUT;
 			nanosleep(&ts, NULL);
 			if (nap_us < 2000)
@@ -850,7 +849,7 @@ call_failed:
 		cli_error("pid %d (%s) ended while sonde was loading its agent", (int)pid, comm);
 	else if (err == -ETIMEDOUT)
 		cli_error("pid %d (%s) did not come back from the loader within %d s", (int)pid,
-			  comm, CALL_LIMIT_MS / 1000);
+			  comm, INJECT_CALL_LIMIT_MS / 1000);
 	else
 		cli_error("calling into pid %d (%s) failed: %s", (int)pid, comm, strerror(-err));
 out:

@@ -19,6 +19,9 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+/* how long a call made in the target may take before inject gives up */
+#define INJECT_CALL_LIMIT_MS 30000
+
 struct inject_stats {
 	double stopped_ms; /* how long the threads were stopped */
 	int nthreads;

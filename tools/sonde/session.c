@@ -478,7 +478,7 @@ static int attach_lock(pid_t pid)
 static int attach_locked(struct session *s, pid_t pid, unsigned int flags)
 {
 	/* inject's own limit on a call in the target, and a little more */
-	const int busy_ms = 35000;
+	const int busy_ms = INJECT_CALL_LIMIT_MS + 5000;
 
 	for (int waited = 0;; waited += 20) {
 		int err = session_connect(s, pid);
