@@ -32,10 +32,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
-fail() {
-	echo "$T: FAIL: $*" >&2
-	exit 1
-}
 
 [ -x "$SONDE" ] || fail "$SONDE is not built"
 [ -x "$TARGET" ] || fail "$TARGET is not built"

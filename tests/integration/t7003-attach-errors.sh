@@ -33,15 +33,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
-fail() {
-	echo "$T: FAIL: $*" >&2
-	exit 1
-}
-FAILS=0
-bad() {
-	echo "$T: FAIL: $*" >&2
-	FAILS=$((FAILS + 1))
-}
 note() {
 	echo "$T: note: $*" >&2
 }

@@ -285,6 +285,26 @@ static int churn_pre(struct sonde_kprobe *p, struct sonde_regs *regs)
 	return 0;
 }
 
+/* a probe at @addr counting into churn_hits[@idx]; @round names the try, or -1 */
+static void churn_probe(struct tprobe *tp, int idx, void *addr, int round)
+{
+	memset(tp, 0, sizeof(*tp));
+	tp->kp.addr = addr;
+	tp->kp.pre_handler = churn_pre;
+	tp->idx = idx;
+	if (sonde_register_kprobe(&tp->kp))
+		check_fail(__FILE__, __LINE__, "round %d: register at %p: %s", round, addr,
+			   sonde_last_error());
+}
+
+/* insn_target() on every input, each computing what it does without probes */
+static void churn_calls(void)
+{
+	memset(churn_hits, 0, sizeof(churn_hits));
+	for (size_t k = 0; k < 8; k++)
+		CHECK_EQ(insn_target(inputs[k]), expected(inputs[k]));
+}
+
 TEST(site_table_churn)
 {
 	/* the sites every call runs exactly once, whatever its argument */
@@ -309,14 +329,7 @@ TEST(site_table_churn)
 			if (on[i]) {
 				sonde_unregister_kprobe(&kp[i].kp);
 			} else {
-				memset(&kp[i], 0, sizeof(kp[i]));
-				kp[i].kp.addr = sites[i];
-				kp[i].kp.pre_handler = churn_pre;
-				kp[i].idx = i;
-				if (sonde_register_kprobe(&kp[i].kp))
-					check_fail(__FILE__, __LINE__,
-						   "round %d: register at %p: %s", r, sites[i],
-						   sonde_last_error());
+				churn_probe(&kp[i], i, sites[i], r);
 			}
 			on[i] = !on[i];
 		}
@@ -353,49 +366,27 @@ TEST(probe_inside_a_jump)
 {
 	struct tprobe a, b;
 
-	memset(&a, 0, sizeof(a));
-	a.kp.addr = insn_at_push; /* push; mov: 4 bytes, the jump takes the next mov too */
-	a.kp.pre_handler = churn_pre;
-	a.idx = 0;
-	CHECK_EQ(sonde_register_kprobe(&a.kp), 0);
+	/* push; mov: 4 bytes, the jump takes the next mov too */
+	churn_probe(&a, 0, insn_at_push, -1);
 	sonde_wait_kprobe_optimizer();
 	if (!(a.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED))
 		check_fail(__FILE__, __LINE__, "the probe at insn_target was not optimized");
 
-	memset(&b, 0, sizeof(b));
-	b.kp.addr = insn_at_riprel; /* +4: inside the jump */
-	b.kp.pre_handler = churn_pre;
-	b.idx = 1;
-	CHECK_EQ(sonde_register_kprobe(&b.kp), 0);
+	churn_probe(&b, 1, insn_at_riprel, -1); /* +4: inside the jump */
 	CHECK(!(a.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED));
 	sonde_wait_kprobe_optimizer();
 	CHECK(!(a.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED)); /* b is in the way */
-	memset(churn_hits, 0, sizeof(churn_hits));
-	for (size_t k = 0; k < 8; k++)
-		CHECK_EQ(insn_target(inputs[k]), expected(inputs[k]));
+	churn_calls();
 	CHECK_EQ(churn_hits[0], 8);
 	CHECK_EQ(churn_hits[1], 8);
 
 	sonde_unregister_kprobe(&b.kp);
 	sonde_wait_kprobe_optimizer();
 	CHECK(a.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED);
-	memset(churn_hits, 0, sizeof(churn_hits));
-	for (size_t k = 0; k < 8; k++)
-		CHECK_EQ(insn_target(inputs[k]), expected(inputs[k]));
+	churn_calls();
 	CHECK_EQ(churn_hits[0], 8);
 	CHECK_EQ(churn_hits[1], 0);
 	sonde_unregister_kprobe(&a.kp);
-}
-
-/* a probe at @addr counting into churn_hits[@idx] */
-static void churn_probe(struct tprobe *tp, int idx, void *addr)
-{
-	memset(tp, 0, sizeof(*tp));
-	tp->kp.addr = addr;
-	tp->kp.pre_handler = churn_pre;
-	tp->idx = idx;
-	if (sonde_register_kprobe(&tp->kp))
-		check_fail(__FILE__, __LINE__, "register at %p: %s", addr, sonde_last_error());
 }
 
 /*
@@ -408,11 +399,11 @@ TEST(jump_back_when_nothing_inside)
 	struct tprobe a, x, y;
 
 	/* two inside: +1 and +4, both in the jump's 11 bytes (push; mov; mov) */
-	churn_probe(&a, 0, insn_at_push);
+	churn_probe(&a, 0, insn_at_push, -1);
 	sonde_wait_kprobe_optimizer();
 	CHECK(a.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED);
-	churn_probe(&x, 1, insn_at_push + 1);
-	churn_probe(&y, 2, insn_at_riprel);
+	churn_probe(&x, 1, insn_at_push + 1, -1);
+	churn_probe(&y, 2, insn_at_riprel, -1);
 	CHECK(!(a.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED));
 	sonde_unregister_kprobe(&x.kp);
 	sonde_wait_kprobe_optimizer();
@@ -426,8 +417,8 @@ TEST(jump_back_when_nothing_inside)
 	sonde_unregister_kprobe(&a.kp);
 
 	/* inside before the jump was written: refused, then written once it goes */
-	churn_probe(&a, 0, insn_at_push);
-	churn_probe(&y, 2, insn_at_riprel);
+	churn_probe(&a, 0, insn_at_push, -1);
+	churn_probe(&y, 2, insn_at_riprel, -1);
 	sonde_wait_kprobe_optimizer();
 	CHECK(!(a.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED));
 	sonde_unregister_kprobe(&y.kp);
