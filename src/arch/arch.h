@@ -246,13 +246,14 @@ struct sd_opt_layout {
 int sd_arch_opt_build_detour(const struct sd_opt_region *r, const struct sd_opt_detour_spec *spec,
 			     uint8_t *buf, size_t cap, struct sd_opt_layout *lay);
 /*
- * the common trampolines (optprobe_tramp.S): with the vector state (the
- * _entry one for a function's first instruction, where the ABI empties the
- * x87 stack) and without it
+ * the common trampolines (optprobe_tramp.S): with the vector state and
+ * without it (_lite); the _entry ones for a function's first instruction,
+ * where the ABI has the x87 stack empty, DF clear and the other flags dead
  */
 extern const char sd_arch_optprobe_tramp[];
 extern const char sd_arch_optprobe_tramp_entry[];
 extern const char sd_arch_optprobe_tramp_lite[];
+extern const char sd_arch_optprobe_tramp_lite_entry[];
 
 /*
  * sd_arch_code_vec_free - whether the function at @fn provably never

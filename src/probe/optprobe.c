@@ -525,7 +525,7 @@ static int prepare(struct sd_site *site)
 	}
 	site->lite = all_lite(site) && sd_thread_register_vec_free();
 	if (site->lite)
-		common = sd_arch_optprobe_tramp_lite;
+		common = at_entry ? sd_arch_optprobe_tramp_lite_entry : sd_arch_optprobe_tramp_lite;
 	else
 		common = at_entry ? sd_arch_optprobe_tramp_entry : sd_arch_optprobe_tramp;
 	spec = (struct sd_opt_detour_spec){

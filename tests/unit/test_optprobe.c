@@ -167,6 +167,13 @@ static void same_registers(void *addr, bool expect_optimized, long ax, long bx)
 	}
 	/* the same stack: one call path, one depth */
 	CHECK_EQ(r[0].sp, r[1].sp);
+	/*
+	 * the same flags, as the code had them: CF PF AF ZF SF OF (one call
+	 * path), IF set and DF clear as in any user code
+	 */
+	CHECK_EQ(r[0].flags & 0x8d5, r[1].flags & 0x8d5);
+	for (int opt = 0; opt < 2; opt++)
+		CHECK_EQ(r[opt].flags & 0x600, 0x200);
 }
 
 /* a handler that uses a vector register the interrupted code keeps a value in */

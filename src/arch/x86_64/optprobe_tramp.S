@@ -17,13 +17,19 @@
  * instruction, where the x87 stack is empty; sd_arch_optprobe_tramp_lite
  * is the same without the vector state, for handlers known not to touch it
  * (sonde's own event writers, handlers flagged SONDE_KPROBE_FLAG_NOFPU or
- * proven integer code at registration).
+ * proven integer code at registration), and sd_arch_optprobe_tramp_lite_entry
+ * that one at a function's first instruction.
+ *
+ * At a function's first instruction the ABI has the status flags dead and
+ * DF clear: the _entry trampolines neither clear DF for the handler nor
+ * put the flags back (a C handler returns with DF clear). Everywhere else
+ * the flags are restored whole.
  */
 #include "vecstate.h"
 
 	.section sonde_text,"ax",@progbits
 
-.macro SAVE_REGS
+.macro SAVE_REGS at_entry
 	pushq	$0			/* ss */
 	pushq	$0			/* sp, set below */
 	pushfq
@@ -49,11 +55,14 @@
 	leaq	312(%rsp), %rax
 	movq	%rax, 152(%rsp)
 	movq	%rsp, %rbp
+	.if !\at_entry
 	cld				/* the C handler expects it, as the ABI says */
+	.endif
 .endm
 
-.macro RESTORE_REGS
+.macro RESTORE_REGS at_entry
 	movq	%rbp, %rsp
+	.if !\at_entry
 	/*
 	 * The flags without popfq (a slow, microcoded instruction): DF by
 	 * hand, OF by an addition that overflows exactly when it was set,
@@ -70,6 +79,7 @@
 	movb	%dl, %al
 	addb	$0x7f, %al
 	sahf
+	.endif
 	popq	%r15
 	popq	%r14
 	popq	%r13
@@ -97,13 +107,13 @@
 \name:
 	.cfi_startproc
 	.cfi_undefined rip
-	SAVE_REGS
+	SAVE_REGS (\kind == VS_ENTRY)
 	VEC_SAVE \kind
 	movl	176(%rbp), %edi		/* the site index */
 	movq	%rbp, %rsi
 	call	sd_optprobe_handler
 	VEC_RESTORE
-	RESTORE_REGS
+	RESTORE_REGS (\kind == VS_ENTRY)
 	ret
 	.cfi_endproc
 	.size	\name, . - \name
@@ -112,21 +122,27 @@
 	OPT_TRAMP sd_arch_optprobe_tramp, VS_ANYWHERE
 	OPT_TRAMP sd_arch_optprobe_tramp_entry, VS_ENTRY
 
-	.globl	sd_arch_optprobe_tramp_lite
-	.hidden	sd_arch_optprobe_tramp_lite
-	.type	sd_arch_optprobe_tramp_lite, @function
+/* without the vector state; \at_entry: at a function's first instruction */
+.macro OPT_TRAMP_LITE name, at_entry
+	.globl	\name
+	.hidden	\name
+	.type	\name, @function
 	.p2align 4
-sd_arch_optprobe_tramp_lite:
+\name:
 	.cfi_startproc
 	.cfi_undefined rip
-	SAVE_REGS
+	SAVE_REGS \at_entry
 	andq	$-16, %rsp
 	movl	176(%rbp), %edi
 	movq	%rbp, %rsi
 	call	sd_optprobe_handler
-	RESTORE_REGS
+	RESTORE_REGS \at_entry
 	ret
 	.cfi_endproc
-	.size	sd_arch_optprobe_tramp_lite, . - sd_arch_optprobe_tramp_lite
+	.size	\name, . - \name
+.endm
+
+	OPT_TRAMP_LITE sd_arch_optprobe_tramp_lite, 0
+	OPT_TRAMP_LITE sd_arch_optprobe_tramp_lite_entry, 1
 
 	.section .note.GNU-stack,"",@progbits
