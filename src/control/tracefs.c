@@ -620,8 +620,9 @@ static int print_functions(FILE *out)
 		for (size_t k = 0; k < sd_symtab_count(st); k++) {
 			const struct sd_sym *s = sd_symtab_at(st, k);
 
+			/* an IFUNC's implementation is traced under the IFUNC's name: once */
 			if ((s->type != SD_SYM_FUNC && s->type != SD_SYM_IFUNC) || !s->size ||
-			    !sd_symtab_vaddr_is_exec(st, s->value))
+			    s->resolved || !sd_symtab_vaddr_is_exec(st, s->value))
 				continue;
 			if (m->is_main)
 				fprintf(out, "%s\n", s->name);

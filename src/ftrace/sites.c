@@ -232,7 +232,12 @@ static void sites_from_symbols(struct ft_obj *o, struct sd_module *m, int kind)
 	for (size_t i = 0; st && i < sd_symtab_count(st); i++) {
 		const struct sd_sym *s = sd_symtab_at(st, i);
 
-		if ((s->type != SD_SYM_FUNC && s->type != SD_SYM_IFUNC) || !s->size ||
+		/*
+		 * An IFUNC's value is its resolver, run once by the dynamic
+		 * linker: the calls go to what it resolved to, a symbol of its
+		 * own (sym.h: resolved), sized or not.
+		 */
+		if (s->type != SD_SYM_FUNC || (!s->size && !s->resolved) ||
 		    !sd_symtab_vaddr_is_exec(st, s->value) || s->value + m->bias == last)
 			continue; /* aliases: once per address */
 		last = s->value + m->bias;

@@ -41,6 +41,12 @@ struct sd_sym {
 	uint8_t type; /* enum sd_sym_type */
 	uint8_t bind; /* enum sd_sym_bind */
 	bool dynamic; /* found in .dynsym (exported) */
+	/*
+	 * not in the file: the implementation the IFUNC of this name resolved
+	 * to in this process (size from .eh_frame, 0 when unknown; bind that
+	 * of the IFUNC)
+	 */
+	bool resolved;
 };
 
 struct sd_symtab;

@@ -28,6 +28,7 @@
 #define SD_LOG_PREFIX "sym"
 #include "common/log.h"
 #include "sym/elf_file.h"
+#include "sym/ifunc.h"
 #include "sym/sym.h"
 
 /* rank of a name among its namesakes: lower binds first */
@@ -35,6 +36,7 @@ enum {
 	RANK_GLOBAL = 0, /* global or weak, default version */
 	RANK_HIDDEN,	 /* global or weak, non-default version (memcpy@GLIBC_2.2.5) */
 	RANK_LOCAL,
+	RANK_IMPL, /* what an IFUNC resolved to, named after it (ifunc.c) */
 };
 
 struct sd_symtab {
@@ -55,7 +57,7 @@ struct raw_sym {
 	size_t name;
 	uint64_t value, size;
 	uint8_t type, bind, rank;
-	bool dynamic;
+	bool dynamic, resolved;
 };
 
 struct builder {
@@ -238,6 +240,10 @@ static int cmp_addr(const void *a, const void *b, void *pool)
 
 		if (ux != uy)
 			return ux < uy ? -1 : 1;
+		/* an implementation: its strong IFUNC's name (strchr), not a weak alias's (index)
+		 */
+		if (x->resolved && y->resolved && x->bind != y->bind)
+			return x->bind - y->bind;
 		return strcmp(xn, yn);
 	}
 }
@@ -317,6 +323,7 @@ static int build_table(struct sd_symtab *st, struct builder *b)
 		s->type = r->type;
 		s->bind = r->bind;
 		s->dynamic = r->dynamic;
+		s->resolved = r->resolved;
 		st->rank[i] = r->rank;
 		st->by_name[i] = (uint32_t)i;
 		if (r->value + r->size > end)
@@ -327,6 +334,55 @@ static int build_table(struct sd_symtab *st, struct builder *b)
 
 	qsort_r(st->by_name, n, sizeof(*st->by_name), cmp_by_name, st);
 	return 0;
+}
+
+/*
+ * One more function symbol for each exported IFUNC whose implementation
+ * this process can find (the same file loaded here): a stripped library
+ * has no other name for the code its strlen and memcpy calls run.
+ */
+static int add_ifunc_impls(struct builder *b, Elf *elf)
+{
+	struct sd_ifunc *v;
+	size_t *from, n = 0, nraw = b->nraw;
+	int err = 0;
+
+	for (size_t i = 0; i < nraw; i++)
+		n += b->raw[i].type == SD_SYM_IFUNC && b->raw[i].dynamic &&
+		     b->raw[i].rank == RANK_GLOBAL;
+	if (!n)
+		return 0;
+	v = calloc(n, sizeof(*v));
+	from = calloc(n, sizeof(*from));
+	if (!v || !from) {
+		free(v);
+		free(from);
+		return sd_error(-ENOMEM, "%s: out of memory reading symbols", b->path);
+	}
+	n = 0;
+	for (size_t i = 0; i < nraw; i++)
+		if (b->raw[i].type == SD_SYM_IFUNC && b->raw[i].dynamic &&
+		    b->raw[i].rank == RANK_GLOBAL) {
+			v[n].name = b->pool + b->raw[i].name;
+			from[n++] = i;
+		}
+	if (sd_ifunc_resolve_file(b->path, elf, v, n) > 0)
+		for (size_t k = 0; k < n && !err; k++) {
+			struct raw_sym r = {.name = b->raw[from[k]].name,
+					    .value = v[k].impl,
+					    .size = v[k].size,
+					    .type = SD_SYM_FUNC,
+					    .bind = b->raw[from[k]].bind,
+					    .rank = RANK_IMPL,
+					    .resolved = true};
+
+			/* (the pool may move under v[].name: names are offsets in r) */
+			if (v[k].impl)
+				err = raw_add(b, &r);
+		}
+	free(v);
+	free(from);
+	return err ? sd_error(err, "%s: out of memory reading symbols", b->path) : 0;
 }
 
 static int read_segments(struct sd_symtab *st, Elf *elf)
@@ -373,7 +429,9 @@ static int read_elf(struct sd_symtab *st, Elf *elf)
 		err = sd_error(-ENODATA, "%s: no symbols (stripped, and no .dynsym)", st->path);
 		goto out;
 	}
-	err = build_table(st, &b);
+	err = add_ifunc_impls(&b, elf);
+	if (!err)
+		err = build_table(st, &b);
 out:
 	free(b.raw);
 	free(b.pool);

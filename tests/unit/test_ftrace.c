@@ -576,7 +576,7 @@ TEST(all_of_libc)
 {
 	unsigned long want, got;
 	char *t, *sites;
-	int n, depth_name_ok = 0;
+	int n, depth_name_ok = 0, n_strlen;
 	static char open_at[4096][64];
 	uint8_t before[64];
 	const void *fn = (const void *)(uintptr_t)qsort;
@@ -615,6 +615,16 @@ TEST(all_of_libc)
 		}
 	}
 	CHECK(depth_name_ok > 50);
+	/*
+	 * strlen, an IFUNC: traced where its calls go (the implementation the
+	 * resolver chose), under its name; the workload calls it 16 times
+	 */
+	n_strlen = 0;
+	for (int i = 0; i < n; i++)
+		n_strlen += recs[i].tid == recs[0].tid && recs[i].kind == R_ENTRY &&
+			    !strcmp(recs[i].name, "strlen");
+	if (n_strlen < 16)
+		check_fail(__FILE__, __LINE__, "strlen: %d calls traced, 16 made", n_strlen);
 	/* qsort was called, and the functions it calls nest under it */
 	t = NULL;
 	for (int i = 0; i + 1 < n && !t; i++)

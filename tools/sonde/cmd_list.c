@@ -60,7 +60,8 @@ static void usage(FILE *f)
 
 static bool probeable(const struct sd_symtab *st, const struct sd_sym *s)
 {
-	return (s->type == SD_SYM_FUNC || s->type == SD_SYM_IFUNC) && s->size &&
+	/* (an IFUNC's implementation is listed under the IFUNC, which probes it) */
+	return (s->type == SD_SYM_FUNC || s->type == SD_SYM_IFUNC) && s->size && !s->resolved &&
 	       sd_symtab_vaddr_is_exec(st, s->value);
 }
 
