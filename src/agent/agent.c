@@ -599,13 +599,16 @@ static void wait_described(void)
 	}
 }
 
+/* on the program's thread, inside its exit(): sonde's calls, never traced */
 static void agent_atexit(void)
 {
+	sd_enter_sonde();
 	if (agent.running && agent.pid == getpid()) {
 		wait_described();
 		if (agent.sock_path[0])
 			unlink(agent.sock_path);
 	}
+	sd_leave_sonde();
 }
 
 /* once per process image: exit and fork hooks; called with agent_lock held */
@@ -803,6 +806,6 @@ __attribute__((constructor)) static void agent_ctor(void)
 	}
 	unsetenv("SONDE_AGENT");
 	sd_agent_start(copy);
-	sd_leave_sonde();
 	free(copy);
+	sd_leave_sonde();
 }

@@ -256,7 +256,7 @@ SD_NOTRACE static void trim(struct fg_stack *fs, uint64_t slot, bool at_too)
 
 /* function_graph at an entry: a frame for the call, its return hooked */
 SD_NOTRACE static void hook(struct sd_fgraph_state *st, struct fg_stack *fs, uint64_t func,
-			    uint64_t *slot)
+			    uint64_t *slot, bool noreturn)
 {
 	uint64_t ret = *slot;
 	struct fg_frame *f;
@@ -299,12 +299,28 @@ SD_NOTRACE static void hook(struct sd_fgraph_state *st, struct fg_stack *fs, uin
 			/* a child: the held entry above it is written first */
 			if (fs->held)
 				write_held(fs);
-			fs->held = fs->n + 1;
-			sd_trace_held = 1;
+			if (unlikely(noreturn)) {
+				/* _exit, abort: its entry now, or never */
+				write_entry(func, depth, f->calltime);
+			} else {
+				fs->held = fs->n + 1;
+				sd_trace_held = 1;
+			}
 		}
 	}
 	fs->n++;
 	*slot = tramp();
+}
+
+/* @ret in the code of sonde or of a library it runs on (fgraph.h) */
+SD_NOTRACE static inline bool called_by_sonde(const struct sd_fgraph_state *st, uint64_t ret)
+{
+	if (ret - st->self[0].start >= st->self[0].end - st->self[0].start)
+		return false;
+	for (int i = 1; i <= st->nself; i++)
+		if (ret - st->self[i].start < st->self[i].end - st->self[i].start)
+			return true;
+	return false;
 }
 
 /*
@@ -312,7 +328,7 @@ SD_NOTRACE static void hook(struct sd_fgraph_state *st, struct fg_stack *fs, uin
  * address. @pg: a call from a -pg build, made by every function of it:
  * @func is the call's address, looked up among the selected functions.
  */
-SD_NOTRACE static void hit(uint64_t func, uint64_t *slot, bool pg)
+SD_NOTRACE static void hit(uint64_t func, uint64_t *slot, bool pg, bool noreturn)
 {
 	struct sd_fgraph_state *st = &sd_fgraph;
 	struct sd_thread *t = &sd_self;
@@ -320,6 +336,8 @@ SD_NOTRACE static void hit(uint64_t func, uint64_t *slot, bool pg)
 	struct fg_stack *fs;
 
 	if (tracer == SD_TRACER_NOP)
+		return;
+	if (unlikely(called_by_sonde(st, *slot)))
 		return;
 	if (unlikely(!t->tid))
 		t->tid = sd_raw_gettid();
@@ -338,7 +356,7 @@ SD_NOTRACE static void hit(uint64_t func, uint64_t *slot, bool pg)
 		return;
 	fs->busy = 1;
 	barrier();
-	hook(st, fs, func, slot);
+	hook(st, fs, func, slot, noreturn);
 	barrier();
 	fs->busy = 0;
 }
@@ -356,7 +374,7 @@ SD_NOTRACE static void trace_entry(uint64_t func, uint64_t *slot, bool pg)
 		t->seq++;
 	t->active = prev | SD_ACTIVE_HANDLER;
 	barrier();
-	hit(func, slot, pg);
+	hit(func, slot, pg, false);
 	barrier();
 	t->active = prev;
 }
@@ -377,7 +395,14 @@ SD_NOTRACE void sd_ftrace_enter_pg(uint64_t site, uint64_t *slot)
 /* the probe dispatcher has marked the thread and kept sonde's own calls out */
 SD_NOTRACE int sd_ftrace_kprobe_pre(struct sonde_kprobe *p, struct sonde_regs *regs)
 {
-	hit((uint64_t)(uintptr_t)p->addr, (uint64_t *)regs->sp, false);
+	hit((uint64_t)(uintptr_t)p->addr, (uint64_t *)regs->sp, false, false);
+	return 0;
+}
+
+/* the same, for a function that never returns */
+SD_NOTRACE int sd_ftrace_kprobe_pre_noreturn(struct sonde_kprobe *p, struct sonde_regs *regs)
+{
+	hit((uint64_t)(uintptr_t)p->addr, (uint64_t *)regs->sp, false, true);
 	return 0;
 }
 

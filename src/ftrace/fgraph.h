@@ -22,6 +22,8 @@ struct sd_fg_pids {
 	int v[];
 };
 
+#define SD_FG_SELF_MAX 8
+
 /*
  * Read without locks by the hot path; each pointer is replaced whole and
  * the old one freed after sd_sync_threads().
@@ -35,6 +37,15 @@ struct sd_fgraph_state {
 	struct sd_fg_pids *pids; /* set_ftrace_pid */
 	int max_depth;
 	uint64_t thresh_ns;
+	/*
+	 * the code of libsonde and the libraries it runs on, when they are
+	 * libraries of their own: a call from there is sonde's (their start-up
+	 * and exit code run outside sonde's API); [0] spans them all
+	 */
+	struct {
+		uint64_t start, end;
+	} self[SD_FG_SELF_MAX + 1];
+	int nself;
 };
 
 extern struct sd_fgraph_state sd_fgraph;
@@ -43,6 +54,8 @@ extern volatile uint8_t sd_ftrace_active;
 
 /* the entry probe's handler for symbol-table sites */
 int sd_ftrace_kprobe_pre(struct sonde_kprobe *p, struct sonde_regs *regs);
+/* ... at a function that never returns (_exit, abort): no entry held back for its return */
+int sd_ftrace_kprobe_pre_noreturn(struct sonde_kprobe *p, struct sonde_regs *regs);
 
 /* before another record of this thread: the entry function_graph holds back */
 void sd_fgraph_flush_held(void);

@@ -194,6 +194,26 @@ static int add_func(struct ft_obj *o, uint64_t addr, const char *name, int kind,
 	return 0;
 }
 
+static void add_alias(struct ft_func *f, const char *name)
+{
+	size_t have = 0, len = strlen(name) + 1;
+	char *v;
+
+	if (!strcmp(name, f->name))
+		return;
+	for (const char *a = f->aliases; a && *a; a += strlen(a) + 1) {
+		if (!strcmp(a, name))
+			return;
+		have = (size_t)(a - f->aliases) + strlen(a) + 1;
+	}
+	v = realloc(f->aliases, have + len + 1);
+	if (!v)
+		return; /* (a name less to match) */
+	memcpy(v + have, name, len);
+	v[have + len] = '\0';
+	f->aliases = v;
+}
+
 /* the function sites listed in a section of pointers (relocated in memory) */
 static void sites_from_section(struct ft_obj *o, struct sd_module *m, uint64_t addr, uint64_t size,
 			       int kind)
@@ -238,8 +258,14 @@ static void sites_from_symbols(struct ft_obj *o, struct sd_module *m, int kind)
 		 * own (sym.h: resolved), sized or not.
 		 */
 		if (s->type != SD_SYM_FUNC || (!s->size && !s->resolved) ||
-		    !sd_symtab_vaddr_is_exec(st, s->value) || s->value + m->bias == last)
-			continue; /* aliases: once per address */
+		    !sd_symtab_vaddr_is_exec(st, s->value))
+			continue;
+		if (s->value + m->bias == last) {
+			/* an alias: once per address, filters match it too */
+			if (o->nfuncs && o->funcs[o->nfuncs - 1].addr == last)
+				add_alias(&o->funcs[o->nfuncs - 1], s->name);
+			continue;
+		}
 		last = s->value + m->bias;
 		if (!strcmp(s->name, "_start") || !strcmp(s->name, "_dl_start_user"))
 			/* the process's first instruction: [rsp] is argc, not a return address */
@@ -299,6 +325,27 @@ static bool in_base_namespace(const struct sd_module *m)
 	return p.found;
 }
 
+/*
+ * sonde's own objects (but the dynamic linker, which calls the program's
+ * constructors and destructors): the calls their code makes are not traced
+ */
+static void add_self(const struct sd_module *m)
+{
+	struct sd_fgraph_state *st = &sd_fgraph;
+	int n = st->nself;
+
+	if (m->is_main || n == SD_FG_SELF_MAX)
+		return; /* (sonde linked into the program: its calls are the program's) */
+	st->self[n + 1].start = m->start;
+	st->self[n + 1].end = m->end;
+	if (!n || m->start < st->self[0].start)
+		st->self[0].start = m->start;
+	if (!n || m->end > st->self[0].end)
+		st->self[0].end = m->end;
+	/* the hot path reads nself last */
+	__atomic_store_n(&st->nself, n + 1, __ATOMIC_RELEASE);
+}
+
 static int scan_object(struct sd_module *m, struct ft_obj *o)
 {
 	struct sections sec;
@@ -317,6 +364,8 @@ static int scan_object(struct sd_module *m, struct ft_obj *o)
 		if (!strncmp(o->name, never_objects[i], strlen(never_objects[i]))) {
 			o->kind = FT_NONE;
 			o->why = "sonde runs on it";
+			if (strcmp(never_objects[i], "ld-linux"))
+				add_self(m);
 			return 0;
 		}
 	if (!in_base_namespace(m)) {
@@ -428,41 +477,53 @@ static bool matches_one(const char *pat, const struct ft_obj *o, const char *fn)
 	return !fnmatch(pat, fn, 0);
 }
 
+/* @pat matches one of @f's names */
+static bool matches_func(const char *pat, const struct ft_obj *o, const struct ft_func *f)
+{
+	if (matches_one(pat, o, f->name))
+		return true;
+	for (const char *a = f->aliases; a && *a; a += strlen(a) + 1)
+		if (matches_one(pat, o, a))
+			return true;
+	return false;
+}
+
 /*
  * A filter file's entries: globs, and "!glob" for what a `!` write took out
  * of the functions the globs select (the kernel keeps functions, sonde the
  * patterns, so that objects loaded later are matched too).
  * 1: selected, 0: not, -1: the list has no positive entry.
  */
-static int list_match(char **list, int n, const struct ft_obj *o, const char *fn)
+static int list_match(char **list, int n, const struct ft_obj *o, const struct ft_func *f)
 {
 	bool any = false, in = false;
 
 	for (int i = 0; i < n && !in; i++)
 		if (list[i][0] != '!') {
 			any = true;
-			in = matches_one(list[i], o, fn);
+			in = matches_func(list[i], o, f);
 		}
 	if (!any)
 		return -1;
 	for (int i = 0; i < n && in; i++)
-		if (list[i][0] == '!' && matches_one(list[i] + 1, o, fn))
+		if (list[i][0] == '!' && matches_func(list[i] + 1, o, f))
 			in = false;
 	return in;
 }
 
-bool sd_ft_selected(const struct sd_ftrace_opts *o, const struct ft_obj *obj, const char *fn)
+bool sd_ft_selected(const struct sd_ftrace_opts *o, const struct ft_obj *obj,
+		    const struct ft_func *f)
 {
-	return list_match(o->filter, o->nfilter, obj, fn) != 0 &&
-	       list_match(o->notrace, o->nnotrace, obj, fn) != 1;
+	return list_match(o->filter, o->nfilter, obj, f) != 0 &&
+	       list_match(o->notrace, o->nnotrace, obj, f) != 1;
 }
 
-bool sd_ft_in_list(char **list, int n, const struct ft_obj *obj, const char *fn)
+bool sd_ft_in_list(char **list, int n, const struct ft_obj *obj, const struct ft_func *f)
 {
-	return list_match(list, n, obj, fn) == 1;
+	return list_match(list, n, obj, f) == 1;
 }
 
-bool sd_ft_matches(const char *glob, const struct ft_obj *obj, const char *fn)
+bool sd_ft_matches(const char *glob, const struct ft_obj *obj, const struct ft_func *f)
 {
-	return matches_one(glob, obj, fn);
+	return matches_func(glob, obj, f);
 }

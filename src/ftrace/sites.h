@@ -21,6 +21,7 @@ enum ft_kind {
 struct ft_func {
 	uint64_t addr;
 	const char *name;
+	char *aliases; /* its other names ("_exit" for _Exit), each NUL-ended, "" last; or NULL */
 	uint8_t kind;
 	bool on;		 /* hooked now */
 	uint8_t orig[5];	 /* FT_NOP: the nop bytes */
@@ -43,11 +44,16 @@ struct ft_obj {
 
 /* the objects of this process, scanned once each (new ones on each call) */
 struct ft_obj *sd_ft_objects(size_t *n);
-/* set_ftrace_filter / set_ftrace_notrace applied to one function */
-bool sd_ft_selected(const struct sd_ftrace_opts *o, const struct ft_obj *obj, const char *fn);
-/* @list (set_graph_function…) selects @fn */
-bool sd_ft_in_list(char **list, int n, const struct ft_obj *obj, const char *fn);
+/*
+ * set_ftrace_filter / set_ftrace_notrace applied to one function, by any
+ * of its names (a positive entry selects it by one, a '!' one or notrace
+ * takes it out by one)
+ */
+bool sd_ft_selected(const struct sd_ftrace_opts *o, const struct ft_obj *obj,
+		    const struct ft_func *f);
+/* @list (set_graph_function…) selects @f */
+bool sd_ft_in_list(char **list, int n, const struct ft_obj *obj, const struct ft_func *f);
 /* one glob, in any of the kernel's forms ("glob", "glob:mod:obj", ":mod:obj") */
-bool sd_ft_matches(const char *glob, const struct ft_obj *obj, const char *fn);
+bool sd_ft_matches(const char *glob, const struct ft_obj *obj, const struct ft_func *f);
 
 #endif

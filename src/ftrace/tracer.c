@@ -274,7 +274,7 @@ bool sd_ftrace_glob_matches(const char *glob)
 		return true;
 	for (size_t i = 0; i < n; i++)
 		for (size_t k = 0; k < objs[i].nfuncs; k++)
-			if (sd_ft_matches(glob, &objs[i], objs[i].funcs[k].name))
+			if (sd_ft_matches(glob, &objs[i], &objs[i].funcs[k]))
 				return true;
 	return false;
 }
@@ -291,7 +291,7 @@ void sd_ftrace_list_print(char **list, int n, FILE *out)
 		if (o->why)
 			continue;
 		for (size_t k = 0; k < o->nfuncs; k++) {
-			if (!sd_ft_in_list(list, n, o, o->funcs[k].name))
+			if (!sd_ft_in_list(list, n, o, &o->funcs[k]))
 				continue;
 			if (o->is_main)
 				fprintf(out, "%s\n", o->funcs[k].name);
@@ -370,6 +370,64 @@ static int pids_build(struct sd_fg_pids **out)
 	return 0;
 }
 
+/*
+ * libc's functions that never return: function_graph writes their entry at
+ * once instead of holding it back for a return (a leaf's single record)
+ */
+static const char *const noreturn_names[] = {
+    "_exit",
+    "_Exit",
+    "exit",
+    "quick_exit",
+    "abort",
+    "pthread_exit",
+    "__stack_chk_fail",
+    "__fortify_fail",
+    "__chk_fail",
+    "__assert_fail",
+    "__assert_perror_fail",
+    "__libc_fatal",
+    "err",
+    "errx",
+    "verr",
+    "verrx",
+};
+
+/*
+ * What glibc runs in a thread's last steps, with every signal blocked
+ * (start_thread: advise_stack_range, and for a detached thread freeing its
+ * TLS and stack): a breakpoint there kills the process, SIGTRAP being
+ * blocked. These are traced only through a jump.
+ */
+static const char *const blocked_exit_names[] = {
+    "getpagesize", "__getpagesize", "madvise", "__madvise", "free",
+    "__libc_free", "cfree",	    "munmap",  "__munmap",
+};
+
+/* one of @f's names is in @list */
+static bool listed_func(const char *const *list, size_t n, const struct ft_func *f)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!strcmp(list[i], f->name))
+			return true;
+		for (const char *a = f->aliases; a && *a; a += strlen(a) + 1)
+			if (!strcmp(list[i], a))
+				return true;
+	}
+	return false;
+}
+
+static bool never_returns(const struct ft_func *f)
+{
+	return listed_func(noreturn_names, sizeof(noreturn_names) / sizeof(noreturn_names[0]), f);
+}
+
+static bool jump_only(const struct ft_func *f)
+{
+	return listed_func(blocked_exit_names,
+			   sizeof(blocked_exit_names) / sizeof(blocked_exit_names[0]), f);
+}
+
 static int hook_probe(struct ft_func *f)
 {
 	struct sonde_kprobe *kp = calloc(1, sizeof(*kp));
@@ -378,8 +436,14 @@ static int hook_probe(struct ft_func *f)
 	if (!kp)
 		return -ENOMEM;
 	kp->addr = (void *)f->addr;
-	kp->pre_handler = sd_ftrace_kprobe_pre;
-	kp->__reserved[0] = SD_KP_OWN_NOFPU;
+	kp->pre_handler = never_returns(f) ? sd_ftrace_kprobe_pre_noreturn : sd_ftrace_kprobe_pre;
+	/*
+	 * a jump from the start: no breakpoint, whose traps cost a signal each,
+	 * while the optimizer works (sd_ftrace_apply waits for it)
+	 */
+	kp->__reserved[0] = SD_KP_OWN_NOFPU | SD_KP_JUMP_FIRST;
+	if (jump_only(f))
+		kp->__reserved[0] |= SD_KP_JUMP_ONLY;
 	err = sonde_register_kprobe(kp);
 	if (err) {
 		f->why = "cannot be probed";
@@ -390,13 +454,36 @@ static int hook_probe(struct ft_func *f)
 	return 0;
 }
 
+/*
+ * a function that may only be a jump and could not be one (its probe never
+ * fires): taken out for good (FT_NONE), and said why
+ */
+static bool jump_failed(struct ft_func *f)
+{
+	const char *opt;
+	char *why;
+
+	if (!f->on || !f->kp || !(f->kp->__reserved[0] & SD_KP_JUMP_ONLY) ||
+	    (f->kp->flags & SONDE_KPROBE_FLAG_OPTIMIZED))
+		return false;
+	opt = sd_kprobe_opt_why(f->kp);
+	if (asprintf(&why,
+		     "glibc runs it with every signal blocked (a thread's last steps), where a "
+		     "breakpoint kills the process, and it cannot be a jump: %s",
+		     opt ? opt : "optimization is off") < 0)
+		why = NULL;
+	f->why = why ? why : "glibc runs it with every signal blocked, and it cannot be a jump";
+	f->kind = FT_NONE;
+	return true;
+}
+
 int sd_ftrace_apply(void)
 {
 	struct set_builder pg = {0}, gfn = {0}, gnt = {0};
 	struct sd_poke *pokes = NULL;
 	struct sonde_kprobe **unreg = NULL;
 	struct sd_range *ranges = NULL;
-	int npokes = 0, nunreg = 0, nranges = 0, err = 0;
+	int npokes = 0, nunreg = 0, nranges = 0, nhooked = 0, err = 0;
 	size_t n, total = 0;
 	struct ft_obj *objs;
 	void *garbage[4];
@@ -422,13 +509,12 @@ int sd_ftrace_apply(void)
 		for (size_t k = 0; k < o->nfuncs; k++) {
 			struct ft_func *f = &o->funcs[k];
 			bool want = cur_tracer != SD_TRACER_NOP && f->kind != FT_NONE && !o->why &&
-				    sd_ft_selected(&opts, o, f->name);
+				    sd_ft_selected(&opts, o, f);
 
-			if (opts.ngraph_fn &&
-			    sd_ft_in_list(opts.graph_fn, opts.ngraph_fn, o, f->name))
+			if (opts.ngraph_fn && sd_ft_in_list(opts.graph_fn, opts.ngraph_fn, o, f))
 				set_add(&gfn, f->addr, func_end(o, k));
 			if (opts.ngraph_notrace &&
-			    sd_ft_in_list(opts.graph_notrace, opts.ngraph_notrace, o, f->name))
+			    sd_ft_in_list(opts.graph_notrace, opts.ngraph_notrace, o, f))
 				set_add(&gnt, f->addr, func_end(o, k));
 			if (f->kind == FT_PG) {
 				if (want)
@@ -462,8 +548,10 @@ int sd_ftrace_apply(void)
 				f->on = want;
 			} else if (f->kind == FT_PROBE) {
 				if (want) {
-					if (hook_probe(f) == 0)
+					if (hook_probe(f) == 0) {
 						f->on = true;
+						nhooked++;
+					}
 				} else {
 					unreg[nunreg++] = f->kp;
 					f->on = false;
@@ -479,6 +567,16 @@ int sd_ftrace_apply(void)
 		err = sd_signal_setup();
 		if (!err)
 			err = sd_text_poke_batch(pokes, npokes);
+	}
+	if (nhooked) {
+		/* every new site in its final form before the program goes on */
+		sonde_wait_kprobe_optimizer();
+		for (size_t i = 0; i < n; i++)
+			for (size_t k = 0; k < objs[i].nfuncs; k++)
+				if (jump_failed(&objs[i].funcs[k])) {
+					unreg[nunreg++] = objs[i].funcs[k].kp;
+					objs[i].funcs[k].on = false;
+				}
 	}
 	if (nunreg) {
 		sonde_unregister_kprobes(unreg, nunreg);
@@ -559,7 +657,7 @@ void sd_ftrace_report(FILE *out)
 			const struct ft_func *f = &o->funcs[k];
 
 			if ((f->kind == FT_NONE || (f->why && !f->on)) &&
-			    sd_ft_selected(&opts, o, f->name))
+			    sd_ft_selected(&opts, o, f))
 				fprintf(out, "  not traced: %s: %s\n", f->name,
 					f->why ? f->why : "?");
 		}

@@ -450,6 +450,7 @@ static int site_set_armed(struct sd_site *s, bool arm)
 	struct sd_poke pk = {.addr = (void *)s->addr, .len = 1};
 	int err;
 
+	s->arm_pending = false;
 	if (s->armed == arm)
 		return 0;
 	pk.new[0] = arm ? SD_ARCH_BP_INSN : s->insn.bytes[0];
@@ -457,6 +458,19 @@ static int site_set_armed(struct sd_site *s, bool arm)
 	if (!err)
 		s->armed = arm;
 	return err;
+}
+
+void sd_site_arm_fallback(struct sd_site *s)
+{
+	if (!s->arm_pending)
+		return;
+	if (s->jump_only) {
+		s->arm_pending = false; /* stays out: its probes never fire */
+		return;
+	}
+	if (site_set_armed(s, true))
+		sd_warn("0x%lx: cannot write its breakpoint: its probes stay out",
+			(unsigned long)s->addr);
 }
 
 /* a copy of @s's probe list with @add appended or @del removed */
@@ -635,7 +649,14 @@ static int __register_kprobe(struct sonde_kprobe *p)
 		}
 		__atomic_add_fetch(&sd_code_gen, 1, __ATOMIC_SEQ_CST);
 	}
-	if (sd_kprobe_enabled(p)) {
+	if (sd_kprobe_enabled(p) && (p->__reserved[0] & (SD_KP_JUMP_FIRST | SD_KP_JUMP_ONLY)) &&
+	    fresh) {
+		/* the optimizer arms it (sd_site_arm_fallback when it cannot) */
+		site->arm_pending = true;
+		site->jump_only = p->__reserved[0] & SD_KP_JUMP_ONLY;
+		if (!sd_opt_allowed)
+			sd_site_arm_fallback(site);
+	} else if (sd_kprobe_enabled(p)) {
 		err = site_set_armed(site, true);
 		if (err) {
 			/* unpublish what was published; nobody can have trapped on it */
@@ -661,7 +682,7 @@ static int __register_kprobe(struct sonde_kprobe *p)
 	free(old_list);
 	if (site->optimized)
 		__atomic_or_fetch(&p->flags, SONDE_KPROBE_FLAG_OPTIMIZED, __ATOMIC_RELAXED);
-	else if (site->armed)
+	else if (site->armed || site->arm_pending)
 		sd_site_queue_optimize(site);
 	return 0;
 fail:
@@ -804,6 +825,19 @@ SONDE_API void sonde_unregister_kprobes(struct sonde_kprobe **kps, int num)
 	unlock();
 }
 
+const char *sd_kprobe_opt_why(struct sonde_kprobe *p)
+{
+	struct sd_site *site;
+	const char *why = NULL;
+
+	lock();
+	site = p->__reserved[0] & SD_KP_REGISTERED ? probe_site(p) : NULL;
+	if (site)
+		why = site->opt_why;
+	unlock();
+	return why;
+}
+
 static int set_enabled(struct sonde_kprobe *p, bool enable)
 {
 	struct sd_site *site;
@@ -821,8 +855,10 @@ static int set_enabled(struct sonde_kprobe *p, bool enable)
 		__atomic_and_fetch(&p->flags, ~SONDE_KPROBE_FLAG_DISABLED, __ATOMIC_RELEASE);
 	else
 		__atomic_or_fetch(&p->flags, SONDE_KPROBE_FLAG_DISABLED, __ATOMIC_RELEASE);
-	if (!site_any_enabled(site))
+	if (!site_any_enabled(site)) {
 		sd_site_unoptimize(site, false);
+		site->arm_pending = false;
+	}
 	err = site_set_armed(site, site_any_enabled(site));
 	if (!err && site->armed)
 		sd_site_queue_optimize(site);

@@ -50,7 +50,8 @@ bool sd_opt_allowed = true;
 const char sd_opt_why_inside[] = "another probe sits inside the jump's bytes";
 
 /* SONDE_NOOPT=1 in the environment: breakpoints only, as debug.kprobes_optimization=0 */
-__attribute__((constructor)) static void opt_env(void)
+/* before the agent's constructor, which may start a tracer (thread.c) */
+__attribute__((constructor(101))) static void opt_env(void)
 {
 	const char *e = getenv("SONDE_NOOPT");
 
@@ -487,7 +488,7 @@ static int prepare(struct sd_site *site)
 	int n = 0, err;
 	bool at_entry;
 
-	if (!site->armed || wants_int3(site)) {
+	if (!(site->armed || site->arm_pending) || wants_int3(site)) {
 		site->opt_why = "a probe here has a post_handler";
 		return -EOPNOTSUPP;
 	}
@@ -573,13 +574,15 @@ static void optimize_batch(void)
 		struct sd_site *site = queue[--nqueue];
 
 		site->opt_queued = false;
-		if (site->detour || !site->armed)
+		if (site->detour || !(site->armed || site->arm_pending))
 			continue;
-		if (prepare(site) == 0)
+		if (prepare(site) == 0) {
 			ready[nready++] = site;
-		else
+		} else {
 			sd_dbg("0x%lx stays a breakpoint: %s", (unsigned long)site->addr,
 			       site->opt_why ? site->opt_why : "?");
+			sd_site_arm_fallback(site);
+		}
 	}
 	if (!nready)
 		return;
@@ -596,14 +599,18 @@ static void optimize_batch(void)
 			retire(ready[i]);
 			if (++ready[i]->opt_tries < OPT_RETRIES)
 				sd_site_queue_optimize(ready[i]);
+			else
+				sd_site_arm_fallback(ready[i]);
 		}
 		return;
 	}
 	/* 4: the jumps */
 	pokes = calloc(nready, sizeof(*pokes));
 	if (!pokes) {
-		for (int i = 0; i < nready; i++)
+		for (int i = 0; i < nready; i++) {
 			retire(ready[i]);
+			sd_site_arm_fallback(ready[i]);
+		}
 		return;
 	}
 	for (int i = 0; i < nready; i++) {
@@ -617,8 +624,12 @@ static void optimize_batch(void)
 		if (err) {
 			ready[i]->opt_why = "the jump could not be written";
 			retire(ready[i]);
+			sd_site_arm_fallback(ready[i]);
 			continue;
 		}
+		/* (a pending site is armed by its jump) */
+		ready[i]->armed = true;
+		ready[i]->arm_pending = false;
 		ready[i]->optimized = true;
 		ready[i]->opt_why = NULL;
 		set_flag(ready[i], true);
@@ -685,10 +696,14 @@ static void *optimizer_main(void *arg)
 			pthread_mutex_lock(&sd_probe_mutex);
 		}
 		urgent = false;
-		if (sd_opt_allowed)
+		if (sd_opt_allowed) {
 			optimize_batch();
-		else
-			nqueue = 0;
+		} else {
+			while (nqueue) {
+				queue[--nqueue]->opt_queued = false;
+				sd_site_arm_fallback(queue[nqueue]);
+			}
+		}
 		/* freeing waits for every thread to be seen elsewhere: do it in bulk */
 		if (nretired >= RECLAIM_BATCH || !was_urgent)
 			reclaim();
@@ -739,8 +754,10 @@ void sd_site_queue_optimize(struct sd_site *site)
 		size_t c = capqueue ? 2 * capqueue : 64;
 		struct sd_site **q = realloc(queue, c * sizeof(*q));
 
-		if (!q)
+		if (!q) {
+			sd_site_arm_fallback(site);
 			return;
+		}
 		queue = q;
 		capqueue = c;
 	}
@@ -815,6 +832,8 @@ static void set_all(bool on)
 			sd_site_queue_optimize(s);
 		else if (!on && s->detour)
 			sd_site_unoptimize(s, s->armed);
+		else if (!on)
+			sd_site_arm_fallback(s); /* (it was waiting for a jump) */
 	}
 }
 

@@ -35,6 +35,11 @@ struct sd_site {
 	uint64_t post_trap;   /* address of the trap byte in slot_post */
 	struct sd_probe_list *probes;
 	bool armed;
+	/*
+	 * not armed yet: the optimizer writes its jump, or (no jump to be had)
+	 * its breakpoint, unless jump_only (SD_KP_JUMP_FIRST, _ONLY)
+	 */
+	bool arm_pending, jump_only;
 
 	/* jump optimization (optprobe.c) */
 	bool optimized;	     /* the jump is written */
@@ -71,6 +76,13 @@ struct sd_site *sd_site_lookup(uint64_t addr);
 #define SD_KP_INTERNAL	 0x2UL /* sonde's own probe: never listed */
 #define SD_KP_NOFPU	 0x4UL /* its handlers never touch vector registers (set at registration) */
 #define SD_KP_OWN_NOFPU	 0x8UL /* sonde's own handlers, built -mgeneral-regs-only */
+/*
+ * armed by the optimizer's jump, never by a breakpoint first; a breakpoint
+ * only where no jump can be had, and never for _ONLY: code that may run
+ * with every signal blocked, where a breakpoint kills the process
+ */
+#define SD_KP_JUMP_FIRST 0x10UL
+#define SD_KP_JUMP_ONLY	 0x20UL
 
 /* ---- jump optimization (optprobe.c); callers hold sd_probe_mutex ------------------ */
 
@@ -78,6 +90,10 @@ struct sd_site *sd_site_lookup(uint64_t addr);
 extern bool sd_opt_allowed;
 /* have the optimizer try to turn @site's breakpoint into a jump, shortly */
 void sd_site_queue_optimize(struct sd_site *site);
+/* a pending site (arm_pending) that gets no jump: its breakpoint, unless jump_only */
+void sd_site_arm_fallback(struct sd_site *site);
+/* why @p's site is not a jump (a static string), or NULL; takes sd_probe_mutex */
+const char *sd_kprobe_opt_why(struct sonde_kprobe *p);
 /*
  * end the optimizer thread (detach): it finishes its queue and frees the
  * detours no thread can be in; a later queued site starts a new one

@@ -60,10 +60,12 @@ int32_t sd_thread_resume_tls_offset(void)
 	return (int32_t)((int64_t)(uintptr_t)&sd_self.resume - (int64_t)tp);
 }
 
+/* a thread's end (its TSD destructors): sonde's calls, which probes never see */
 static void thread_exit(void *arg)
 {
 	struct sd_thread *t = arg;
 
+	sd_enter_sonde();
 	if (t->shadow)
 		sd_shadow_thread_exit(t);
 	if (t->fgraph)
@@ -74,6 +76,7 @@ static void thread_exit(void *arg)
 			if (LOAD_ACQUIRE(c->slot[i]) == t)
 				STORE_RELEASE(c->slot[i], NULL);
 	t->registered = 0;
+	sd_leave_sonde();
 }
 
 static void fork_child(void)
@@ -91,8 +94,11 @@ static void key_init(void)
 	pthread_atfork(NULL, NULL, fork_child);
 }
 
-/* called once from the API before any trap can happen */
-__attribute__((constructor)) static void thread_init(void)
+/*
+ * called once from the API before any trap can happen; before the agent's
+ * constructor (the default priority), which may start a tracer
+ */
+__attribute__((constructor(101))) static void thread_init(void)
 {
 	pthread_once(&key_once, key_init);
 }

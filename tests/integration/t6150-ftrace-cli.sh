@@ -177,6 +177,39 @@ grep -q "wants a number" err.txt || bad "-D deep: $(cat err.txt)"
 "$SONDE" ftrace -T 5 -- "$TARGET" >/dev/null 2>err.txt
 expect "ftrace -T: exit status" $? 2
 
+# ---- all of libc ---------------------------------------------------------------------------
+
+# Threads that end: glibc runs their last steps (getpagesize, madvise; free
+# and munmap for a detached one) with every signal blocked, where a
+# breakpoint kills the process. Ten runs: a breakpoint met there would kill
+# some of them.
+"$TARGET" $N detached >det.plain 2>&1
+i=0
+while [ $i -lt 10 ]; do
+	"$SONDE" ftrace -F ':mod:libc' -o libc.txt -- "$TARGET" $N detached >det.out 2>libc.err
+	RC=$?
+	[ $RC -eq 3 ] || { bad "libc, detached threads: run $i: exit status $RC: $(tail -2 libc.err)"; break; }
+	cmp -s det.plain det.out || { bad "libc, detached threads: run $i: the output changed"; break; }
+	i=$((i + 1))
+done
+# each of the 5 threads ended through madvise (a jump there, not a breakpoint)
+expect "libc: madvise calls" "$(count libc.txt ': madvise <-')" 5
+# sonde's own calls are not the program's: its constructors' getenv, its
+# exit handler's getpid and unlink, its thread-exit bookkeeping (none of
+# which the program makes)
+expect "libc: sonde's own calls" "$(grep -c ': \(getenv\|getpid\|unlink\|pthread_once\) <-' libc.txt)" 0
+expect "libc: calls from sonde's code" "$(grep -c '<-\(sd_\|agent_\|thread_exit\|opt_env\|xstate_init\)' libc.txt)" 0
+# an IFUNC is traced where its calls go: printf's strchrnul
+[ "$(count libc.txt ': strchrnul <-')" -ge 1 ] || bad "libc: no strchrnul call (an IFUNC)"
+
+# a call that never returns: its entry is written at once (it would be held
+# back for a leaf's one record, and lost)
+"$SONDE" graph $FUNCS -F '_exit:mod:libc' -F '_Exit:mod:libc' --no-header -o exit.txt -- \
+	"$TARGET" 1 _exit >/dev/null 2>&1
+expect "_exit: exit status" $? 3
+expect "_exit: its entry" "$(grep -c '|      _[eE]xit() {$' exit.txt)" 1
+expect "_exit: t6_bye" "$(count exit.txt '|    t6_bye() {$')" 1
+
 # ---- record, report, export ---------------------------------------------------------------
 
 "$SONDE" record --graph $FUNCS -o graph.dat -- "$TARGET" $N >prog.out 2>rec.err

@@ -26,7 +26,8 @@ static uint64_t xcr0(void)
 	return (uint64_t)hi << 32 | lo;
 }
 
-__attribute__((constructor)) static void xstate_init(void)
+/* before the agent's constructor, which may start a tracer (thread.c) */
+__attribute__((constructor(101))) static void xstate_init(void)
 {
 	unsigned int a, b, c, d;
 	const char *e = getenv("SONDE_XSAVE");
