@@ -18,6 +18,7 @@
 #include <sonde/kprobes.h>
 
 #include "check.h"
+#include "probe/probe.h"
 
 /*
  * Targets in assembly, so that the instructions under each probe are known.
@@ -501,4 +502,82 @@ TEST(optimize_unoptimize_under_threads)
 	CHECK(optimized > CYCLES * 9 / 10);
 	printf("  %d of %d cycles optimized, %ld hits in %ld calls\n", optimized, CYCLES,
 	       (long)stress_hits, (long)calls);
+}
+
+static int count_hit(struct sonde_kprobe *p, struct sonde_regs *regs)
+{
+	((struct seen *)p)->hits++;
+	return 0;
+}
+
+/*
+ * The function tracers' probes (SD_KP_JUMP_FIRST): no breakpoint while
+ * the optimizer works, a jump once it has; a breakpoint where no jump can
+ * be had, and nothing at all for SD_KP_JUMP_ONLY (code that may run with
+ * every signal blocked).
+ */
+TEST(jump_first_and_jump_only)
+{
+	uint8_t one[8], loop[8];
+	struct seen s;
+
+	memcpy(one, (void *)opt_one, sizeof(one));
+	memcpy(loop, (void *)opt_loop, sizeof(loop));
+
+	memset(&s, 0, sizeof(s));
+	s.kp.addr = (void *)opt_one;
+	s.kp.pre_handler = count_hit;
+	s.kp.__reserved[0] = SD_KP_JUMP_FIRST;
+	CHECK_EQ(sonde_register_kprobe(&s.kp), 0);
+	CHECK(!memcmp(one, (void *)opt_one, sizeof(one))); /* not armed yet */
+	sonde_wait_kprobe_optimizer();
+	CHECK(s.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED);
+	CHECK_EQ(*(uint8_t *)opt_one, 0xe9);
+	CHECK_EQ(opt_one(20), 41);
+	CHECK_EQ(s.hits, 1);
+	sonde_unregister_kprobe(&s.kp);
+	CHECK(!memcmp(one, (void *)opt_one, sizeof(one)));
+
+	/* a loop head at entry: no jump; a breakpoint then */
+	memset(&s, 0, sizeof(s));
+	s.kp.addr = (void *)opt_loop;
+	s.kp.pre_handler = count_hit;
+	s.kp.__reserved[0] = SD_KP_JUMP_FIRST;
+	CHECK_EQ(sonde_register_kprobe(&s.kp), 0);
+	sonde_wait_kprobe_optimizer();
+	CHECK(!(s.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED));
+	CHECK_EQ(*(uint8_t *)opt_loop, 0xcc);
+	CHECK_EQ(opt_loop(3), 3);
+	CHECK_EQ(s.hits, 1);
+	sonde_unregister_kprobe(&s.kp);
+	CHECK(!memcmp(loop, (void *)opt_loop, sizeof(loop)));
+
+	/* ... and jump-only: never a breakpoint, the probe stays out */
+	memset(&s, 0, sizeof(s));
+	s.kp.addr = (void *)opt_loop;
+	s.kp.pre_handler = count_hit;
+	s.kp.__reserved[0] = SD_KP_JUMP_FIRST | SD_KP_JUMP_ONLY;
+	CHECK_EQ(sonde_register_kprobe(&s.kp), 0);
+	sonde_wait_kprobe_optimizer();
+	CHECK(!(s.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED));
+	CHECK(!memcmp(loop, (void *)opt_loop, sizeof(loop)));
+	CHECK_EQ(opt_loop(3), 3);
+	CHECK_EQ(s.hits, 0);
+	CHECK(sd_kprobe_opt_why(&s.kp) != NULL);
+	sonde_unregister_kprobe(&s.kp);
+	CHECK(!memcmp(loop, (void *)opt_loop, sizeof(loop)));
+
+	/* optimization off: jump-first is a breakpoint at once */
+	sonde_set_kprobe_optimization(0);
+	memset(&s, 0, sizeof(s));
+	s.kp.addr = (void *)opt_one;
+	s.kp.pre_handler = count_hit;
+	s.kp.__reserved[0] = SD_KP_JUMP_FIRST;
+	CHECK_EQ(sonde_register_kprobe(&s.kp), 0);
+	CHECK_EQ(*(uint8_t *)opt_one, 0xcc);
+	CHECK_EQ(opt_one(1), 3);
+	CHECK_EQ(s.hits, 1);
+	sonde_unregister_kprobe(&s.kp);
+	sonde_set_kprobe_optimization(1);
+	CHECK(!memcmp(one, (void *)opt_one, sizeof(one)));
 }
