@@ -63,7 +63,10 @@ static void print_function(struct sd_seq *s, const struct sd_event *ev, const vo
 	memcpy(&ip, (const char *)entry + 8, 8);
 	memcpy(&parent, (const char *)entry + 16, 8);
 	sym_ps(ctx, ip, a, sizeof(a));
-	sym_ps(ctx, parent, b, sizeof(b));
+	/* a return address: its call is the byte before (it may end its function) */
+	if (!parent || !ctx->sym || ctx->sym(ctx->sym_arg, parent - 1, b, sizeof(b)) < 0)
+		snprintf(b, sizeof(b), "0x%lx", (unsigned long)parent);
+	b[strcspn(b, "+")] = '\0';
 	sd_seq_printf(s, "%s <-%s", a, b);
 }
 

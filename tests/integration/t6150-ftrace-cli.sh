@@ -209,6 +209,11 @@ expect "libc: calls from sonde's code" "$(grep -c '<-\(sd_\|agent_\|thread_exit\
 expect "_exit: exit status" $? 3
 expect "_exit: its entry" "$(grep -c '|      _[eE]xit() {$' exit.txt)" 1
 expect "_exit: t6_bye" "$(count exit.txt '|    t6_bye() {$')" 1
+# its caller is t6_bye, whose last instruction is the call: the return
+# address is past t6_bye's end, and names what follows it
+"$SONDE" ftrace -F 't6_bye' -F '_exit:mod:libc' -o exitf.txt -- "$TARGET" 1 _exit >/dev/null 2>&1
+expect "_exit: ftrace exit status" $? 3
+expect "_exit: its caller" "$(grep -c ': _[eE]xit <-t6_bye$' exitf.txt)" 1
 
 # ---- record, report, export ---------------------------------------------------------------
 

@@ -141,6 +141,24 @@ void ftr_name_of(const struct sd_print_ctx *pctx, uint64_t addr, char *buf, size
 	snprintf(buf, len, "0x%" PRIx64, addr);
 }
 
+/*
+ * a return address as its caller's name: the call is the byte before it
+ * (a call that ends its function, to a function that never returns, has
+ * a return address past the function's end); the address when unknown
+ */
+void ftr_caller_name_of(const struct sd_print_ctx *pctx, uint64_t ret, char *buf, size_t len)
+{
+	char *plus;
+
+	if (ret && pctx && pctx->sym && pctx->sym(pctx->sym_arg, ret - 1, buf, len) > 0) {
+		plus = strrchr(buf, '+');
+		if (plus && plus != buf)
+			*plus = '\0';
+		return;
+	}
+	snprintf(buf, len, "0x%" PRIx64, ret);
+}
+
 struct ftr_name_slot {
 	uint64_t addr;
 	char *name; /* NULL: free slot */
@@ -212,7 +230,10 @@ static int names_grow(struct ftr_names *n)
 	return 0;
 }
 
-const char *ftr_name(struct ftr_names *n, uint64_t addr)
+/* callers are remembered apart from functions: a tag bit no user address has */
+#define CALLER_TAG (1ULL << 63)
+
+static const char *name_cached(struct ftr_names *n, uint64_t addr)
 {
 	static char fallback[64]; /* out of memory: not remembered */
 	struct ftr_name_slot *slot = name_slot(n->slots, n->cap, addr);
@@ -220,7 +241,10 @@ const char *ftr_name(struct ftr_names *n, uint64_t addr)
 
 	if (slot->name)
 		return slot->name;
-	ftr_name_of(&n->pctx, addr, buf, sizeof(buf));
+	if (addr & CALLER_TAG)
+		ftr_caller_name_of(&n->pctx, addr & ~CALLER_TAG, buf, sizeof(buf));
+	else
+		ftr_name_of(&n->pctx, addr, buf, sizeof(buf));
 	if ((n->used + 1) * 2 > n->cap) {
 		if (names_grow(n))
 			goto fail;
@@ -235,6 +259,16 @@ const char *ftr_name(struct ftr_names *n, uint64_t addr)
 fail:
 	snprintf(fallback, sizeof(fallback), "%.63s", buf);
 	return fallback;
+}
+
+const char *ftr_name(struct ftr_names *n, uint64_t addr)
+{
+	return name_cached(n, addr & ~CALLER_TAG);
+}
+
+const char *ftr_caller_name(struct ftr_names *n, uint64_t ret)
+{
+	return name_cached(n, ret | CALLER_TAG);
 }
 
 /* ---- the function tracer ----------------------------------------------------------------- */
@@ -256,9 +290,9 @@ void ftr_render_function(struct sd_seq *s, const struct sd_render *r, struct ftr
 	if (fr->parent) {
 		sd_seq_puts(s, " <-");
 		if (names) {
-			sd_seq_puts(s, ftr_name(names, fr->parent));
+			sd_seq_puts(s, ftr_caller_name(names, fr->parent));
 		} else {
-			ftr_name_of(&r->pctx, fr->parent, b, sizeof(b));
+			ftr_caller_name_of(&r->pctx, fr->parent, b, sizeof(b));
 			sd_seq_puts(s, b);
 		}
 	}

@@ -104,9 +104,13 @@ uint64_t ftr_delta_ns(const struct sd_render *r, uint64_t from, uint64_t to);
 struct ftr_names;
 struct ftr_names *ftr_names_new(const struct sd_print_ctx *pctx);
 const char *ftr_name(struct ftr_names *n, uint64_t addr);
+/* a return address as its caller's name (ftr_caller_name_of), remembered */
+const char *ftr_caller_name(struct ftr_names *n, uint64_t ret);
 void ftr_names_free(struct ftr_names *n);
 /* @addr's bare name into @buf, without remembering it */
 void ftr_name_of(const struct sd_print_ctx *pctx, uint64_t addr, char *buf, size_t len);
+/* a return address as its caller's name: the symbol of the byte before it, or the address */
+void ftr_caller_name_of(const struct sd_print_ctx *pctx, uint64_t ret, char *buf, size_t len);
 
 /*
  * The function tracer's line for @ev (decoded in @fr), with the context
