@@ -51,6 +51,23 @@ __asm__(".text\n"
 	"	pop %rbx\n"
 	"	ret\n"
 	".size opt_sum, .-opt_sum\n"
+	".type opt_callfirst, @function\n"
+	".globl opt_callfirst\n"
+	"opt_callfirst:\n"
+	"	push %rbx\n"
+	"	call opt_callee\n"
+	".globl opt_callfirst_ret\n opt_callfirst_ret:\n"
+	"	add $1, %rax\n"
+	"	pop %rbx\n"
+	"	ret\n"
+	".size opt_callfirst, .-opt_callfirst\n"
+	".type opt_callee, @function\n"
+	"opt_callee:\n"
+	"	lea (%rdi,%rdi,2), %rax\n"
+	"	mov (%rsp), %rcx\n"
+	"	mov %rcx, opt_callee_ret(%rip)\n"
+	"	ret\n"
+	".size opt_callee, .-opt_callee\n"
 	".type opt_nothing, @function\n"
 	"opt_nothing:\n"
 	"	ret\n"
@@ -93,6 +110,7 @@ __asm__(".text\n"
 	".size opt_one, .-opt_one\n"
 	".pushsection .data\n"
 	"opt_data: .quad 7\n"
+	".globl opt_callee_ret\n opt_callee_ret: .quad 0\n"
 	".popsection\n");
 
 long opt_sum(long a, long b, long c);
@@ -103,6 +121,9 @@ extern char opt_at_vec[];
 long opt_flags(long a, long b); /* a < b, signed: flags set before the probe */
 extern char opt_at_flags[];
 extern char opt_at_mid[], opt_at_jcc[], opt_at_call[];
+long opt_callfirst(long x); /* push %rbx; call opt_callee (3x, notes its return address); + 1 */
+extern char opt_callfirst_ret[];
+extern uint64_t opt_callee_ret;
 
 struct seen {
 	struct sonde_kprobe kp;
@@ -251,10 +272,37 @@ TEST(jcc_in_region_same_registers)
 	same_registers(opt_at_jcc, true, 14, 9);
 }
 
-TEST(call_in_region_stays_int3)
+TEST(call_in_region_emulated)
 {
-	/* a call cannot move (its return address would point into the detour) */
-	same_registers(opt_at_call, false, 14, 7);
+	/* a call as the region's last instruction: emulated, same registers */
+	same_registers(opt_at_call, true, 14, 7);
+}
+
+/*
+ * push %rbx; call: the callee sees its return address in the function, not
+ * in the detour (which may be freed under it), with a jump and without
+ */
+TEST(call_returns_to_the_function)
+{
+	uint8_t orig[16];
+	struct seen s;
+
+	memcpy(orig, (void *)opt_callfirst, sizeof(orig));
+	reg_at(&s, (void *)opt_callfirst);
+	sonde_wait_kprobe_optimizer();
+	CHECK(s.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED);
+	CHECK_EQ(*(uint8_t *)opt_callfirst, 0xe9);
+	for (int i = 0; i < 100; i++) {
+		opt_callee_ret = 0;
+		CHECK_EQ(opt_callfirst(i), 3 * i + 1);
+		CHECK_EQ(opt_callee_ret, (uint64_t)(uintptr_t)opt_callfirst_ret);
+	}
+	CHECK_EQ(s.hits, 100);
+	CHECK_EQ(s.regs.di, 99);
+	CHECK_EQ(s.regs.ip, (uintptr_t)opt_callfirst);
+	sonde_unregister_kprobe(&s.kp);
+	CHECK(!memcmp(orig, (void *)opt_callfirst, sizeof(orig)));
+	CHECK_EQ(opt_callfirst(2), 7);
 }
 
 TEST(branch_target_inside_stays_int3)

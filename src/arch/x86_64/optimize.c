@@ -10,9 +10,13 @@
  *   - no direct branch of the function (or of its .cold part) lands inside
  *     the region except at its first byte;
  *   - the function has no indirect jump (a jump table could land there);
- *   - every instruction of the region can run elsewhere: no call (its
- *     return address would point into the detour), no loop/jrcxz (rel8 only),
- *     nothing unprobeable.
+ *   - every instruction of the region can run elsewhere: no loop/jrcxz
+ *     (rel8 only), nothing unprobeable, and a call only as the region's
+ *     last instruction: it is emulated (its return address pushed, the
+ *     callee jumped to), and the callee returns to the original code right
+ *     after the region, never into the detour (which may be freed, and
+ *     which no unwinder knows). `sub $8,%rsp; call f` and `push %rbx;
+ *     call f` open many functions.
  *
  * The detour, allocated within +-1 GiB:
  *
@@ -27,7 +31,7 @@
  *     lea   136(%rsp), %rsp
  *     <the region's instructions with plain jumps: for a handler's own hit>
  *     jmp   <probe + region length>
- *     .quad <common trampoline>, <exit stub>
+ *     .quad <a call's return address>, <common trampoline>, <exit stub>
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -193,8 +197,13 @@ int sd_arch_opt_analyze(const struct sd_opt_code *code, int ncode, uint64_t addr
 		}
 		switch (in->kind) {
 		case SD_INSN_CALL:
+			/* the last one: the callee returns to the code after the region */
+			if (pc + in->len >= addr + SD_OPT_JUMP_LEN)
+				break;
+			*why = "a call in the region, not its last instruction";
+			return -EOPNOTSUPP;
 		case SD_INSN_CALL_IND:
-			*why = "a call in the region";
+			*why = "an indirect call in the region";
 			return -EOPNOTSUPP;
 		case SD_INSN_LOOP:
 		case SD_INSN_JRCXZ:
@@ -326,10 +335,13 @@ int sd_arch_opt_build_detour(const struct sd_opt_region *r, const struct sd_opt_
 	size_t taken_at[SD_OPT_MAX_INSNS];
 	int ntaken = 0;
 
-	/* two data words go last: the exit stub's address and the trampoline's */
-	if (cap < 16)
+	/*
+	 * three data words go last: a call's return address, the trampoline's
+	 * address and the exit stub's
+	 */
+	if (cap < 24)
 		return -ENOSPC;
-	e.cap = cap - 16;
+	e.cap = cap - 24;
 
 	/* prologue: off the red zone, tell the trampoline which site, call it */
 	put(&e, "\x48\x8d\x64\x24\x80", 5); /* lea -128(%rsp), %rsp */
@@ -353,6 +365,12 @@ int sd_arch_opt_build_detour(const struct sd_opt_region *r, const struct sd_opt_
 
 		switch (in->kind) {
 		case SD_INSN_JMP:
+			put_exit_to(&e, spec, in->target);
+			break;
+		case SD_INSN_CALL:
+			/* pushq ret_slot(%rip): the return address; then out to the callee */
+			put(&e, "\xff\x35", 2);
+			put_rel32(&e, spec->detour + cap - 24);
 			put_exit_to(&e, spec, in->target);
 			break;
 		case SD_INSN_JCC:
@@ -402,6 +420,12 @@ int sd_arch_opt_build_detour(const struct sd_opt_region *r, const struct sd_opt_
 			put(&e, "\xe9", 1);
 			put_rel32(&e, in->target);
 			break;
+		case SD_INSN_CALL:
+			put(&e, "\xff\x35", 2);
+			put_rel32(&e, spec->detour + cap - 24);
+			put(&e, "\xe9", 1);
+			put_rel32(&e, in->target);
+			break;
 		case SD_INSN_JCC:
 			put(&e, "\x0f", 1);
 			put(&e, (uint8_t[]){0x80 | in->cond}, 1);
@@ -417,6 +441,12 @@ int sd_arch_opt_build_detour(const struct sd_opt_region *r, const struct sd_opt_
 
 	if (e.err)
 		return e.err;
+	{
+		/* (only a last instruction can be a call: its end is the region's) */
+		uint64_t after = r->addr + r->len;
+
+		memcpy(buf + cap - 24, &after, 8);
+	}
 	memcpy(buf + cap - 16, &spec->common, 8);
 	memcpy(buf + cap - 8, &spec->exit_stub, 8);
 	lay->len = cap;
