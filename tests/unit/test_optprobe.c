@@ -30,88 +30,150 @@
  *   opt_one(x)         = 2x + 1, first instruction 5 bytes long: the jump
  *                      replaces exactly one instruction
  */
-__asm__(".text\n"
-	".globl opt_sum, opt_loop, opt_one\n"
-	".type opt_sum, @function\n"
-	"opt_sum:\n"
-	"	push %rbx\n"
-	"	mov %rdi, %rax\n"
-	".globl opt_at_mid\n opt_at_mid:\n"
-	"	lea (%rsi,%rsi,1), %rbx\n"
-	"	add %rbx, %rax\n"
-	"	imul $3, %rdx, %rbx\n"
-	"	add %rbx, %rax\n"
-	".globl opt_at_jcc\n opt_at_jcc:\n"
-	"	test %rax, %rax\n"
-	"	js 1f\n"
-	"	nop\n"
-	"1:	mov opt_data(%rip), %rbx\n"
-	".globl opt_at_call\n opt_at_call:\n"
-	"	call opt_nothing\n"
-	"	pop %rbx\n"
-	"	ret\n"
-	".size opt_sum, .-opt_sum\n"
-	".type opt_callfirst, @function\n"
-	".globl opt_callfirst\n"
-	"opt_callfirst:\n"
-	"	push %rbx\n"
-	"	call opt_callee\n"
-	".globl opt_callfirst_ret\n opt_callfirst_ret:\n"
-	"	add $1, %rax\n"
-	"	pop %rbx\n"
-	"	ret\n"
-	".size opt_callfirst, .-opt_callfirst\n"
-	".type opt_callee, @function\n"
-	"opt_callee:\n"
-	"	lea (%rdi,%rdi,2), %rax\n"
-	"	mov (%rsp), %rcx\n"
-	"	mov %rcx, opt_callee_ret(%rip)\n"
-	"	ret\n"
-	".size opt_callee, .-opt_callee\n"
-	".type opt_nothing, @function\n"
-	"opt_nothing:\n"
-	"	ret\n"
-	".size opt_nothing, .-opt_nothing\n"
-	".type opt_loop, @function\n"
-	"opt_loop:\n"
-	"	xor %eax, %eax\n"
-	".globl opt_loop_head\n opt_loop_head:\n"
-	"	add $1, %rax\n"
-	"	sub $1, %rdi\n"
-	"	jnz opt_loop_head\n"
-	"	ret\n"
-	".size opt_loop, .-opt_loop\n"
-	".type opt_flags, @function\n"
-	".globl opt_flags\n"
-	"opt_flags:\n"
-	"	xor %eax, %eax\n"
-	"	cmp %rsi, %rdi\n"
-	".globl opt_at_flags\n opt_at_flags:\n"
-	"	mov %rdi, %rcx\n"
-	"	lea 1(%rsi), %rdx\n"
-	"	jge 1f\n"
-	"	mov $1, %eax\n"
-	"1:	ret\n"
-	".size opt_flags, .-opt_flags\n"
-	".type opt_vec, @function\n"
-	".globl opt_vec\n"
-	"opt_vec:\n"
-	"	movq %rdi, %xmm8\n"
-	".globl opt_at_vec\n opt_at_vec:\n"
-	"	mov $0x12345, %eax\n"
-	"	movq %xmm8, %rax\n"
-	"	ret\n"
-	".size opt_vec, .-opt_vec\n"
-	".type opt_one, @function\n"
-	"opt_one:\n"
-	"	mov $0x12345, %eax\n"
-	"	lea 1(%rdi,%rdi,1), %rax\n"
-	"	ret\n"
-	".size opt_one, .-opt_one\n"
-	".pushsection .data\n"
-	"opt_data: .quad 7\n"
-	".globl opt_callee_ret\n opt_callee_ret: .quad 0\n"
-	".popsection\n");
+__asm__(
+    ".text\n"
+    ".globl opt_sum, opt_loop, opt_one\n"
+    ".type opt_sum, @function\n"
+    "opt_sum:\n"
+    "	push %rbx\n"
+    "	mov %rdi, %rax\n"
+    ".globl opt_at_mid\n opt_at_mid:\n"
+    "	lea (%rsi,%rsi,1), %rbx\n"
+    "	add %rbx, %rax\n"
+    "	imul $3, %rdx, %rbx\n"
+    "	add %rbx, %rax\n"
+    ".globl opt_at_jcc\n opt_at_jcc:\n"
+    "	test %rax, %rax\n"
+    "	js 1f\n"
+    "	nop\n"
+    "1:	mov opt_data(%rip), %rbx\n"
+    ".globl opt_at_call\n opt_at_call:\n"
+    "	call opt_nothing\n"
+    "	pop %rbx\n"
+    "	ret\n"
+    ".size opt_sum, .-opt_sum\n"
+    ".type opt_callfirst, @function\n"
+    ".globl opt_callfirst\n"
+    "opt_callfirst:\n"
+    "	push %rbx\n"
+    "	call opt_callee\n"
+    ".globl opt_callfirst_ret\n opt_callfirst_ret:\n"
+    "	add $1, %rax\n"
+    "	pop %rbx\n"
+    "	ret\n"
+    ".size opt_callfirst, .-opt_callfirst\n"
+    ".type opt_callee, @function\n"
+    "opt_callee:\n"
+    "	lea (%rdi,%rdi,2), %rax\n"
+    "	mov (%rsp), %rcx\n"
+    "	mov %rcx, opt_callee_ret(%rip)\n"
+    "	ret\n"
+    ".size opt_callee, .-opt_callee\n"
+    /*
+     * switches through a relative jump table (gcc's PIC form), and a tail
+     * call through a pointer: the indirect jumps whose targets are known
+     */
+    ".type opt_switch_ok, @function\n"
+    ".globl opt_switch_ok\n"
+    "opt_switch_ok:\n"
+    "	mov $100, %eax\n"
+    "	cmp $2, %rdi\n"
+    "	ja 9f\n"
+    "	lea opt_tab_ok(%rip), %rdx\n"
+    "	movslq (%rdx,%rdi,4), %rcx\n"
+    "	add %rdx, %rcx\n"
+    "	jmp *%rcx\n"
+    "opt_sw_ok1: add $10, %eax\n"
+    "opt_sw_ok2: add $20, %eax\n"
+    "opt_sw_ok3: add $30, %eax\n"
+    "9:	ret\n"
+    ".size opt_switch_ok, .-opt_switch_ok\n"
+    ".type opt_switch_in, @function\n"
+    ".globl opt_switch_in\n"
+    "opt_switch_in:\n"
+    "	xor %eax, %eax\n"
+    ".globl opt_switch_in_head\n opt_switch_in_head:\n"
+    "	add $7, %eax\n"
+    "	cmp $2, %rdi\n"
+    "	ja 9f\n"
+    "	lea opt_tab_in(%rip), %rdx\n"
+    "	movslq (%rdx,%rdi,4), %rcx\n"
+    "	add %rdx, %rcx\n"
+    "	mov $3, %rdi\n"
+    "	jmp *%rcx\n"
+    "opt_sw_in1: add $10, %eax\n"
+    "9:	ret\n"
+    ".size opt_switch_in, .-opt_switch_in\n"
+    ".type opt_tail, @function\n"
+    ".globl opt_tail\n"
+    "opt_tail:\n"
+    "	mov 8(%rdi), %rax\n"
+    "	mov (%rdi), %rdi\n"
+    ".globl opt_tail_mid\n opt_tail_mid:\n"
+    "	add $0, %rdi\n"
+    "	nop\n"
+    "	jmp *%rax\n"
+    ".size opt_tail, .-opt_tail\n"
+    ".type opt_unknown, @function\n"
+    ".globl opt_unknown\n"
+    "opt_unknown:\n"
+    "	lea 2f(%rip), %rax\n"
+    "	add %rdi, %rax\n"
+    "	jmp *%rax\n"
+    "2:	mov %rdi, %rax\n"
+    "	ret\n"
+    ".size opt_unknown, .-opt_unknown\n"
+    ".type opt_nothing, @function\n"
+    "opt_nothing:\n"
+    "	ret\n"
+    ".size opt_nothing, .-opt_nothing\n"
+    ".type opt_loop, @function\n"
+    "opt_loop:\n"
+    "	xor %eax, %eax\n"
+    ".globl opt_loop_head\n opt_loop_head:\n"
+    "	add $1, %rax\n"
+    "	sub $1, %rdi\n"
+    "	jnz opt_loop_head\n"
+    "	ret\n"
+    ".size opt_loop, .-opt_loop\n"
+    ".type opt_flags, @function\n"
+    ".globl opt_flags\n"
+    "opt_flags:\n"
+    "	xor %eax, %eax\n"
+    "	cmp %rsi, %rdi\n"
+    ".globl opt_at_flags\n opt_at_flags:\n"
+    "	mov %rdi, %rcx\n"
+    "	lea 1(%rsi), %rdx\n"
+    "	jge 1f\n"
+    "	mov $1, %eax\n"
+    "1:	ret\n"
+    ".size opt_flags, .-opt_flags\n"
+    ".type opt_vec, @function\n"
+    ".globl opt_vec\n"
+    "opt_vec:\n"
+    "	movq %rdi, %xmm8\n"
+    ".globl opt_at_vec\n opt_at_vec:\n"
+    "	mov $0x12345, %eax\n"
+    "	movq %xmm8, %rax\n"
+    "	ret\n"
+    ".size opt_vec, .-opt_vec\n"
+    ".type opt_one, @function\n"
+    "opt_one:\n"
+    "	mov $0x12345, %eax\n"
+    "	lea 1(%rdi,%rdi,1), %rax\n"
+    "	ret\n"
+    ".size opt_one, .-opt_one\n"
+    ".pushsection .data\n"
+    "opt_data: .quad 7\n"
+    ".globl opt_callee_ret\n opt_callee_ret: .quad 0\n"
+    ".pushsection .rodata\n"
+    ".p2align 2\n"
+    "opt_tab_ok: .long opt_sw_ok1 - opt_tab_ok, opt_sw_ok2 - opt_tab_ok, opt_sw_ok3 - opt_tab_ok\n"
+    /* case 1 goes back into the first bytes: a jump there would cut it */
+    "opt_tab_in: .long opt_sw_in1 - opt_tab_in, opt_switch_in_head - opt_tab_in,"
+    " opt_sw_in1 - opt_tab_in\n"
+    ".popsection\n"
+    ".popsection\n");
 
 long opt_sum(long a, long b, long c);
 long opt_loop(long n);
@@ -121,6 +183,11 @@ extern char opt_at_vec[];
 long opt_flags(long a, long b); /* a < b, signed: flags set before the probe */
 extern char opt_at_flags[];
 extern char opt_at_mid[], opt_at_jcc[], opt_at_call[];
+long opt_switch_ok(long i);  /* 100 + (60, 50, 30 for 0, 1, 2); 100 above */
+long opt_switch_in(long i);  /* 17 for 0 and 2; 1 goes back to its second instruction: 14 */
+long opt_tail(long *p);	     /* tail call to (long (*)(long))p[1] with p[0] */
+long opt_unknown(long zero); /* an indirect jump of unknown target (0 only) */
+extern char opt_switch_in_head[], opt_tail_mid[];
 long opt_callfirst(long x); /* push %rbx; call opt_callee (3x, notes its return address); + 1 */
 extern char opt_callfirst_ret[];
 extern uint64_t opt_callee_ret;
@@ -628,4 +695,80 @@ TEST(jump_first_and_jump_only)
 	sonde_unregister_kprobe(&s.kp);
 	sonde_set_kprobe_optimization(1);
 	CHECK(!memcmp(one, (void *)opt_one, sizeof(one)));
+}
+
+static long tail_callee(long x)
+{
+	return x * 7;
+}
+
+/* at @addr: a jump (or a breakpoint, and why) after the optimizer; calls counted */
+static void expect_form(void *addr, bool jump, const char *why, long (*call)(void), int ncalls)
+{
+	struct seen s;
+	uint8_t orig[16];
+
+	memcpy(orig, addr, sizeof(orig));
+	reg_at(&s, addr);
+	sonde_wait_kprobe_optimizer();
+	if (!!(s.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED) != jump)
+		check_fail(__FILE__, __LINE__, "%p: %s, wanted %s (%s)", addr,
+			   jump ? "a breakpoint" : "a jump", jump ? "a jump" : "a breakpoint",
+			   sd_kprobe_opt_why(&s.kp) ? sd_kprobe_opt_why(&s.kp) : "-");
+	if (why)
+		CHECK_STREQ(sd_kprobe_opt_why(&s.kp), why);
+	call();
+	CHECK_EQ(s.hits, ncalls);
+	sonde_unregister_kprobe(&s.kp);
+	CHECK(!memcmp(orig, addr, sizeof(orig)));
+}
+
+static long call_switch_ok(void)
+{
+	CHECK_EQ(opt_switch_ok(0), 160);
+	CHECK_EQ(opt_switch_ok(1), 150);
+	CHECK_EQ(opt_switch_ok(2), 130);
+	CHECK_EQ(opt_switch_ok(3), 100);
+	return 0;
+}
+
+static long call_switch_in(void)
+{
+	CHECK_EQ(opt_switch_in(0), 17);
+	CHECK_EQ(opt_switch_in(2), 17);
+	CHECK_EQ(opt_switch_in(1), 14); /* back to its second instruction once */
+	return 0;
+}
+
+static long call_tail(void)
+{
+	long p[2] = {6, (long)(uintptr_t)tail_callee};
+
+	CHECK_EQ(opt_tail(p), 42);
+	return 0;
+}
+
+static long call_unknown(void)
+{
+	CHECK_EQ(opt_unknown(0), 0);
+	return 0;
+}
+
+/*
+ * Indirect jumps whose targets are known do not keep a function from a
+ * jump: a switch's table is read like direct branches (one entry landing
+ * inside the first bytes keeps the breakpoint), a tail call through a
+ * pointer lands on a function's first byte (a probe at the entry only:
+ * inside the function a pointer might hold one of its labels). An
+ * indirect jump of unknown shape keeps the breakpoint.
+ */
+TEST(jump_tables_and_tail_calls)
+{
+	expect_form((void *)opt_switch_ok, true, NULL, call_switch_ok, 4);
+	expect_form((void *)opt_switch_in, false,
+		    "a branch of the function lands inside the region", call_switch_in, 3);
+	expect_form((void *)opt_tail, true, NULL, call_tail, 1);
+	expect_form(opt_tail_mid, false, "the function has an indirect jump", call_tail, 1);
+	expect_form((void *)opt_unknown, false, "the function has an indirect jump", call_unknown,
+		    1);
 }

@@ -9,7 +9,11 @@
  *   - the region lies inside one function;
  *   - no direct branch of the function (or of its .cold part) lands inside
  *     the region except at its first byte;
- *   - the function has no indirect jump (a jump table could land there);
+ *   - the function has no indirect jump (a jump table could land there),
+ *     but those whose targets are known (jumptable.c): a switch's table,
+ *     whose entries are checked as direct branches are, and at a
+ *     function's entry a tail call through a pointer, which lands on a
+ *     function's first byte;
  *   - every instruction of the region can run elsewhere: no loop/jrcxz
  *     (rel8 only), nothing unprobeable, and a call only as the region's
  *     last instruction: it is emulated (its return address pushed, the
@@ -42,6 +46,7 @@
 #define SD_LOG_PREFIX "optimize"
 #include "arch/arch.h"
 #include "common/log.h"
+#include "jumptable.h"
 
 #define MAX_TARGETS 4096
 
@@ -50,22 +55,35 @@ static void decoder_init(ZydisDecoder *d)
 	ZydisDecoderInit(d, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
 }
 
+#define WINDOW 16
+
+/* the instructions before an indirect jmp, in order (a ring, under sd_probe_mutex) */
+static struct jt_insn ring[WINDOW], window[WINDOW];
+
 /*
- * Walk [base, base+len) of original code; record direct branch targets in
- * @targets and note indirect jumps. Returns -EILSEQ if it does not decode.
+ * Walk [base, base+len) of original code; record branch targets in
+ * @targets (direct ones, and the entries of jump tables) and note
+ * indirect jumps whose targets are not known (@indirect) or tail calls
+ * through a pointer (@tailcall). Returns -EILSEQ if it does not decode.
  */
-static int scan(const uint8_t *code, uint64_t base, size_t len, uint64_t *targets, int *ntargets,
-		bool *indirect)
+static int scan(const uint8_t *code, uint64_t base, size_t len, const struct jt_range *fn, int nfn,
+		uint64_t *targets, int *ntargets, bool *indirect, bool *tailcall)
 {
 	ZydisDecoder d;
-	ZydisDecodedInstruction in;
-	ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
 	size_t off = 0;
+	unsigned int k = 0;
 
 	decoder_init(&d);
 	while (off < len) {
-		if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(&d, code + off, len - off, &in, ops)))
+		struct jt_insn *x = &ring[k % WINDOW];
+		ZydisDecodedInstruction in;
+		ZydisDecodedOperand *ops = x->ops;
+
+		if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(&d, code + off, len - off, &x->in, ops)))
 			return -EILSEQ;
+		x->addr = base + off;
+		in = x->in;
+		k++;
 		if (in.meta.category == ZYDIS_CATEGORY_UNCOND_BR ||
 		    in.meta.category == ZYDIS_CATEGORY_COND_BR ||
 		    in.mnemonic == ZYDIS_MNEMONIC_CALL || in.mnemonic == ZYDIS_MNEMONIC_LOOP ||
@@ -79,7 +97,17 @@ static int scan(const uint8_t *code, uint64_t base, size_t len, uint64_t *target
 				else
 					*indirect = true; /* too many to check: be safe */
 			} else if (in.mnemonic == ZYDIS_MNEMONIC_JMP) {
-				*indirect = true;
+				int n = k < WINDOW ? (int)k : WINDOW, r;
+
+				for (int i = 0; i < n; i++)
+					window[i] =
+					    ring[(k - (unsigned int)n + (unsigned int)i) % WINDOW];
+				r = sd_jt_targets(window, n, fn, nfn, targets, ntargets,
+						  MAX_TARGETS);
+				if (r < 0)
+					*indirect = true;
+				else if (r > 0)
+					*tailcall = true;
 			}
 		}
 		off += in.length;
@@ -161,21 +189,25 @@ int sd_arch_opt_analyze(const struct sd_opt_code *code, int ncode, uint64_t addr
 {
 	static uint64_t targets[MAX_TARGETS];
 	const struct sd_opt_code *fn = &code[0];
-	bool indirect = false;
-	int ntargets = 0, err;
+	struct jt_range ranges[4];
+	bool indirect = false, tailcall = false;
+	int ntargets = 0, err, nranges = 0;
 	uint64_t pc;
 
 	memset(r, 0, sizeof(*r));
 	r->addr = addr;
+	for (int i = 0; i < ncode && nranges < 4; i++)
+		ranges[nranges++] = (struct jt_range){code[i].start, code[i].start + code[i].len};
 	for (int i = 0; i < ncode; i++) {
-		err =
-		    scan(code[i].bytes, code[i].start, code[i].len, targets, &ntargets, &indirect);
+		err = scan(code[i].bytes, code[i].start, code[i].len, ranges, nranges, targets,
+			   &ntargets, &indirect, &tailcall);
 		if (err) {
 			*why = "the function does not decode";
 			return err;
 		}
 	}
-	if (indirect) {
+	/* (a pointer may hold a label of this function: known to land on byte 0 only at entry) */
+	if (indirect || (tailcall && addr != fn->start)) {
 		*why = "the function has an indirect jump";
 		return -EOPNOTSUPP;
 	}
@@ -204,6 +236,10 @@ int sd_arch_opt_analyze(const struct sd_opt_code *code, int ncode, uint64_t addr
 			return -EOPNOTSUPP;
 		case SD_INSN_CALL_IND:
 			*why = "an indirect call in the region";
+			return -EOPNOTSUPP;
+		case SD_INSN_JMP_IND:
+			/* (copied, it would leave the detour with the thread still marked) */
+			*why = "an indirect jump in the region";
 			return -EOPNOTSUPP;
 		case SD_INSN_LOOP:
 		case SD_INSN_JRCXZ:
