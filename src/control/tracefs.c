@@ -273,6 +273,13 @@ static int event_file_read(struct sd_event *ev, const char *file, FILE *out)
 	return 0;
 }
 
+/* an enable that failed: what the probe engine said of it */
+static void explain(int err, FILE *why)
+{
+	if (err && why && *sonde_last_error())
+		fprintf(why, "%s\n", sonde_last_error());
+}
+
 static int event_file_write(struct sd_event *ev, const char *file, const char *data, size_t len,
 			    FILE *why)
 {
@@ -283,7 +290,12 @@ static int event_file_write(struct sd_event *ev, const char *file, const char *d
 		return -ENOENT;
 	if (!strcmp(file, "enable")) {
 		err = parse_bool(data, len, &on);
-		return err ? err : sd_trace_enable_event(ev, on);
+		if (err)
+			return err;
+		sd_error_clear();
+		err = sd_trace_enable_event(ev, on);
+		explain(err, why);
+		return err;
 	}
 	if (!strcmp(file, "filter")) {
 		struct sd_parse_error pe = {0};
@@ -834,8 +846,12 @@ static int top_write(const char *path, const char *data, size_t len, bool trunca
 		return write_probe_events(SD_PROBE_UPROBE, data, len, truncate, why);
 	if (!strcmp(path, "dynamic_events"))
 		return write_dynamic_events(data, len, truncate, why);
-	if (!strcmp(path, "set_event"))
-		return write_set_event(data, len, truncate);
+	if (!strcmp(path, "set_event")) {
+		sd_error_clear();
+		err = write_set_event(data, len, truncate);
+		explain(err, why);
+		return err;
+	}
 	if (!strcmp(path, "set_event_pending"))
 		return write_set_event_pending(data, len, truncate);
 	if (!strcmp(path, "tracing_on")) {

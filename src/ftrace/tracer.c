@@ -396,17 +396,6 @@ static const char *const noreturn_names[] = {
     "verrx",
 };
 
-/*
- * What glibc runs in a thread's last steps, with every signal blocked
- * (start_thread: advise_stack_range, and for a detached thread freeing its
- * TLS and stack): a breakpoint there kills the process, SIGTRAP being
- * blocked. These are traced only through a jump.
- */
-static const char *const blocked_exit_names[] = {
-    "getpagesize", "__getpagesize", "madvise", "__madvise", "free",
-    "__libc_free", "cfree",	    "munmap",  "__munmap",
-};
-
 /* one of @f's names is in @list */
 static bool listed_func(const char *const *list, size_t n, const struct ft_func *f)
 {
@@ -425,12 +414,6 @@ static bool never_returns(const struct ft_func *f)
 	return listed_func(noreturn_names, sizeof(noreturn_names) / sizeof(noreturn_names[0]), f);
 }
 
-static bool jump_only(const struct ft_func *f)
-{
-	return listed_func(blocked_exit_names,
-			   sizeof(blocked_exit_names) / sizeof(blocked_exit_names[0]), f);
-}
-
 static int hook_probe(struct ft_func *f)
 {
 	struct sonde_kprobe *kp = calloc(1, sizeof(*kp));
@@ -445,8 +428,6 @@ static int hook_probe(struct ft_func *f)
 	 * while the optimizer works (sd_ftrace_apply waits for it)
 	 */
 	kp->__reserved[0] = SD_KP_OWN_NOFPU | SD_KP_JUMP_FIRST;
-	if (jump_only(f))
-		kp->__reserved[0] |= SD_KP_JUMP_ONLY;
 	err = sonde_register_kprobe(kp);
 	if (err) {
 		f->why = "cannot be probed";
@@ -466,8 +447,8 @@ static bool jump_failed(struct ft_func *f)
 	const char *opt;
 	char *why;
 
-	if (!f->on || !f->kp || !(f->kp->__reserved[0] & SD_KP_JUMP_ONLY) ||
-	    (f->kp->flags & SONDE_KPROBE_FLAG_OPTIMIZED))
+	if (!f->on || !f->kp || (f->kp->flags & SONDE_KPROBE_FLAG_OPTIMIZED) ||
+	    !sd_kprobe_jump_only(f->kp))
 		return false;
 	opt = sd_kprobe_opt_why(f->kp);
 	if (asprintf(&why,

@@ -464,10 +464,14 @@ void sd_site_arm_fallback(struct sd_site *s)
 {
 	if (!s->arm_pending)
 		return;
-	if (s->jump_only) {
+	if (s->jump_only && sd_opt_allowed) {
 		s->arm_pending = false; /* stays out: its probes never fire */
 		return;
 	}
+	/* (optimization off: a breakpoint, as asked; a thread ending meets it and dies) */
+	if (s->jump_only)
+		sd_dbg("0x%lx: a breakpoint where glibc runs with every signal blocked",
+		       (unsigned long)s->addr);
 	if (site_set_armed(s, true))
 		sd_warn("0x%lx: cannot write its breakpoint: its probes stay out",
 			(unsigned long)s->addr);
@@ -566,11 +570,48 @@ static void reoptimize_covering(uint64_t addr)
 			sd_site_queue_optimize(v[i]); /* the optimizer decides */
 }
 
+/*
+ * What glibc runs in a thread's last steps with every signal blocked
+ * (start_thread: advise_stack_range; for a detached thread, freeing its
+ * TLS and its stack): a breakpoint met there kills the process, SIGTRAP
+ * being blocked. A probe there is a jump or nothing.
+ */
+static const char *const signals_blocked_names[] = {
+    "getpagesize", "__getpagesize", "madvise", "__madvise", "free",
+    "__libc_free", "cfree",	    "munmap",  "__munmap",
+};
+
+/* the name, if @addr is the entry of one of those libc functions */
+static const char *signals_blocked_at(uint64_t addr)
+{
+	struct sd_maps *maps = sd_probe_maps(false);
+	struct sd_module *m = maps ? sd_maps_find_addr(maps, addr) : NULL;
+	struct sd_symtab *st = m && !strncmp(m->name, "libc.so", 7) ? sd_module_symtab(m) : NULL;
+	const struct sd_sym *s, *first;
+	uint64_t off;
+
+	if (!st || !(s = sd_symtab_find_addr(st, addr - m->bias, &off)) || off)
+		return NULL;
+	/* every alias: they sit next to each other in address order */
+	first = sd_symtab_at(st, 0);
+	for (size_t i = (size_t)(s - first); i < sd_symtab_count(st); i++) {
+		const struct sd_sym *a = sd_symtab_at(st, i);
+
+		if (a->value != s->value)
+			break;
+		for (size_t k = 0; k < ARRAY_SIZE(signals_blocked_names); k++)
+			if (!strcmp(a->name, signals_blocked_names[k]))
+				return signals_blocked_names[k];
+	}
+	return NULL;
+}
+
 static int __register_kprobe(struct sonde_kprobe *p)
 {
 	struct sd_site *site, *fresh = NULL;
 	struct sd_site_table *old_table = NULL;
 	struct sd_probe_list *list, *old_list;
+	const char *blocked;
 	uint64_t addr;
 	int err;
 
@@ -587,6 +628,7 @@ static int __register_kprobe(struct sonde_kprobe *p)
 	err = sd_kprobe_resolve(p, &addr);
 	if (err)
 		return err;
+	blocked = signals_blocked_at(addr);
 
 	site = sd_site_lookup(addr);
 	if (!site) {
@@ -649,13 +691,18 @@ static int __register_kprobe(struct sonde_kprobe *p)
 		}
 		__atomic_add_fetch(&sd_code_gen, 1, __ATOMIC_SEQ_CST);
 	}
-	if (sd_kprobe_enabled(p) && (p->__reserved[0] & (SD_KP_JUMP_FIRST | SD_KP_JUMP_ONLY)) &&
-	    fresh) {
+	/* (disabled, it is armed by sonde_enable_kprobe: set_enabled) */
+	site->jump_only |= (p->__reserved[0] & SD_KP_JUMP_ONLY) || blocked;
+	if (sd_kprobe_enabled(p) &&
+	    ((p->__reserved[0] & (SD_KP_JUMP_FIRST | SD_KP_JUMP_ONLY)) || blocked) &&
+	    (fresh || site->arm_pending)) {
 		/* the optimizer arms it (sd_site_arm_fallback when it cannot) */
 		site->arm_pending = true;
-		site->jump_only = p->__reserved[0] & SD_KP_JUMP_ONLY;
 		if (!sd_opt_allowed)
 			sd_site_arm_fallback(site);
+	} else if (sd_kprobe_enabled(p) && site->jump_only && !site->armed) {
+		/* (disabled before: a jump again, or nothing) */
+		site->arm_pending = true;
 	} else if (sd_kprobe_enabled(p)) {
 		err = site_set_armed(site, true);
 		if (err) {
@@ -720,6 +767,38 @@ static struct sd_site *__unregister_kprobe(struct sonde_kprobe *p, void **garbag
 	return site;
 }
 
+/*
+ * A jump-only site (signals_blocked_at) has its jump now, or the probe is
+ * refused (-EOPNOTSUPP, left registered for the caller to take out): it
+ * could never fire, and a breakpoint there could kill the process.
+ * Callers that wait for the optimizer themselves (SD_KP_JUMP_FIRST) find
+ * out later. With optimization off (debug.kprobes_optimization=0's
+ * "breakpoints everywhere"), it is a breakpoint: the README says what that
+ * risks (a warning on the program's stderr would change what it does).
+ */
+static int jump_only_settle(struct sonde_kprobe *p)
+{
+	struct sd_site *site = probe_site(p);
+
+	/* (optimization off: a breakpoint, as asked) */
+	if (!site || !site->jump_only || site->optimized || !sd_kprobe_enabled(p) ||
+	    (p->__reserved[0] & SD_KP_JUMP_FIRST) || !sd_opt_allowed)
+		return 0;
+	const char *name;
+
+	sd_optimize_now();
+	if (site->optimized)
+		return 0;
+	name = signals_blocked_at(site->addr);
+	return sd_error(-EOPNOTSUPP,
+			"%s (0x%lx): glibc runs it with every signal blocked (a thread's last "
+			"steps), where a breakpoint kills the process, and it cannot be a "
+			"jump: %s",
+			name ? name : "this function", (unsigned long)site->addr,
+			site->opt_why ? site->opt_why
+				      : (sd_opt_allowed ? "?" : "optimization is off"));
+}
+
 SONDE_API int sonde_register_kprobe(struct sonde_kprobe *p)
 {
 	int err;
@@ -729,7 +808,16 @@ SONDE_API int sonde_register_kprobe(struct sonde_kprobe *p)
 	lock();
 	sd_error_clear();
 	err = __register_kprobe(p);
+	if (!err)
+		err = jump_only_settle(p);
 	unlock();
+	if (err == -EOPNOTSUPP && (p->__reserved[0] & SD_KP_REGISTERED)) {
+		char msg[512];
+
+		snprintf(msg, sizeof(msg), "%s", sonde_last_error());
+		sonde_unregister_kprobe(p);
+		sd_error(err, "%s", msg);
+	}
 	if (err)
 		errno = -err;
 	return err;
@@ -825,6 +913,18 @@ SONDE_API void sonde_unregister_kprobes(struct sonde_kprobe **kps, int num)
 	unlock();
 }
 
+bool sd_kprobe_jump_only(struct sonde_kprobe *p)
+{
+	struct sd_site *site;
+	bool only;
+
+	lock();
+	site = p->__reserved[0] & SD_KP_REGISTERED ? probe_site(p) : NULL;
+	only = site && site->jump_only;
+	unlock();
+	return only;
+}
+
 const char *sd_kprobe_opt_why(struct sonde_kprobe *p)
 {
 	struct sd_site *site;
@@ -858,6 +958,13 @@ static int set_enabled(struct sonde_kprobe *p, bool enable)
 	if (!site_any_enabled(site)) {
 		sd_site_unoptimize(site, false);
 		site->arm_pending = false;
+	}
+	if (enable && site->jump_only && !site->armed && sd_opt_allowed) {
+		/* a jump or nothing, as at its registration */
+		site->arm_pending = true;
+		sd_site_queue_optimize(site);
+		err = jump_only_settle(p);
+		goto out;
 	}
 	err = site_set_armed(site, site_any_enabled(site));
 	if (!err && site->armed)

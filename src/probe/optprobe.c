@@ -804,10 +804,8 @@ int sd_site_unoptimize(struct sd_site *site, bool keep_int3)
 	return 0;
 }
 
-SONDE_API void sonde_wait_kprobe_optimizer(void)
+void sd_optimize_now(void)
 {
-	sd_enter_sonde();
-	pthread_mutex_lock(&sd_probe_mutex);
 	/*
 	 * Do the pending work here rather than wake the worker and wait for
 	 * it: on a busy machine each hand-over between threads costs a
@@ -815,6 +813,13 @@ SONDE_API void sonde_wait_kprobe_optimizer(void)
 	 */
 	while (nqueue && sd_opt_allowed)
 		optimize_batch();
+}
+
+SONDE_API void sonde_wait_kprobe_optimizer(void)
+{
+	sd_enter_sonde();
+	pthread_mutex_lock(&sd_probe_mutex);
+	sd_optimize_now();
 	pthread_mutex_unlock(&sd_probe_mutex);
 	sd_leave_sonde();
 }

@@ -79,7 +79,8 @@ struct sd_site *sd_site_lookup(uint64_t addr);
 /*
  * armed by the optimizer's jump, never by a breakpoint first; a breakpoint
  * only where no jump can be had, and never for _ONLY: code that may run
- * with every signal blocked, where a breakpoint kills the process
+ * with every signal blocked, where a breakpoint kills the process (the
+ * registration adds _ONLY itself for the libc functions glibc runs so)
  */
 #define SD_KP_JUMP_FIRST 0x10UL
 #define SD_KP_JUMP_ONLY	 0x20UL
@@ -92,8 +93,12 @@ extern bool sd_opt_allowed;
 void sd_site_queue_optimize(struct sd_site *site);
 /* a pending site (arm_pending) that gets no jump: its breakpoint, unless jump_only */
 void sd_site_arm_fallback(struct sd_site *site);
+/* the optimizer's queue worked through on this thread, now */
+void sd_optimize_now(void);
 /* why @p's site is not a jump (a static string), or NULL; takes sd_probe_mutex */
 const char *sd_kprobe_opt_why(struct sonde_kprobe *p);
+/* @p's site is a jump or nothing (kprobe.c: signals_blocked_at); takes sd_probe_mutex */
+bool sd_kprobe_jump_only(struct sonde_kprobe *p);
 /*
  * end the optimizer thread (detach): it finishes its queue and frees the
  * detours no thread can be in; a later queued site starts a new one

@@ -5,6 +5,8 @@
  * back and forth between int3 and jump under running threads.
  */
 #include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <sched.h>
@@ -771,4 +773,53 @@ TEST(jump_tables_and_tail_calls)
 	expect_form(opt_tail_mid, false, "the function has an indirect jump", call_tail, 1);
 	expect_form((void *)opt_unknown, false, "the function has an indirect jump", call_unknown,
 		    1);
+}
+
+/*
+ * libc's madvise runs with every signal blocked when a thread ends: a
+ * probe there is a jump by the time it is registered (a breakpoint only
+ * when optimization is off); one that cannot be a jump is refused.
+ */
+TEST(signals_blocked_function_is_jump_or_nothing)
+{
+	struct sonde_kprobe kp = {.symbol_name = "madvise", .pre_handler = count_hit};
+	uint8_t *fn = (uint8_t *)dlsym(RTLD_DEFAULT, "madvise");
+	uint8_t orig[8];
+
+	CHECK(fn);
+	memcpy(orig, fn, sizeof(orig));
+	CHECK_EQ(sonde_register_kprobe(&kp), 0);
+	CHECK(kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED); /* no wait: already */
+	CHECK_EQ(fn[0], 0xe9);
+	sonde_unregister_kprobe(&kp);
+	CHECK(!memcmp(orig, fn, sizeof(orig)));
+
+	/* optimization off: a breakpoint, as asked */
+	sonde_set_kprobe_optimization(0);
+	memset(&kp, 0, sizeof(kp));
+	kp.symbol_name = "madvise";
+	kp.pre_handler = count_hit;
+	CHECK_EQ(sonde_register_kprobe(&kp), 0);
+	CHECK_EQ(fn[0], 0xcc);
+	sonde_unregister_kprobe(&kp);
+	sonde_set_kprobe_optimization(1);
+	CHECK(!memcmp(orig, fn, sizeof(orig)));
+
+	/* no jump to be had (a loop head inside): refused, and said why */
+	{
+		struct seen s;
+		uint8_t loop[8];
+
+		memcpy(loop, (void *)opt_loop, sizeof(loop));
+		memset(&s, 0, sizeof(s));
+		s.kp.addr = (void *)opt_loop;
+		s.kp.pre_handler = count_hit;
+		s.kp.__reserved[0] = SD_KP_JUMP_ONLY;
+		CHECK_EQ(sonde_register_kprobe(&s.kp), -EOPNOTSUPP);
+		CHECK(strstr(sonde_last_error(), "cannot be a jump: a branch of the function"));
+		CHECK(!(s.kp.__reserved[0] & SD_KP_REGISTERED));
+		CHECK(!memcmp(loop, (void *)opt_loop, sizeof(loop)));
+		CHECK_EQ(opt_loop(2), 2);
+		CHECK_EQ(s.hits, 0);
+	}
 }
