@@ -571,22 +571,32 @@ static void reoptimize_covering(uint64_t addr)
 }
 
 /*
- * What glibc runs in a thread's last steps with every signal blocked
+ * glibc runs some of its code with every signal blocked, SIGTRAP included,
+ * where a breakpoint kills the process: a thread's last steps, the child
+ * of posix_spawn (system(), popen()) until its execve, a new thread's
+ * first steps, raise(). So a probe in libc is armed by its jump when it
+ * can be one (at registration, the optimizer run at once), a breakpoint
+ * only when it cannot; and the functions of a thread's last steps
  * (start_thread: advise_stack_range; for a detached thread, freeing its
- * TLS and its stack): a breakpoint met there kills the process, SIGTRAP
- * being blocked. A probe there is a jump or nothing.
+ * TLS and its stack), which every program with threads runs, are a jump
+ * or nothing.
  */
 static const char *const signals_blocked_names[] = {
     "getpagesize", "__getpagesize", "madvise", "__madvise", "free",
     "__libc_free", "cfree",	    "munmap",  "__munmap",
 };
 
+static bool in_libc(const struct sd_module *m)
+{
+	return m && !strncmp(m->name, "libc.so", 7);
+}
+
 /* the name, if @addr is the entry of one of those libc functions */
 static const char *signals_blocked_at(uint64_t addr)
 {
 	struct sd_maps *maps = sd_probe_maps(false);
 	struct sd_module *m = maps ? sd_maps_find_addr(maps, addr) : NULL;
-	struct sd_symtab *st = m && !strncmp(m->name, "libc.so", 7) ? sd_module_symtab(m) : NULL;
+	struct sd_symtab *st = in_libc(m) ? sd_module_symtab(m) : NULL;
 	const struct sd_sym *s, *first;
 	uint64_t off;
 
@@ -612,6 +622,7 @@ static int __register_kprobe(struct sonde_kprobe *p)
 	struct sd_site_table *old_table = NULL;
 	struct sd_probe_list *list, *old_list;
 	const char *blocked;
+	bool jump_first;
 	uint64_t addr;
 	int err;
 
@@ -629,6 +640,12 @@ static int __register_kprobe(struct sonde_kprobe *p)
 	if (err)
 		return err;
 	blocked = signals_blocked_at(addr);
+	{
+		struct sd_maps *maps = sd_probe_maps(false);
+
+		jump_first = (p->__reserved[0] & (SD_KP_JUMP_FIRST | SD_KP_JUMP_ONLY)) || blocked ||
+			     (maps && in_libc(sd_maps_find_addr(maps, addr)));
+	}
 
 	site = sd_site_lookup(addr);
 	if (!site) {
@@ -693,15 +710,14 @@ static int __register_kprobe(struct sonde_kprobe *p)
 	}
 	/* (disabled, it is armed by sonde_enable_kprobe: set_enabled) */
 	site->jump_only |= (p->__reserved[0] & SD_KP_JUMP_ONLY) || blocked;
-	if (sd_kprobe_enabled(p) &&
-	    ((p->__reserved[0] & (SD_KP_JUMP_FIRST | SD_KP_JUMP_ONLY)) || blocked) &&
-	    (fresh || site->arm_pending)) {
+	site->jump_first |= jump_first;
+	if (sd_kprobe_enabled(p) && jump_first && (fresh || site->arm_pending)) {
 		/* the optimizer arms it (sd_site_arm_fallback when it cannot) */
 		site->arm_pending = true;
 		if (!sd_opt_allowed)
 			sd_site_arm_fallback(site);
-	} else if (sd_kprobe_enabled(p) && site->jump_only && !site->armed) {
-		/* (disabled before: a jump again, or nothing) */
+	} else if (sd_kprobe_enabled(p) && site->jump_first && !site->armed && sd_opt_allowed) {
+		/* (disabled before: a jump again first) */
 		site->arm_pending = true;
 	} else if (sd_kprobe_enabled(p)) {
 		err = site_set_armed(site, true);
@@ -768,26 +784,24 @@ static struct sd_site *__unregister_kprobe(struct sonde_kprobe *p, void **garbag
 }
 
 /*
- * A jump-only site (signals_blocked_at) has its jump now, or the probe is
- * refused (-EOPNOTSUPP, left registered for the caller to take out): it
- * could never fire, and a breakpoint there could kill the process.
- * Callers that wait for the optimizer themselves (SD_KP_JUMP_FIRST) find
- * out later. With optimization off (debug.kprobes_optimization=0's
- * "breakpoints everywhere"), it is a breakpoint: the README says what that
- * risks (a warning on the program's stderr would change what it does).
+ * A site waiting for its jump (in libc: signals_blocked_at) gets it now,
+ * or its breakpoint; a jump-only one that cannot be a jump is refused
+ * (-EOPNOTSUPP, left registered for the caller to take out): it could
+ * never fire, and a breakpoint there could kill the process. Callers that
+ * wait for the optimizer themselves (SD_KP_JUMP_FIRST) find out later.
+ * With optimization off (debug.kprobes_optimization=0's "breakpoints
+ * everywhere"), it is a breakpoint: the README says what that risks (a
+ * warning on the program's stderr would change what it does).
  */
-static int jump_only_settle(struct sonde_kprobe *p)
+static int jump_settle(struct sonde_kprobe *p)
 {
 	struct sd_site *site = probe_site(p);
-
-	/* (optimization off: a breakpoint, as asked) */
-	if (!site || !site->jump_only || site->optimized || !sd_kprobe_enabled(p) ||
-	    (p->__reserved[0] & SD_KP_JUMP_FIRST) || !sd_opt_allowed)
-		return 0;
 	const char *name;
 
+	if (!site || !site->arm_pending || (p->__reserved[0] & SD_KP_JUMP_FIRST))
+		return 0;
 	sd_optimize_now();
-	if (site->optimized)
+	if (site->optimized || !site->jump_only || !sd_opt_allowed)
 		return 0;
 	name = signals_blocked_at(site->addr);
 	return sd_error(-EOPNOTSUPP,
@@ -809,7 +823,7 @@ SONDE_API int sonde_register_kprobe(struct sonde_kprobe *p)
 	sd_error_clear();
 	err = __register_kprobe(p);
 	if (!err)
-		err = jump_only_settle(p);
+		err = jump_settle(p);
 	unlock();
 	if (err == -EOPNOTSUPP && (p->__reserved[0] & SD_KP_REGISTERED)) {
 		char msg[512];
@@ -959,11 +973,11 @@ static int set_enabled(struct sonde_kprobe *p, bool enable)
 		sd_site_unoptimize(site, false);
 		site->arm_pending = false;
 	}
-	if (enable && site->jump_only && !site->armed && sd_opt_allowed) {
-		/* a jump or nothing, as at its registration */
+	if (enable && site->jump_first && !site->armed && sd_opt_allowed) {
+		/* its jump first, as at its registration */
 		site->arm_pending = true;
 		sd_site_queue_optimize(site);
-		err = jump_only_settle(p);
+		err = jump_settle(p);
 		goto out;
 	}
 	err = site_set_armed(site, site_any_enabled(site));

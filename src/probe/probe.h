@@ -37,9 +37,10 @@ struct sd_site {
 	bool armed;
 	/*
 	 * not armed yet: the optimizer writes its jump, or (no jump to be had)
-	 * its breakpoint, unless jump_only (SD_KP_JUMP_FIRST, _ONLY)
+	 * its breakpoint, unless jump_only (SD_KP_JUMP_FIRST, _ONLY; every site
+	 * in libc is jump_first: kprobe.c says why)
 	 */
-	bool arm_pending, jump_only;
+	bool arm_pending, jump_first, jump_only;
 
 	/* jump optimization (optprobe.c) */
 	bool optimized;	     /* the jump is written */

@@ -9,7 +9,9 @@
 # one: test_optprobe), never a breakpoint unless optimization is off.
 #
 # tests/targets/t6_graph 2 detached: 5 threads end (one joined, four
-# detached), each through madvise; it prints "sum=23" and exits 3.
+# detached), each through madvise; it prints "sum=23" and exits 3. And
+# system(): its posix_spawn child runs with every signal blocked until its
+# execve (any probe in libc is a jump first, for such windows).
 # Oracles: its output and status without sonde; one event per thread.
 B=${SONDE_BUILD:?SONDE_BUILD is not set}
 SONDE=$B/bin/sonde
@@ -47,6 +49,21 @@ done
 "$SONDE" trace -e 'p:t3010/madv madvise' -o events -- "$TARGET" 2 detached >/dev/null 2>&1
 n=$(grep -c ' madv: ' events)
 [ "$n" -eq 5 ] || bad "madvise events: $n, 5 threads ended: $(head -3 events)"
+
+# the child of posix_spawn (system()) runs with every signal blocked until
+# its execve: a probe on execve is a jump, the child runs, the event is there
+PY=/usr/bin/python3
+if [ -x "$PY" ]; then
+	"$SONDE" trace -e 'p:t3010/ex execve' -o events -- "$PY" -c \
+		'import os; print(os.system("echo child-ran"))' >out 2>err
+	rc=$?
+	[ $rc -eq 0 ] || bad "system(): exit status $rc: $(tail -2 err)"
+	[ "$(cat out)" = "child-ran
+0" ] || bad "system(): the child did not run: '$(cat out)'"
+	grep -q ' ex: (execve+0x0/' events || bad "system(): no execve event: $(cat events)"
+else
+	echo "t3010: note: $PY is not installed: system() not checked" >&2
+fi
 
 [ $FAILS -eq 0 ] || exit 1
 echo "ok: probes on a thread's last steps are jumps"

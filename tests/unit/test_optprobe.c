@@ -794,6 +794,23 @@ TEST(signals_blocked_function_is_jump_or_nothing)
 	sonde_unregister_kprobe(&kp);
 	CHECK(!memcmp(orig, fn, sizeof(orig)));
 
+	/* any libc function: a jump first (posix_spawn's child, raise()...) */
+	{
+		struct sonde_kprobe g = {.symbol_name = "getppid", .pre_handler = count_hit};
+
+		CHECK_EQ(sonde_register_kprobe(&g), 0);
+		CHECK(g.flags & SONDE_KPROBE_FLAG_OPTIMIZED);
+		CHECK_EQ(getppid(), getppid());
+		CHECK_EQ(sonde_kprobe_hits(&g), 2);
+		sonde_unregister_kprobe(&g);
+		/* disabled then enabled: the same */
+		g.flags = SONDE_KPROBE_FLAG_DISABLED;
+		CHECK_EQ(sonde_register_kprobe(&g), 0);
+		CHECK_EQ(sonde_enable_kprobe(&g), 0);
+		CHECK(g.flags & SONDE_KPROBE_FLAG_OPTIMIZED);
+		sonde_unregister_kprobe(&g);
+	}
+
 	/* optimization off: a breakpoint, as asked */
 	sonde_set_kprobe_optimization(0);
 	memset(&kp, 0, sizeof(kp));
