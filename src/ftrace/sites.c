@@ -284,6 +284,8 @@ static void sites_from_symbols(struct ft_obj *o, struct sd_module *m, int kind)
 			add_func(o, last, s->name, FT_NONE, "the exception unwinder's entry");
 		else
 			add_func(o, last, s->name, kind, NULL);
+		if (s->resolved && o->nfuncs && o->funcs[o->nfuncs - 1].addr == last)
+			o->funcs[o->nfuncs - 1].resolved = true;
 	}
 }
 

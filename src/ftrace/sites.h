@@ -24,6 +24,7 @@ struct ft_func {
 	char *aliases; /* its other names ("_exit" for _Exit), each NUL-ended, "" last; or NULL */
 	uint8_t kind;
 	bool on;		 /* hooked now */
+	bool resolved;		 /* what an IFUNC resolved to (sym.h): every call runs it */
 	uint8_t orig[5];	 /* FT_NOP: the nop bytes */
 	const char *why;	 /* FT_NONE */
 	struct sonde_kprobe *kp; /* FT_PROBE, while on */

@@ -428,6 +428,12 @@ static int hook_probe(struct ft_func *f)
 	 * while the optimizer works (sd_ftrace_apply waits for it)
 	 */
 	kp->__reserved[0] = SD_KP_OWN_NOFPU | SD_KP_JUMP_FIRST;
+	/*
+	 * memcpy, strlen: what the IFUNC chose runs at every call, the
+	 * program's and sonde's own; a breakpoint would make each a signal
+	 */
+	if (f->resolved)
+		kp->__reserved[0] |= SD_KP_JUMP_ONLY;
 	err = sonde_register_kprobe(kp);
 	if (err) {
 		f->why = "cannot be probed";
@@ -451,12 +457,14 @@ static bool jump_failed(struct ft_func *f)
 	    !sd_kprobe_jump_only(f->kp))
 		return false;
 	opt = sd_kprobe_opt_why(f->kp);
-	if (asprintf(&why,
-		     "glibc runs it with every signal blocked (a thread's last steps), where a "
-		     "breakpoint kills the process, and it cannot be a jump: %s",
+	if (asprintf(&why, "%s, and it cannot be a jump: %s",
+		     f->resolved ? "the code an IFUNC chose, which every call runs: a breakpoint "
+				   "would make each call a signal"
+				 : "glibc runs it with every signal blocked (a thread's last "
+				   "steps), where a breakpoint kills the process",
 		     opt ? opt : "optimization is off") < 0)
 		why = NULL;
-	f->why = why ? why : "glibc runs it with every signal blocked, and it cannot be a jump";
+	f->why = why ? why : "it cannot be a jump";
 	f->kind = FT_NONE;
 	return true;
 }
