@@ -695,6 +695,7 @@ static int __register_kprobe(struct sonde_kprobe *p)
 	p->flags &= ~SONDE_KPROBE_FLAG_GONE;
 	old_list = site->probes;
 	STORE_RELEASE(site->probes, list);
+	sd_site_fast_update(site);
 	if (fresh) {
 		err = table_insert(fresh, &old_table);
 		if (err) {
@@ -724,6 +725,7 @@ static int __register_kprobe(struct sonde_kprobe *p)
 		if (err) {
 			/* unpublish what was published; nobody can have trapped on it */
 			STORE_RELEASE(site->probes, old_list);
+			sd_site_fast_update(site);
 			if (fresh)
 				table_remove(fresh);
 			sd_sync_threads();
@@ -768,6 +770,7 @@ static struct sd_site *__unregister_kprobe(struct sonde_kprobe *p, void **garbag
 		return NULL; /* out of memory: keep it registered rather than corrupt */
 	garbage[(*ngarbage)++] = site->probes;
 	STORE_RELEASE(site->probes, list);
+	sd_site_fast_update(site);
 	p->__reserved[0] &= ~SD_KP_REGISTERED;
 	p->__priv = NULL;
 	__atomic_and_fetch(&p->flags, ~SONDE_KPROBE_FLAG_OPTIMIZED, __ATOMIC_RELAXED);
@@ -969,6 +972,7 @@ static int set_enabled(struct sonde_kprobe *p, bool enable)
 		__atomic_and_fetch(&p->flags, ~SONDE_KPROBE_FLAG_DISABLED, __ATOMIC_RELEASE);
 	else
 		__atomic_or_fetch(&p->flags, SONDE_KPROBE_FLAG_DISABLED, __ATOMIC_RELEASE);
+	sd_site_fast_update(site);
 	if (!site_any_enabled(site)) {
 		sd_site_unoptimize(site, false);
 		site->arm_pending = false;

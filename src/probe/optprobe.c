@@ -72,6 +72,11 @@ struct opt_slot {
 	uint8_t *detour;
 	bool used;
 	bool lite; /* its trampoline saves no vector state */
+	/*
+	 * the common case, decided when the site's probes change: its one
+	 * probe, enabled and able to run on this detour; else NULL
+	 */
+	struct sonde_kprobe *fast;
 };
 
 static struct opt_slot *opt_table;
@@ -151,19 +156,18 @@ SD_NOTRACE __attribute__((noinline)) static void optprobe_hit(uint32_t index,
 }
 
 /*
- * The hit: what the common case needs, one enabled probe on the site and
- * the thread in none of sonde's code, with no loop and a small frame (it
- * is most of the cost of an empty handler's hit: the trampoline's
- * register save is the rest); anything else takes optprobe_hit().
+ * The hit: what the common case needs, one enabled probe on the site
+ * (slot->fast) and the thread in none of sonde's code, with no loop and a
+ * small frame (it is most of the cost of an empty handler's hit: the
+ * trampoline's register save is the rest); anything else takes
+ * optprobe_hit().
  */
 SD_NOTRACE void sd_optprobe_handler(uint32_t index, struct sonde_regs *regs);
 SD_NOTRACE void sd_optprobe_handler(uint32_t index, struct sonde_regs *regs)
 {
 	struct opt_slot *slot = &opt_table[index];
 	struct sd_thread *t = &sd_self;
-	const struct sd_probe_list *l;
 	struct sonde_kprobe *p;
-	struct sd_site *site;
 
 	if (unlikely(t->active || t->in_sonde))
 		goto general;
@@ -171,16 +175,10 @@ SD_NOTRACE void sd_optprobe_handler(uint32_t index, struct sonde_regs *regs)
 	t->active = SD_ACTIVE_HANDLER;
 	/* no fence: sd_sync_threads() orders every thread with membarrier */
 	barrier();
-	site = LOAD_ACQUIRE(slot->site);
-	if (unlikely(!site))
+	p = LOAD_ACQUIRE(slot->fast);
+	if (unlikely(!p))
 		goto back;
-	l = LOAD_ACQUIRE(site->probes);
-	if (unlikely(l->n != 1))
-		goto back;
-	p = l->p[0];
-	if (unlikely(!sd_kprobe_enabled(p) || (slot->lite && !(p->__reserved[0] & SD_KP_NOFPU))))
-		goto back;
-	regs->ip = site->addr;
+	regs->ip = (uint64_t)(uintptr_t)p->addr;
 	sd_hit(p);
 	if (p->pre_handler)
 		p->pre_handler(p, regs);
@@ -315,6 +313,7 @@ static void retire(struct sd_site *site)
 	uint32_t i = site->opt_index;
 
 	__atomic_store_n(&site->detour, NULL, __ATOMIC_RELEASE);
+	STORE_RELEASE(opt_table[i].fast, NULL);
 	STORE_RELEASE(opt_table[i].site, NULL);
 	if (nretired == capretired) {
 		size_t c = capretired ? 2 * capretired : 64;
@@ -557,6 +556,7 @@ static int prepare(struct sd_site *site)
 	opt_table[spec.index].detour = detour;
 	opt_table[spec.index].lite = site->lite;
 	STORE_RELEASE(opt_table[spec.index].site, site);
+	sd_site_fast_update(site);
 	/* the detour is published last: only complete, it is reachable */
 	__atomic_store_n(&site->detour, detour, __ATOMIC_RELEASE);
 	return 0;
@@ -744,6 +744,21 @@ void sd_optimizer_stop(void)
 			pthread_cond_wait(&opt_done, &sd_probe_mutex);
 	}
 	pthread_mutex_unlock(&sd_probe_mutex);
+}
+
+void sd_site_fast_update(struct sd_site *site)
+{
+	const struct sd_probe_list *l = site->probes;
+	struct opt_slot *slot;
+	struct sonde_kprobe *p;
+
+	if (!site->detour && !(opt_table && opt_table[site->opt_index].site == site))
+		return;
+	slot = &opt_table[site->opt_index];
+	p = l && l->n == 1 ? l->p[0] : NULL;
+	if (p && (!sd_kprobe_enabled(p) || (slot->lite && !(p->__reserved[0] & SD_KP_NOFPU))))
+		p = NULL;
+	STORE_RELEASE(slot->fast, p);
 }
 
 void sd_site_queue_optimize(struct sd_site *site)

@@ -92,6 +92,12 @@ struct sd_site *sd_site_lookup(uint64_t addr);
 extern bool sd_opt_allowed;
 /* have the optimizer try to turn @site's breakpoint into a jump, shortly */
 void sd_site_queue_optimize(struct sd_site *site);
+/*
+ * after @site's probe list or a probe's enabled flag changed: what its
+ * detour's common case calls (the readers are waited for by the caller's
+ * sd_sync_threads(), as for the list)
+ */
+void sd_site_fast_update(struct sd_site *site);
 /* a pending site (arm_pending) that gets no jump: its breakpoint, unless jump_only */
 void sd_site_arm_fallback(struct sd_site *site);
 /* the optimizer's queue worked through on this thread, now */
