@@ -58,6 +58,7 @@
 #include "probe/probe.h"
 #include "probe/thread.h"
 #include "trace/probe_def.h"
+#include "ftrace/ftrace.h"
 #include "trace/trace.h"
 #include "trace/trace_probe.h"
 #include "tracepoint/tracepoint.h"
@@ -138,6 +139,9 @@ static int serve(int fd, struct sd_ctl_msg *m)
 	 */
 	sd_tracepoint_update();
 	sd_probe_events_refresh();
+	sd_trace_lock();
+	sd_ftrace_refresh();
+	sd_trace_unlock();
 	switch (m->hdr.op) {
 	case SD_CTL_READ:
 		status = sd_tracefs_read(m->path, out);

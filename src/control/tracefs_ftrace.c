@@ -219,11 +219,15 @@ static int write_list(const struct list_file *lf, const char *data, size_t len, 
 
 	if (!text)
 		return -ENOMEM;
-	/* the kernel refuses a glob that selects nothing, and changes nothing then */
+	/*
+	 * the kernel refuses a glob that selects nothing, and changes nothing
+	 * then; but takes :mod:OBJECT for an object not loaded yet (the
+	 * tracers hook it when it is: sd_ftrace_refresh)
+	 */
 	copy = strdup(text);
 	for (tok = copy ? strtok_r(copy, " \t\n", &save) : NULL; tok;
 	     tok = strtok_r(NULL, " \t\n", &save))
-		if (!sd_ftrace_glob_matches(tok)) {
+		if (!sd_ftrace_glob_matches(tok) && !strstr(tok, ":mod:")) {
 			if (why)
 				fprintf(why, "%s: '%s' matches no function\n", lf->path, tok);
 			free(copy);

@@ -62,6 +62,13 @@ const char *sd_ftrace_tracer_name(int tracer);
 /* the options of the tracers; applied at once if a tracer is running */
 struct sd_ftrace_opts *sd_ftrace_opts(void);
 int sd_ftrace_apply(void);
+/*
+ * objects loaded (dlopen) since the tracers last looked: the running
+ * tracer hooks the functions of theirs it selects, as the kernel's does a
+ * module loaded after it started. Cheap when nothing was loaded. Call
+ * with sd_trace_lock() held.
+ */
+void sd_ftrace_refresh(void);
 
 /* what the ftrace_sites file shows: how each object is hooked, what could not be */
 void sd_ftrace_report(FILE *out);

@@ -106,7 +106,42 @@ struct sections {
 	uint64_t pfe_addr, pfe_size;
 	uint64_t mcount_addr, mcount_size;
 	bool imports_pg;
+	char *soname, *needed; /* malloc'ed, see struct ft_obj */
 };
+
+/* DT_NEEDED and DT_SONAME of the .dynamic section @scn */
+static void read_dynamic(Elf *e, Elf_Scn *scn, const GElf_Shdr *sh, struct sections *sec)
+{
+	Elf_Data *d = elf_getdata(scn, NULL);
+	size_t n = sh->sh_entsize ? sh->sh_size / sh->sh_entsize : 0, len = 0;
+
+	for (size_t i = 0; d && i < n; i++) {
+		GElf_Dyn dyn;
+		const char *s;
+
+		if (!gelf_getdyn(d, (int)i, &dyn) || dyn.d_tag == DT_NULL)
+			break;
+		if (dyn.d_tag != DT_NEEDED && dyn.d_tag != DT_SONAME)
+			continue;
+		s = elf_strptr(e, sh->sh_link, dyn.d_un.d_val);
+		if (!s)
+			continue;
+		if (dyn.d_tag == DT_SONAME) {
+			free(sec->soname);
+			sec->soname = strdup(s);
+		} else {
+			size_t l = strlen(s) + 1;
+			char *v = realloc(sec->needed, len + l + 1);
+
+			if (!v)
+				continue;
+			memcpy(v + len, s, l);
+			len += l;
+			v[len] = '\0';
+			sec->needed = v;
+		}
+	}
+}
 
 static void read_sections(const char *path, struct sections *sec)
 {
@@ -137,6 +172,8 @@ static void read_sections(const char *path, struct sections *sec)
 		} else if (!strcmp(name, "__mcount_loc") && (sh.sh_flags & SHF_ALLOC)) {
 			sec->mcount_addr = sh.sh_addr;
 			sec->mcount_size = sh.sh_size;
+		} else if (sh.sh_type == SHT_DYNAMIC) {
+			read_dynamic(e, scn, &sh, sec);
 		} else if (sh.sh_type == SHT_DYNSYM) {
 			Elf_Data *d = elf_getdata(scn, NULL);
 			size_t n = sh.sh_entsize ? sh.sh_size / sh.sh_entsize : 0;
@@ -331,21 +368,33 @@ static bool in_base_namespace(const struct sd_module *m)
  * sonde's own objects (but the dynamic linker, which calls the program's
  * constructors and destructors): the calls their code makes are not traced
  */
-static void add_self(const struct sd_module *m)
+static void add_self(const struct ft_obj *o)
 {
 	struct sd_fgraph_state *st = &sd_fgraph;
 	int n = st->nself;
 
-	if (m->is_main || n == SD_FG_SELF_MAX)
+	if (o->is_main || n == SD_FG_SELF_MAX)
 		return; /* (sonde linked into the program: its calls are the program's) */
-	st->self[n + 1].start = m->start;
-	st->self[n + 1].end = m->end;
-	if (!n || m->start < st->self[0].start)
-		st->self[0].start = m->start;
-	if (!n || m->end > st->self[0].end)
-		st->self[0].end = m->end;
+	st->self[n + 1].start = o->start;
+	st->self[n + 1].end = o->end;
+	if (!n || o->start < st->self[0].start)
+		st->self[0].start = o->start;
+	if (!n || o->end > st->self[0].end)
+		st->self[0].end = o->end;
 	/* the hot path reads nself last */
 	__atomic_store_n(&st->nself, n + 1, __ATOMIC_RELEASE);
+}
+
+/* @o is the program's after all: calls from its code are traced (the span stays wider) */
+static void drop_self(const struct ft_obj *o)
+{
+	struct sd_fgraph_state *st = &sd_fgraph;
+
+	for (int i = 1; i <= st->nself; i++)
+		if (st->self[i].start == o->start && st->self[i].end == o->end) {
+			STORE_RELEASE(st->self[i].end, st->self[i].start);
+			break;
+		}
 }
 
 static int scan_object(struct sd_module *m, struct ft_obj *o)
@@ -362,12 +411,15 @@ static int scan_object(struct sd_module *m, struct ft_obj *o)
 	o->is_main = m->is_main;
 	if (!o->path)
 		return -ENOMEM;
+	read_sections(m->path, &sec);
+	o->soname = sec.soname;
+	o->needed = sec.needed;
 	for (size_t i = 0; i < ARRAY_SIZE(never_objects); i++)
 		if (!strncmp(o->name, never_objects[i], strlen(never_objects[i]))) {
 			o->kind = FT_NONE;
 			o->why = "sonde runs on it";
 			if (strcmp(never_objects[i], "ld-linux"))
-				add_self(m);
+				add_self(o);
 			return 0;
 		}
 	if (!in_base_namespace(m)) {
@@ -382,7 +434,6 @@ static int scan_object(struct sd_module *m, struct ft_obj *o)
 		o->why = "sonde is linked into it";
 		return 0;
 	}
-	read_sections(m->path, &sec);
 	if (sec.pfe_size) {
 		o->kind = FT_NOP;
 		o->how = "patchable function entries";
@@ -419,6 +470,70 @@ static int scan_object(struct sd_module *m, struct ft_obj *o)
 	return 0;
 }
 
+/* the object a DT_NEEDED name stands for */
+static struct ft_obj *needed_object(const char *name)
+{
+	for (size_t k = 0; k < nobjs; k++)
+		if ((objs[k].soname && !strcmp(objs[k].soname, name)) ||
+		    (objs[k].name && !strcmp(objs[k].name, name)))
+			return &objs[k];
+	return NULL;
+}
+
+/* @o and what it needs, transitively: @bit set in @mark */
+static void reach(const struct ft_obj *o, uint8_t *mark, uint8_t bit)
+{
+	size_t k = (size_t)(o - objs);
+
+	if (mark[k] & bit)
+		return;
+	mark[k] |= bit;
+	for (const char *a = o->needed; a && *a; a += strlen(a) + 1) {
+		const struct ft_obj *d = needed_object(a);
+
+		if (d)
+			reach(d, mark, bit);
+	}
+}
+
+/*
+ * The libraries loaded only because libsonde needs them (libdw's libz,
+ * liblzma, libbz2): not the program's, so not traced, not listed, and
+ * the calls their code makes (their destructors' __cxa_finalize) are
+ * sonde's. What libsonde needs and the program needs too (its executable,
+ * what it preloaded or dlopen()ed, and what those need) stays the
+ * program's; a library becomes the program's once something of it needs
+ * it.
+ */
+static void classify(void)
+{
+	uint8_t *mark = calloc(nobjs ? nobjs : 1, 1);
+
+	if (!mark)
+		return;
+	for (size_t k = 0; k < nobjs; k++)
+		if (!objs[k].is_main && objs[k].name && !strncmp(objs[k].name, "libsonde", 8))
+			reach(&objs[k], mark, 1);
+	for (size_t k = 0; k < nobjs; k++)
+		if (objs[k].is_main || !(mark[k] & 1))
+			reach(&objs[k], mark, 2);
+	for (size_t k = 0; k < nobjs; k++) {
+		struct ft_obj *o = &objs[k];
+		bool sonde_only = (mark[k] & 1) && !(mark[k] & 2);
+
+		if (sonde_only && !o->for_sonde && !o->why) {
+			o->for_sonde = true;
+			o->why = "loaded only because sonde needs it";
+			add_self(o);
+		} else if (!sonde_only && o->for_sonde) {
+			o->for_sonde = false;
+			o->why = NULL;
+			drop_self(o);
+		}
+	}
+	free(mark);
+}
+
 /*
  * (a maps list of our own: the probe engine's is replaced under its own lock,
  * and its optimizer reads it from another thread)
@@ -426,6 +541,7 @@ static int scan_object(struct sd_module *m, struct ft_obj *o)
 struct ft_obj *sd_ft_objects(size_t *n)
 {
 	struct sd_maps *maps = NULL;
+	bool added = false;
 
 	if (sd_maps_read(0, &maps))
 		maps = NULL;
@@ -445,11 +561,15 @@ struct ft_obj *sd_ft_objects(size_t *n)
 		if (!bigger)
 			break;
 		objs = bigger;
-		if (scan_object(m, &objs[nobjs]) == 0)
+		if (scan_object(m, &objs[nobjs]) == 0) {
 			nobjs++;
+			added = true;
+		}
 	}
 	if (maps)
 		sd_maps_free(maps);
+	if (added)
+		classify();
 	*n = nobjs;
 	return objs;
 }

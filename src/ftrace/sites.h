@@ -41,6 +41,9 @@ struct ft_obj {
 	uint8_t *stub;	 /* FT_NOP: jmp *sd_arch_ftrace_caller, within reach */
 	struct ft_func *funcs;
 	size_t nfuncs, capfuncs;
+	char *soname;	/* DT_SONAME, or NULL */
+	char *needed;	/* DT_NEEDED names, each NUL-ended, "" last; or NULL */
+	bool for_sonde; /* loaded only because sonde needs it (sites.c: classify) */
 };
 
 /* the objects of this process, scanned once each (new ones on each call) */

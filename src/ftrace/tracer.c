@@ -6,6 +6,7 @@
  * Called under the trace lock (from the virtual tracefs).
  */
 #include <errno.h>
+#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -469,6 +470,24 @@ static bool jump_failed(struct ft_func *f)
 	return true;
 }
 
+static int count_loads(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	(void)size;
+	*(unsigned long long *)arg = info->dlpi_adds + info->dlpi_subs;
+	return 1; /* the counters are the same in every entry */
+}
+
+/* the dynamic linker's count of objects loaded and unloaded so far */
+static unsigned long long loads_now(void)
+{
+	unsigned long long n = 0;
+
+	dl_iterate_phdr(count_loads, &n);
+	return n;
+}
+
+static unsigned long long loads_seen; /* at the last apply */
+
 int sd_ftrace_apply(void)
 {
 	struct set_builder pg = {0}, gfn = {0}, gnt = {0};
@@ -485,6 +504,7 @@ int sd_ftrace_apply(void)
 	err = sd_ftrace_events_init();
 	if (err)
 		return err;
+	loads_seen = loads_now();
 	objs = sd_ft_objects(&n);
 	for (size_t i = 0; i < n; i++)
 		total += objs[i].nfuncs;
@@ -612,6 +632,12 @@ out:
 	return err;
 }
 
+void sd_ftrace_refresh(void)
+{
+	if (cur_tracer != SD_TRACER_NOP && loads_now() != loads_seen)
+		sd_ftrace_apply();
+}
+
 int sd_ftrace_set_tracer(int tracer)
 {
 	if (tracer < SD_TRACER_NOP || tracer > SD_TRACER_GRAPH)
@@ -629,6 +655,8 @@ void sd_ftrace_report(FILE *out)
 		struct ft_obj *o = &objs[i];
 		size_t on = 0, none = 0, optimized = 0;
 
+		if (o->for_sonde)
+			continue; /* not the program's: it has nothing to say of it */
 		if (o->why) {
 			fprintf(out, "%s: not traced: %s\n", o->name, o->why);
 			continue;

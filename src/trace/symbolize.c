@@ -14,8 +14,19 @@
 struct sd_symbolizer {
 	pid_t pid;
 	struct sd_maps *maps;
-	time_t refreshed;
+	int64_t refreshed_ms; /* CLOCK_MONOTONIC */
 };
+
+/* an address in no object: the maps are read again, at most this often */
+#define REFRESH_MS 20
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 int sd_symbolizer_new(pid_t pid, struct sd_symbolizer **out)
 {
@@ -39,15 +50,15 @@ void sd_symbolizer_free(struct sd_symbolizer *s)
 static struct sd_module *find(struct sd_symbolizer *s, uint64_t addr)
 {
 	struct sd_module *m = s->maps ? sd_maps_find_addr(s->maps, addr) : NULL;
-	time_t now;
+	int64_t now;
 
 	if (m)
 		return m;
-	/* a library loaded since: look again, but not more than once a second */
-	now = time(NULL);
-	if (s->maps && now == s->refreshed)
+	/* a library loaded since: look again, but not more than every REFRESH_MS */
+	now = now_ms();
+	if (s->maps && now - s->refreshed_ms < REFRESH_MS)
 		return NULL;
-	s->refreshed = now;
+	s->refreshed_ms = now;
 	{
 		struct sd_maps *fresh;
 

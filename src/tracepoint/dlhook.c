@@ -44,7 +44,9 @@
 #include <time.h>
 
 #include "common/compiler.h"
+#include "ftrace/ftrace.h"
 #include "probe/thread.h"
+#include "trace/trace.h"
 #include "trace/trace_probe.h"
 #include "tracepoint/tracepoint.h"
 
@@ -117,6 +119,9 @@ static void *helper_main(void *arg)
 		pthread_mutex_unlock(&helper.lock);
 		sd_tracepoint_refresh();
 		sd_probe_events_refresh();
+		sd_trace_lock();
+		sd_ftrace_refresh(); /* the function tracers hook what was loaded */
+		sd_trace_unlock();
 		pthread_mutex_lock(&helper.lock);
 		helper.done = r;
 		pthread_cond_broadcast(&helper.cond);

@@ -215,6 +215,33 @@ expect "_exit: t6_bye" "$(count exit.txt '|    t6_bye() {$')" 1
 expect "_exit: ftrace exit status" $? 3
 expect "_exit: its caller" "$(grep -c ': _[eE]xit <-t6_bye$' exitf.txt)" 1
 
+# ---- objects: sonde's own, and those loaded later ------------------------------------------
+
+# libdw's libz, liblzma, libbz2 are loaded for sonde, not for t6_graph:
+# not traced, not in the summary
+"$SONDE" ftrace -o own.txt -- "$TARGET" 1 >/dev/null 2>own.err
+grep -q '^liblzma\|^libbz2\|^libz\.' own.err && bad "sonde's libraries in the summary: $(cat own.err)"
+grep -q 'lzma_\|BZ2_\|deflate' own.txt && bad "sonde's libraries traced: $(grep 'lzma_\|BZ2_\|deflate' own.txt | head -2)"
+
+# an object dlopen()ed later (python's _lzma and the liblzma it needs) is
+# hooked when it loads; :mod: may name it before (the kernel's rule for a
+# module not loaded yet)
+PY=/usr/bin/python3
+if [ -x "$PY" ]; then
+	# (the summary is read every second: the program stays long enough)
+	"$SONDE" ftrace -F ':mod:_lzma*' -F ':mod:liblzma' -o lzma.txt -- "$PY" -c \
+		'import lzma, time; print(len(lzma.compress(b"x" * 100))); time.sleep(1.5)' \
+		>lzma.out 2>lzma.err
+	expect "dlopen: exit status" $? 0
+	expect "dlopen: output" "$(cat lzma.out)" 68
+	expect "dlopen: PyInit__lzma" "$(grep -c ': PyInit__lzma <-' lzma.txt)" 1
+	expect "dlopen: lzma_easy_encoder" "$(grep -c ': lzma_easy_encoder <-' lzma.txt)" 1
+	grep -q '^_lzma.*: entry probes on function symbols' lzma.err ||
+		bad "dlopen: _lzma is not in the summary: $(cat lzma.err)"
+else
+	echo "$T: note: $PY is not installed: objects loaded later not checked" >&2
+fi
+
 # ---- record, report, export ---------------------------------------------------------------
 
 "$SONDE" record --graph $FUNCS -o graph.dat -- "$TARGET" $N >prog.out 2>rec.err

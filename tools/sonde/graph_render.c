@@ -161,7 +161,8 @@ void ftr_caller_name_of(const struct sd_print_ctx *pctx, uint64_t ret, char *buf
 
 struct ftr_name_slot {
 	uint64_t addr;
-	char *name; /* NULL: free slot */
+	char *name;	 /* NULL: free slot */
+	time_t retry_at; /* no symbol found: looked for again from then (a library loaded since) */
 };
 
 struct ftr_names {
@@ -239,12 +240,25 @@ static const char *name_cached(struct ftr_names *n, uint64_t addr)
 	struct ftr_name_slot *slot = name_slot(n->slots, n->cap, addr);
 	char buf[1024];
 
-	if (slot->name)
+	if (slot->name && !(slot->retry_at && time(NULL) >= slot->retry_at))
 		return slot->name;
 	if (addr & CALLER_TAG)
 		ftr_caller_name_of(&n->pctx, addr & ~CALLER_TAG, buf, sizeof(buf));
 	else
 		ftr_name_of(&n->pctx, addr, buf, sizeof(buf));
+	if (slot->name) {
+		/* a second look, a second or more after the first */
+		if (strcmp(slot->name, buf)) {
+			char *v = strdup(buf);
+
+			if (v) {
+				free(slot->name);
+				slot->name = v;
+			}
+		}
+		slot->retry_at = strncmp(buf, "0x", 2) ? 0 : time(NULL) + 1;
+		return slot->name;
+	}
 	if ((n->used + 1) * 2 > n->cap) {
 		if (names_grow(n))
 			goto fail;
@@ -254,6 +268,8 @@ static const char *name_cached(struct ftr_names *n, uint64_t addr)
 	if (!slot->name)
 		goto fail;
 	slot->addr = addr;
+	/* the symbolizer reads the maps again a little later (a library loaded since) */
+	slot->retry_at = strncmp(buf, "0x", 2) ? 0 : time(NULL) + 1;
 	n->used++;
 	return slot->name;
 fail:
