@@ -114,6 +114,18 @@ static bool pointer_load(const ZydisDecodedOperand *m)
 	return m->mem.base != ZYDIS_REGISTER_NONE && m->mem.index == ZYDIS_REGISTER_NONE;
 }
 
+/* a target read from memory (jmp *mem, or the mov before jmp *%reg) */
+static int through_memory(const ZydisDecodedOperand *m, const struct jt_range *fn, int nfn,
+			  uint64_t *targets, int *ntargets, int max)
+{
+	if (pointer_load(m))
+		return 1;
+	if (abs_table(m))
+		return read_table((uint64_t)m->mem.disp.value, false, fn, nfn, targets, ntargets,
+				  max);
+	return -1;
+}
+
 int sd_jt_targets(const struct jt_insn *win, int n, const struct jt_range *fn, int nfn,
 		  uint64_t *targets, int *ntargets, int max)
 {
@@ -122,28 +134,16 @@ int sd_jt_targets(const struct jt_insn *win, int n, const struct jt_range *fn, i
 	ZydisRegister x, b;
 	int w1, w2, w3;
 
-	if (op->type == ZYDIS_OPERAND_TYPE_MEMORY) {
-		if (pointer_load(op))
-			return 1;
-		if (abs_table(op))
-			return read_table((uint64_t)op->mem.disp.value, false, fn, nfn, targets,
-					  ntargets, max);
-		return -1;
-	}
+	if (op->type == ZYDIS_OPERAND_TYPE_MEMORY)
+		return through_memory(op, fn, nfn, targets, ntargets, max);
 	if (op->type != ZYDIS_OPERAND_TYPE_REGISTER)
 		return -1;
 	x = full(op->reg.value);
 	w1 = last_writer(win, n - 1, x);
 	if (w1 < 0)
 		return -1;
-	if (win[w1].in.mnemonic == ZYDIS_MNEMONIC_MOV && (m = mem_operand(&win[w1]))) {
-		if (pointer_load(m))
-			return 1;
-		if (abs_table(m))
-			return read_table((uint64_t)m->mem.disp.value, false, fn, nfn, targets,
-					  ntargets, max);
-		return -1;
-	}
+	if (win[w1].in.mnemonic == ZYDIS_MNEMONIC_MOV && (m = mem_operand(&win[w1])))
+		return through_memory(m, fn, nfn, targets, ntargets, max);
 	/* add %rB, %rX <- movslq (%rB,%rI,4), %rX <- lea T(%rip), %rB */
 	if (win[w1].in.mnemonic != ZYDIS_MNEMONIC_ADD ||
 	    win[w1].ops[1].type != ZYDIS_OPERAND_TYPE_REGISTER)
