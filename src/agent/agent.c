@@ -137,6 +137,7 @@ static int serve(int fd, struct sd_ctl_msg *m)
 	 * objects loaded since the last request (the first: all): their static
 	 * tracepoints, and the uprobes that waited for them
 	 */
+	sd_kprobes_forget_unmapped();
 	sd_tracepoint_update();
 	sd_probe_events_refresh();
 	sd_trace_lock();

@@ -538,6 +538,39 @@ static void classify(void)
  * (a maps list of our own: the probe engine's is replaced under its own lock,
  * and its optimizer reads it from another thread)
  */
+/* an object unmapped (dlclose): its probes went with it (sd_kprobes_forget_unmapped) */
+static void object_free(struct ft_obj *o)
+{
+	for (size_t k = 0; k < o->nfuncs; k++) {
+		struct ft_func *f = &o->funcs[k];
+
+		if (f->kp) {
+			sonde_unregister_kprobe(f->kp); /* (nothing, if it was forgotten) */
+			free(f->kp);
+		}
+		free((void *)f->name);
+		free(f->aliases);
+	}
+	if (o->for_sonde)
+		drop_self(o);
+	free(o->funcs);
+	free(o->path);
+	free(o->soname);
+	free(o->needed);
+	/* (o->stub: xol memory near an object gone, kept) */
+}
+
+static bool still_mapped(const struct ft_obj *o, struct sd_maps *maps)
+{
+	for (size_t i = 0; i < sd_maps_count(maps); i++) {
+		const struct sd_module *m = sd_maps_at(maps, i);
+
+		if (m->start == o->start && o->path && !strcmp(m->path, o->path))
+			return true;
+	}
+	return false;
+}
+
 struct ft_obj *sd_ft_objects(size_t *n)
 {
 	struct sd_maps *maps = NULL;
@@ -545,6 +578,16 @@ struct ft_obj *sd_ft_objects(size_t *n)
 
 	if (sd_maps_read(0, &maps))
 		maps = NULL;
+	for (size_t k = 0; maps && k < nobjs;) {
+		if (still_mapped(&objs[k], maps)) {
+			k++;
+			continue;
+		}
+		sd_kprobes_forget_unmapped();
+		object_free(&objs[k]);
+		memmove(&objs[k], &objs[k + 1], (nobjs - k - 1) * sizeof(*objs));
+		nobjs--;
+	}
 
 	for (size_t i = 0; maps && i < sd_maps_count(maps); i++) {
 		struct sd_module *m = sd_maps_at(maps, i);

@@ -15,6 +15,7 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -453,6 +454,10 @@ static int site_set_armed(struct sd_site *s, bool arm)
 	s->arm_pending = false;
 	if (s->armed == arm)
 		return 0;
+	if (s->gone) {
+		s->armed = arm; /* (no code there to write to) */
+		return 0;
+	}
 	pk.new[0] = arm ? SD_ARCH_BP_INSN : s->insn.bytes[0];
 	err = sd_text_poke_batch(&pk, 1);
 	if (!err)
@@ -912,6 +917,55 @@ static void unregister_batch(struct sonde_kprobe **kps, int num)
 	free(garbage);
 	free(sites);
 	free(was);
+}
+
+static int count_loads(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	(void)size;
+	*(unsigned long long *)arg = info->dlpi_adds + info->dlpi_subs;
+	return 1;
+}
+
+void sd_kprobes_forget_unmapped(void)
+{
+	static unsigned long long seen;
+	unsigned long long now = 0;
+	struct sonde_kprobe **v = NULL;
+	struct sd_maps *maps;
+	int n = 0, cap = 0;
+
+	dl_iterate_phdr(count_loads, &now);
+	if (now == seen)
+		return;
+	lock();
+	seen = now;
+	maps = sd_probe_maps(true);
+	for (uint64_t i = 0; maps && sd_sites && i <= sd_sites->mask; i++) {
+		struct sd_site *s = sd_sites->slot[i];
+
+		if (!s || s == &sd_site_gone || sd_maps_find_addr(maps, s->addr))
+			continue;
+		s->gone = true;
+		for (int k = 0; k < s->probes->n; k++) {
+			if (n == cap) {
+				struct sonde_kprobe **w =
+				    realloc(v, (cap = cap ? 2 * cap : 64) * sizeof(*w));
+
+				if (!w)
+					break;
+				v = w;
+			}
+			v[n++] = s->probes->p[k];
+		}
+	}
+	if (n) {
+		sd_dbg("%d probes in code unmapped since: taken out", n);
+		unregister_batch(v, n);
+		for (int k = 0; k < n; k++)
+			__atomic_or_fetch(&v[k]->flags, SONDE_KPROBE_FLAG_GONE, __ATOMIC_RELAXED);
+	}
+	unlock();
+	free(v);
 }
 
 SONDE_API void sonde_unregister_kprobe(struct sonde_kprobe *p)

@@ -793,7 +793,7 @@ int sd_site_unoptimize(struct sd_site *site, bool keep_int3)
 	}
 	if (!site->detour)
 		return 0;
-	if (site->optimized) {
+	if (site->optimized && !site->gone) {
 		memset(&pk, 0, sizeof(pk));
 		pk.addr = (void *)site->addr;
 		pk.len = (uint8_t)site->region.len;
@@ -809,6 +809,7 @@ int sd_site_unoptimize(struct sd_site *site, bool keep_int3)
 		site->optimized = false;
 		site->armed = keep_int3;
 	}
+	site->optimized = false;
 	set_flag(site, false);
 	/* the optimizer frees it once nobody can be in it */
 	retire(site);

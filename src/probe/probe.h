@@ -35,6 +35,7 @@ struct sd_site {
 	uint64_t post_trap;   /* address of the trap byte in slot_post */
 	struct sd_probe_list *probes;
 	bool armed;
+	bool gone; /* its code was unmapped (dlclose): nothing is written there any more */
 	/*
 	 * not armed yet: the optimizer writes its jump, or (no jump to be had)
 	 * its breakpoint, unless jump_only (SD_KP_JUMP_FIRST, _ONLY; every site
@@ -100,6 +101,13 @@ void sd_site_queue_optimize(struct sd_site *site);
 void sd_site_fast_update(struct sd_site *site);
 /* a pending site (arm_pending) that gets no jump: its breakpoint, unless jump_only */
 void sd_site_arm_fallback(struct sd_site *site);
+/*
+ * probes whose code was unmapped (dlclose) since the last look: taken out
+ * without a byte written (SONDE_KPROBE_FLAG_GONE, no longer registered),
+ * as the kernel's kprobes of an unloaded module. Cheap when nothing was
+ * unloaded. Takes sd_probe_mutex.
+ */
+void sd_kprobes_forget_unmapped(void);
 /* the optimizer's queue worked through on this thread, now */
 void sd_optimize_now(void);
 /* why @p's site is not a jump (a static string), or NULL; takes sd_probe_mutex */

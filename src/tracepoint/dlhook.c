@@ -45,6 +45,7 @@
 
 #include "common/compiler.h"
 #include "ftrace/ftrace.h"
+#include "probe/probe.h"
 #include "probe/thread.h"
 #include "trace/trace.h"
 #include "trace/trace_probe.h"
@@ -117,6 +118,7 @@ static void *helper_main(void *arg)
 			pthread_cond_wait(&helper.cond, &helper.lock);
 		r = helper.req;
 		pthread_mutex_unlock(&helper.lock);
+		sd_kprobes_forget_unmapped(); /* (a dlclose: before anything probes again) */
 		sd_tracepoint_refresh();
 		sd_probe_events_refresh();
 		sd_trace_lock();

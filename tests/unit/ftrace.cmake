@@ -14,8 +14,15 @@ target_compile_options(ft_mcount PRIVATE -pg)
 # (their -pg calls resolve to the __fentry__/mcount this program exports:
 # sonde's, found before libc's gprof one)
 
+# one more, that test_ftrace opens and closes (dlopen) while tracing
+add_library(ft_dl SHARED ${FTLIB_SRC})
+set_target_properties(ft_dl PROPERTIES OUTPUT_NAME ft_dl LIBRARY_OUTPUT_DIRECTORY ${SONDE_TARGET_BIN})
+target_compile_definitions(ft_dl PRIVATE FT=dl_)
+target_compile_options(ft_dl PRIVATE -O2 -fno-omit-frame-pointer)
+
 sonde_unit_test(test_ftrace ubsan ${CMAKE_CURRENT_LIST_DIR}/test_ftrace.c)
 target_link_libraries(test_ftrace PRIVATE ft_plain ft_pfe ft_fentry ft_mcount)
+add_dependencies(test_ftrace ft_dl)
 
 # C++ exceptions through hooked frames
 add_library(ft_cxx SHARED ${CMAKE_CURRENT_LIST_DIR}/ftlib_cxx.cc)

@@ -14,6 +14,7 @@
  * tracers say so); each test names the functions with filters.
  */
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -25,6 +26,9 @@
 
 #include "check.h"
 #include "control/tracefs.h"
+#include "ftrace/ftrace.h"
+#include "probe/probe.h"
+#include "trace/trace.h"
 
 #define LIB(p)                  \
 	int p##top(int);        \
@@ -632,4 +636,57 @@ TEST(all_of_libc)
 		    recs[i + 1].kind == R_ENTRY && recs[i + 1].depth == recs[i].depth + 1)
 			t = "";
 	CHECK(t);
+}
+
+/* what the agent does before each request, and sonde's dlopen hook after each */
+static void look_again(void)
+{
+	sd_kprobes_forget_unmapped();
+	sd_trace_lock();
+	sd_ftrace_refresh();
+	sd_trace_unlock();
+}
+
+static int count_named(int n, const char *name)
+{
+	int c = 0;
+
+	for (int i = 0; i < n; i++)
+		c += recs[i].kind == R_FUNC && !strcmp(recs[i].name, name);
+	return c;
+}
+
+/*
+ * An object opened while a tracer runs is hooked (':mod:' may name it
+ * before); closed, its probes go without a byte written where its code
+ * was; opened again, it is hooked again; nop then restores the rest.
+ */
+TEST(dlopen_dlclose_while_tracing)
+{
+	const char *path = SONDE_TARGET_BIN "/libft_dl.so";
+	int (*top)(int);
+	void *h;
+	int n;
+
+	reset();
+	ECHO("set_ftrace_filter", "dl_*:mod:libft_dl");
+	ECHO("current_tracer", "function");
+	for (int round = 0; round < 2; round++) {
+		h = dlopen(path, RTLD_NOW);
+		if (!h)
+			check_fail(__FILE__, __LINE__, "dlopen %s: %s", path, dlerror());
+		look_again();
+		top = (int (*)(int))dlsym(h, "dl_top");
+		CHECK(top);
+		CHECK_EQ(top(3), 17);
+		n = take_trace();
+		CHECK_EQ(count_named(n, "dl_top"), 1);
+		CHECK_EQ(count_named(n, "dl_mid"), 1);
+		CHECK_EQ(count_named(n, "dl_leaf"), 2);
+		CHECK_EQ(dlclose(h), 0);
+		look_again();
+	}
+	/* (the code is unmapped: this once wrote to it, or read it, and died) */
+	ECHO("current_tracer", "nop");
+	reset();
 }

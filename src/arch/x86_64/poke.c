@@ -40,6 +40,7 @@
 #include "arch/arch.h"
 #include "common/compiler.h"
 #include "common/log.h"
+#include "common/safe_mem.h"
 
 static pthread_mutex_t poke_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -245,7 +246,10 @@ int sd_text_poke_batch(struct sd_poke *v, int n)
 	for (i = 0; i < n; i++) {
 		if (!v[i].len || v[i].len > sizeof(v[i].new))
 			return sd_error(-EINVAL, "bad poke length %u", v[i].len);
-		memcpy(v[i].old, v[i].addr, v[i].len);
+		/* (code unmapped under a probe, dlclose: an error, not a crash) */
+		if (sd_safe_read(v[i].old, v[i].addr, v[i].len))
+			return sd_error(-EFAULT, "0x%lx: no code there any more",
+					(unsigned long)(uintptr_t)v[i].addr);
 		multi |= v[i].len > 1;
 	}
 
