@@ -22,7 +22,7 @@ struct sd_fg_pids {
 	int v[];
 };
 
-#define SD_FG_SELF_MAX 8
+#define SD_FG_SELF_MAX 16
 
 /*
  * Read without locks by the hot path; each pointer is replaced whole and

@@ -299,8 +299,11 @@ static void sites_from_symbols(struct ft_obj *o, struct sd_module *m, int kind)
 			continue;
 		if (s->value + m->bias == last) {
 			/* an alias: once per address, filters match it too */
-			if (o->nfuncs && o->funcs[o->nfuncs - 1].addr == last)
+			if (o->nfuncs && o->funcs[o->nfuncs - 1].addr == last) {
 				add_alias(&o->funcs[o->nfuncs - 1], s->name);
+				/* (an unstripped libc names its memcpy code itself) */
+				o->funcs[o->nfuncs - 1].resolved |= s->resolved;
+			}
 			continue;
 		}
 		last = s->value + m->bias;

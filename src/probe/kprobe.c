@@ -553,6 +553,17 @@ static int unoptimize_covering(uint64_t addr)
 
 		if (!v[i]->optimized || v[i]->addr + v[i]->region.len <= addr)
 			continue;
+		if (v[i]->jump_only) {
+			/* its breakpoint could kill the process: the new probe is refused */
+			err =
+			    err ? err
+				: sd_error(-EBUSY,
+					   "0x%lx is inside the jump of the probe at 0x%lx, which "
+					   "may only be a jump (glibc runs it with every signal "
+					   "blocked, or every call runs it)",
+					   (unsigned long)addr, (unsigned long)v[i]->addr);
+			continue;
+		}
 		e = sd_site_unoptimize(v[i], true);
 		if (e) {
 			err = err ? err : e;
@@ -587,8 +598,26 @@ static void reoptimize_covering(uint64_t addr)
  * or nothing.
  */
 static const char *const signals_blocked_names[] = {
-    "getpagesize", "__getpagesize", "madvise", "__madvise", "free",
-    "__libc_free", "cfree",	    "munmap",  "__munmap",
+    /* a thread's last steps */
+    "getpagesize",
+    "__getpagesize",
+    "madvise",
+    "__madvise",
+    "free",
+    "__libc_free",
+    "cfree",
+    "munmap",
+    "__munmap",
+    /* a new thread's first ones, posix_spawn's child, libc's internal locks there */
+    "__ctype_init",
+    "clone",
+    "__clone",
+    "__clone3",
+    "__clone_internal",
+    "__spawni",
+    "__spawni_child",
+    "__lll_lock_wait_private",
+    "__lll_lock_wake_private",
 };
 
 static bool in_libc(const struct sd_module *m)
@@ -596,7 +625,7 @@ static bool in_libc(const struct sd_module *m)
 	return m && !strncmp(m->name, "libc.so", 7);
 }
 
-/* the name, if @addr is the entry of one of those libc functions */
+/* the name, if @addr is in one of those libc functions */
 static const char *signals_blocked_at(uint64_t addr)
 {
 	struct sd_maps *maps = sd_probe_maps(false);
@@ -605,7 +634,7 @@ static const char *signals_blocked_at(uint64_t addr)
 	const struct sd_sym *s, *first;
 	uint64_t off;
 
-	if (!st || !(s = sd_symtab_find_addr(st, addr - m->bias, &off)) || off)
+	if (!st || !(s = sd_symtab_find_addr(st, addr - m->bias, &off)))
 		return NULL;
 	/* every alias: they sit next to each other in address order */
 	first = sd_symtab_at(st, 0);
@@ -656,12 +685,17 @@ static int __register_kprobe(struct sonde_kprobe *p)
 	if (!site) {
 		err = unoptimize_covering(addr);
 		if (err) {
+			char why[256];
+
+			/* (a copy: sd_error writes where sonde_last_error() reads) */
+			snprintf(why, sizeof(why), "%s", sonde_last_error());
 			reoptimize_covering(addr);
-			return sd_error(
-			    err,
-			    "0x%lx is inside the jump of an optimized probe, which cannot "
-			    "be taken off: %s",
-			    (unsigned long)addr, sonde_last_error());
+			if (err == -EBUSY)
+				return sd_error(err, "%s", why); /* (it says it all) */
+			return sd_error(err,
+					"0x%lx is inside the jump of an optimized probe, which "
+					"cannot be taken off: %s",
+					(unsigned long)addr, why);
 		}
 		err = site_create(addr, &fresh);
 		if (err) {
@@ -675,6 +709,13 @@ static int __register_kprobe(struct sonde_kprobe *p)
 		if (err)
 			goto fail;
 	}
+	if (p->post_handler && (blocked || site->jump_only)) {
+		err = sd_error(-EOPNOTSUPP,
+			       "0x%lx: a post_handler needs a breakpoint, and there a breakpoint "
+			       "could kill the process (glibc runs it with every signal blocked)",
+			       (unsigned long)addr);
+		goto fail;
+	}
 	list = list_rebuild(site, p, NULL);
 	if (!list) {
 		err = -ENOMEM;
@@ -684,11 +725,18 @@ static int __register_kprobe(struct sonde_kprobe *p)
 	/*
 	 * A post_handler needs the breakpoint, a handler that may touch vector
 	 * registers a detour that saves them: off the jump before it can run
-	 * there (sd_optprobe_handler also skips it on a detour that does not)
+	 * there (sd_optprobe_handler also skips it on a detour that does not);
+	 * a site that must not be a breakpoint gets a new jump at once instead
+	 * (jump_settle)
 	 */
 	if (site->detour &&
 	    (p->post_handler || (site->lite && !(p->__reserved[0] & SD_KP_NOFPU)))) {
-		sd_site_unoptimize(site, true);
+		if (!p->post_handler && site->jump_first && sd_opt_allowed) {
+			sd_site_unoptimize(site, false);
+			site->arm_pending = true;
+		} else {
+			sd_site_unoptimize(site, true);
+		}
 		sd_sync_threads(); /* nobody is still on the way to the handler there */
 	}
 
@@ -1031,11 +1079,16 @@ static int set_enabled(struct sonde_kprobe *p, bool enable)
 		sd_site_unoptimize(site, false);
 		site->arm_pending = false;
 	}
-	if (enable && site->jump_first && !site->armed && sd_opt_allowed) {
-		/* its jump first, as at its registration */
+	if (site_any_enabled(site) && site->jump_first && !site->armed && sd_opt_allowed) {
+		/* its jump first, as at its registration (never a breakpoint meanwhile) */
 		site->arm_pending = true;
 		sd_site_queue_optimize(site);
 		err = jump_settle(p);
+		if (err && enable) {
+			/* as it was: disabled */
+			__atomic_or_fetch(&p->flags, SONDE_KPROBE_FLAG_DISABLED, __ATOMIC_RELEASE);
+			sd_site_fast_update(site);
+		}
 		goto out;
 	}
 	err = site_set_armed(site, site_any_enabled(site));

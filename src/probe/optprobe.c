@@ -243,6 +243,19 @@ int sd_recover_function(uint64_t addr, struct sd_opt_code *code, int max, int *n
 
 /* ---- optimizing and undoing it ----------------------------------------------------------- */
 
+/* @addr is the start of a function's .cold part (gcc's split-off unlikely code) */
+static bool cold_part(uint64_t addr)
+{
+	struct sd_maps *maps = sd_probe_maps(false);
+	struct sd_module *m = maps ? sd_maps_find_addr(maps, addr) : NULL;
+	struct sd_symtab *st = m ? sd_module_symtab(m) : NULL;
+	const struct sd_sym *s;
+	uint64_t off;
+
+	s = st ? sd_symtab_find_addr(st, addr - m->bias, &off) : NULL;
+	return s && strstr(s->name, ".cold");
+}
+
 static bool another_site_inside(struct sd_site *site, unsigned int len)
 {
 	for (unsigned int i = 1; i < len; i++)
@@ -496,7 +509,8 @@ static int prepare(struct sd_site *site)
 		site->opt_why = "no function symbol around the probe";
 		return err;
 	}
-	at_entry = code[0].start == site->addr;
+	/* (a NAME.cold part is entered by a jump: the flags there may be live) */
+	at_entry = code[0].start == site->addr && !cold_part(site->addr);
 	{
 		const struct obj_targets *ot = object_targets(site->addr);
 

@@ -621,6 +621,13 @@ TEST(optimize_unoptimize_under_threads)
 	       (long)stress_hits, (long)calls);
 }
 
+static void empty_post_handler(struct sonde_kprobe *p, struct sonde_regs *regs, unsigned long flags)
+{
+	(void)p;
+	(void)regs;
+	(void)flags;
+}
+
 static int count_hit(struct sonde_kprobe *p, struct sonde_regs *regs)
 {
 	((struct seen *)p)->hits++;
@@ -793,6 +800,42 @@ TEST(signals_blocked_function_is_jump_or_nothing)
 	CHECK_EQ(fn[0], 0xe9);
 	sonde_unregister_kprobe(&kp);
 	CHECK(!memcmp(orig, fn, sizeof(orig)));
+
+	/*
+	 * nothing that would put a breakpoint there: a post_handler, a probe
+	 * inside its jump
+	 */
+	{
+		struct sonde_kprobe post = {.symbol_name = "madvise",
+					    .post_handler = empty_post_handler};
+		struct sonde_kprobe outer = {.symbol_name = "free", .pre_handler = count_hit};
+		struct sonde_kprobe inner = {.symbol_name = "free", .pre_handler = count_hit};
+		uint8_t *ff = (uint8_t *)dlsym(RTLD_DEFAULT, "free");
+
+		CHECK_EQ(sonde_register_kprobe(&post), -EOPNOTSUPP);
+		CHECK(strstr(sonde_last_error(), "post_handler"));
+		uint8_t f0;
+
+		/*
+		 * Debian 12's free starts with test %rdi,%rdi (3 bytes): free+3 is
+		 * an instruction inside its jump
+		 */
+		CHECK(ff);
+		f0 = ff[0];
+		if (ff[0] == 0x48 && ff[1] == 0x85 && ff[2] == 0xff) {
+			inner.offset = 3;
+			CHECK_EQ(sonde_register_kprobe(&outer), 0);
+			CHECK_EQ(ff[0], 0xe9);
+			CHECK_EQ(sonde_register_kprobe(&inner), -EBUSY);
+			if (!strstr(sonde_last_error(), "may only be a jump"))
+				check_fail(__FILE__, __LINE__, "%s", sonde_last_error());
+			CHECK_EQ(ff[0], 0xe9);
+			sonde_unregister_kprobe(&outer);
+			CHECK_EQ(ff[0], f0);
+		} else {
+			printf("  (free does not start with test %%rdi,%%rdi here: not checked)\n");
+		}
+	}
 
 	/* any libc function: a jump first (posix_spawn's child, raise()...) */
 	{

@@ -15,10 +15,9 @@
  *   absolute jump table           jmp *T(,%rI,8), or mov T(,%rI,8),%rX;
  *                                 jmp *%rX: 8-byte addresses at T
  *
- * A table is read (in memory, relocated) entry by entry while its targets
- * stay inside the function (body or .cold part); its end is where they
- * stop doing so, which at worst reads on into another table of the same
- * function: more targets, never fewer. Anything else stays unknown.
+ * A table is read (in memory, relocated), as many entries as the bound
+ * check before it allows (cmp $N, %index; ja): each must land inside the
+ * function (body or .cold part). Anything else stays unknown.
  */
 #include "jumptable.h"
 
@@ -65,32 +64,80 @@ static bool inside(const struct jt_range *fn, int nfn, uint64_t a)
 	return false;
 }
 
-/* the entries of a table at @t: 4-byte offsets from @t, or 8-byte addresses */
-static int read_table(uint64_t t, bool rel32, const struct jt_range *fn, int nfn, uint64_t *targets,
-		      int *ntargets, int max)
+/*
+ * The entries of a table at @t (4-byte offsets from @t, or 8-byte
+ * addresses), @count of them: each must land in the function (a case in
+ * code the function's symbols do not cover, a stripped .cold part, is not
+ * one we can check).
+ */
+static int read_table(uint64_t t, bool rel32, int count, const struct jt_range *fn, int nfn,
+		      uint64_t *targets, int *ntargets, int max)
 {
-	int n = 0;
-
-	for (; n < TABLE_MAX; n++) {
+	if (count <= 0 || count > TABLE_MAX)
+		return -1;
+	for (int n = 0; n < count; n++) {
 		uint64_t to;
 
 		if (rel32) {
 			int32_t v;
 
 			if (sd_safe_read(&v, (const void *)(uintptr_t)(t + 4 * (uint64_t)n), 4))
-				break;
+				return -1;
 			to = t + (int64_t)v;
 		} else if (sd_safe_read(&to, (const void *)(uintptr_t)(t + 8 * (uint64_t)n), 8)) {
-			break;
+			return -1;
 		}
-		if (!inside(fn, nfn, to))
-			break;
-		if (*ntargets >= max)
+		if (!inside(fn, nfn, to) || *ntargets >= max)
 			return -1;
 		targets[(*ntargets)++] = to;
 	}
-	/* none at all, or no end in sight: not a table we understand */
-	return n == 0 || n == TABLE_MAX ? -1 : 0;
+	return 0;
+}
+
+/*
+ * How many entries the table indexed by @idx has, from the bound check
+ * before @before: cmp $N, %idx (or the register copied into it) then ja
+ * (N + 1 entries) or jae (N); 0 when not found.
+ */
+static int table_size(const struct jt_insn *win, int before, ZydisRegister idx)
+{
+	ZydisRegister alias = ZYDIS_REGISTER_NONE;
+	int jcc = -1;
+
+	for (int i = before - 1; i >= 0; i--) {
+		const struct jt_insn *x = &win[i];
+
+		if (x->in.meta.category == ZYDIS_CATEGORY_UNCOND_BR ||
+		    x->in.meta.category == ZYDIS_CATEGORY_RET)
+			return 0;
+		if (x->in.mnemonic == ZYDIS_MNEMONIC_JNBE || x->in.mnemonic == ZYDIS_MNEMONIC_JNB) {
+			if (jcc < 0)
+				jcc = i;
+			continue;
+		}
+		/* mov %src, %idx: the bound may be checked on %src */
+		if (alias == ZYDIS_REGISTER_NONE && x->in.mnemonic == ZYDIS_MNEMONIC_MOV &&
+		    x->ops[0].type == ZYDIS_OPERAND_TYPE_REGISTER &&
+		    x->ops[1].type == ZYDIS_OPERAND_TYPE_REGISTER &&
+		    full(x->ops[0].reg.value) == idx) {
+			alias = full(x->ops[1].reg.value);
+			continue;
+		}
+		if (x->in.mnemonic == ZYDIS_MNEMONIC_CMP && jcc > i &&
+		    x->ops[0].type == ZYDIS_OPERAND_TYPE_REGISTER &&
+		    x->ops[1].type == ZYDIS_OPERAND_TYPE_IMMEDIATE &&
+		    (full(x->ops[0].reg.value) == idx || full(x->ops[0].reg.value) == alias)) {
+			int64_t n = (int64_t)x->ops[1].imm.value.u;
+
+			if (n < 0 || n >= TABLE_MAX)
+				return 0;
+			return (int)n + (win[jcc].in.mnemonic == ZYDIS_MNEMONIC_JNBE ? 1 : 0);
+		}
+		/* the index changed between the check and the load: not this shape */
+		if (writes(x, idx) && full(x->ops[0].reg.value) != alias)
+			return 0;
+	}
+	return 0;
 }
 
 static const ZydisDecodedOperand *mem_operand(const struct jt_insn *x)
@@ -114,15 +161,17 @@ static bool pointer_load(const ZydisDecodedOperand *m)
 	return m->mem.base != ZYDIS_REGISTER_NONE && m->mem.index == ZYDIS_REGISTER_NONE;
 }
 
-/* a target read from memory (jmp *mem, or the mov before jmp *%reg) */
-static int through_memory(const ZydisDecodedOperand *m, const struct jt_range *fn, int nfn,
-			  uint64_t *targets, int *ntargets, int max)
+/* a target read from memory (jmp *mem, or the mov before jmp *%reg) at @win[@at] */
+static int through_memory(const struct jt_insn *win, int at, const ZydisDecodedOperand *m,
+			  const struct jt_range *fn, int nfn, uint64_t *targets, int *ntargets,
+			  int max)
 {
 	if (pointer_load(m))
 		return 1;
 	if (abs_table(m))
-		return read_table((uint64_t)m->mem.disp.value, false, fn, nfn, targets, ntargets,
-				  max);
+		return read_table((uint64_t)m->mem.disp.value, false,
+				  table_size(win, at, full(m->mem.index)), fn, nfn, targets,
+				  ntargets, max);
 	return -1;
 }
 
@@ -135,7 +184,7 @@ int sd_jt_targets(const struct jt_insn *win, int n, const struct jt_range *fn, i
 	int w1, w2, w3;
 
 	if (op->type == ZYDIS_OPERAND_TYPE_MEMORY)
-		return through_memory(op, fn, nfn, targets, ntargets, max);
+		return through_memory(win, n - 1, op, fn, nfn, targets, ntargets, max);
 	if (op->type != ZYDIS_OPERAND_TYPE_REGISTER)
 		return -1;
 	x = full(op->reg.value);
@@ -143,7 +192,7 @@ int sd_jt_targets(const struct jt_insn *win, int n, const struct jt_range *fn, i
 	if (w1 < 0)
 		return -1;
 	if (win[w1].in.mnemonic == ZYDIS_MNEMONIC_MOV && (m = mem_operand(&win[w1])))
-		return through_memory(m, fn, nfn, targets, ntargets, max);
+		return through_memory(win, w1, m, fn, nfn, targets, ntargets, max);
 	/* add %rB, %rX <- movslq (%rB,%rI,4), %rX <- lea T(%rip), %rB */
 	if (win[w1].in.mnemonic != ZYDIS_MNEMONIC_ADD ||
 	    win[w1].ops[1].type != ZYDIS_OPERAND_TYPE_REGISTER)
@@ -159,6 +208,7 @@ int sd_jt_targets(const struct jt_insn *win, int n, const struct jt_range *fn, i
 	    !(m = mem_operand(&win[w3])) || m->mem.base != ZYDIS_REGISTER_RIP ||
 	    m->mem.index != ZYDIS_REGISTER_NONE)
 		return -1;
-	return read_table(win[w3].addr + win[w3].in.length + (uint64_t)m->mem.disp.value, true, fn,
-			  nfn, targets, ntargets, max);
+	return read_table(win[w3].addr + win[w3].in.length + (uint64_t)m->mem.disp.value, true,
+			  table_size(win, w2, full(win[w2].ops[1].mem.index)), fn, nfn, targets,
+			  ntargets, max);
 }
