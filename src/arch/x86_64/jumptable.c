@@ -16,8 +16,9 @@
  *                                 jmp *%rX: 8-byte addresses at T
  *
  * A table is read (in memory, relocated), as many entries as the bound
- * check before it allows (cmp $N, %index; ja): each must land inside the
- * function (body or .cold part). Anything else stays unknown.
+ * check before it allows (cmp $N, %index; ja, or an index made from a
+ * byte), and every entry is checked like a direct branch. Anything else
+ * stays unknown.
  */
 #include "jumptable.h"
 
@@ -56,22 +57,12 @@ static int last_writer(const struct jt_insn *win, int before, ZydisRegister r)
 	return -1;
 }
 
-static bool inside(const struct jt_range *fn, int nfn, uint64_t a)
-{
-	for (int i = 0; i < nfn; i++)
-		if (a >= fn[i].start && a < fn[i].end)
-			return true;
-	return false;
-}
-
 /*
  * The entries of a table at @t (4-byte offsets from @t, or 8-byte
- * addresses), @count of them: each must land in the function (a case in
- * code the function's symbols do not cover, a stripped .cold part, is not
- * one we can check).
+ * addresses), @count of them, all checked against the region: those in
+ * code the function's symbols do not cover (a stripped .cold part) too.
  */
-static int read_table(uint64_t t, bool rel32, int count, const struct jt_range *fn, int nfn,
-		      uint64_t *targets, int *ntargets, int max)
+static int read_table(uint64_t t, bool rel32, int count, uint64_t *targets, int *ntargets, int max)
 {
 	if (count <= 0 || count > TABLE_MAX)
 		return -1;
@@ -87,7 +78,7 @@ static int read_table(uint64_t t, bool rel32, int count, const struct jt_range *
 		} else if (sd_safe_read(&to, (const void *)(uintptr_t)(t + 8 * (uint64_t)n), 8)) {
 			return -1;
 		}
-		if (!inside(fn, nfn, to) || *ntargets >= max)
+		if (*ntargets >= max)
 			return -1;
 		targets[(*ntargets)++] = to;
 	}
@@ -97,7 +88,8 @@ static int read_table(uint64_t t, bool rel32, int count, const struct jt_range *
 /*
  * How many entries the table indexed by @idx has, from the bound check
  * before @before: cmp $N, %idx (or the register copied into it) then ja
- * (N + 1 entries) or jae (N); 0 when not found.
+ * (N + 1 entries) or jae (N); or the index made from a byte (movzbl: 256,
+ * CPython's computed goto on its opcode); 0 when not found.
  */
 static int table_size(const struct jt_insn *win, int before, ZydisRegister idx)
 {
@@ -133,6 +125,11 @@ static int table_size(const struct jt_insn *win, int before, ZydisRegister idx)
 				return 0;
 			return (int)n + (win[jcc].in.mnemonic == ZYDIS_MNEMONIC_JNBE ? 1 : 0);
 		}
+		/* a byte zero-extended into the index, after any check: 256 entries */
+		if (jcc < 0 && x->in.mnemonic == ZYDIS_MNEMONIC_MOVZX &&
+		    x->ops[0].type == ZYDIS_OPERAND_TYPE_REGISTER &&
+		    full(x->ops[0].reg.value) == idx && x->ops[1].size == 8)
+			return 256;
 		/* the index changed between the check and the load: not this shape */
 		if (writes(x, idx) && full(x->ops[0].reg.value) != alias)
 			return 0;
@@ -163,20 +160,17 @@ static bool pointer_load(const ZydisDecodedOperand *m)
 
 /* a target read from memory (jmp *mem, or the mov before jmp *%reg) at @win[@at] */
 static int through_memory(const struct jt_insn *win, int at, const ZydisDecodedOperand *m,
-			  const struct jt_range *fn, int nfn, uint64_t *targets, int *ntargets,
-			  int max)
+			  uint64_t *targets, int *ntargets, int max)
 {
 	if (pointer_load(m))
 		return 1;
 	if (abs_table(m))
 		return read_table((uint64_t)m->mem.disp.value, false,
-				  table_size(win, at, full(m->mem.index)), fn, nfn, targets,
-				  ntargets, max);
+				  table_size(win, at, full(m->mem.index)), targets, ntargets, max);
 	return -1;
 }
 
-int sd_jt_targets(const struct jt_insn *win, int n, const struct jt_range *fn, int nfn,
-		  uint64_t *targets, int *ntargets, int max)
+int sd_jt_targets(const struct jt_insn *win, int n, uint64_t *targets, int *ntargets, int max)
 {
 	const struct jt_insn *jmp = &win[n - 1];
 	const ZydisDecodedOperand *op = &jmp->ops[0], *m;
@@ -184,7 +178,7 @@ int sd_jt_targets(const struct jt_insn *win, int n, const struct jt_range *fn, i
 	int w1, w2, w3;
 
 	if (op->type == ZYDIS_OPERAND_TYPE_MEMORY)
-		return through_memory(win, n - 1, op, fn, nfn, targets, ntargets, max);
+		return through_memory(win, n - 1, op, targets, ntargets, max);
 	if (op->type != ZYDIS_OPERAND_TYPE_REGISTER)
 		return -1;
 	x = full(op->reg.value);
@@ -192,7 +186,7 @@ int sd_jt_targets(const struct jt_insn *win, int n, const struct jt_range *fn, i
 	if (w1 < 0)
 		return -1;
 	if (win[w1].in.mnemonic == ZYDIS_MNEMONIC_MOV && (m = mem_operand(&win[w1])))
-		return through_memory(win, w1, m, fn, nfn, targets, ntargets, max);
+		return through_memory(win, w1, m, targets, ntargets, max);
 	/* add %rB, %rX <- movslq (%rB,%rI,4), %rX <- lea T(%rip), %rB */
 	if (win[w1].in.mnemonic != ZYDIS_MNEMONIC_ADD ||
 	    win[w1].ops[1].type != ZYDIS_OPERAND_TYPE_REGISTER)
@@ -209,6 +203,6 @@ int sd_jt_targets(const struct jt_insn *win, int n, const struct jt_range *fn, i
 	    m->mem.index != ZYDIS_REGISTER_NONE)
 		return -1;
 	return read_table(win[w3].addr + win[w3].in.length + (uint64_t)m->mem.disp.value, true,
-			  table_size(win, w2, full(win[w2].ops[1].mem.index)), fn, nfn, targets,
-			  ntargets, max);
+			  table_size(win, w2, full(win[w2].ops[1].mem.index)), targets, ntargets,
+			  max);
 }

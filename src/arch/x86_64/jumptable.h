@@ -15,19 +15,13 @@ struct jt_insn {
 	ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
 };
 
-/* a range of the function's code: its body, its .cold part */
-struct jt_range {
-	uint64_t start, end;
-};
-
 /*
- * sd_jt_targets - the places inside the function the indirect jmp
- * @win[@n - 1] can land, appended to @targets (at most @max in all), from
- * the @n - 1 instructions before it. 0: the entries of a switch's jump
+ * sd_jt_targets - the places the indirect jmp @win[@n - 1] can land,
+ * appended to @targets (at most @max in all), from the @n - 1
+ * instructions before it. 0: the entries of a switch's jump
  * table; 1: a tail call through a pointer (it lands on some function's
  * first byte: nothing appended); -1: not known.
  */
-int sd_jt_targets(const struct jt_insn *win, int n, const struct jt_range *fn, int nfn,
-		  uint64_t *targets, int *ntargets, int max);
+int sd_jt_targets(const struct jt_insn *win, int n, uint64_t *targets, int *ntargets, int max);
 
 #endif

@@ -66,8 +66,8 @@ static struct jt_insn ring[WINDOW], window[WINDOW];
  * indirect jumps whose targets are not known (@indirect) or tail calls
  * through a pointer (@tailcall). Returns -EILSEQ if it does not decode.
  */
-static int scan(const uint8_t *code, uint64_t base, size_t len, const struct jt_range *fn, int nfn,
-		uint64_t *targets, int *ntargets, bool *indirect, bool *tailcall)
+static int scan(const uint8_t *code, uint64_t base, size_t len, uint64_t *targets, int *ntargets,
+		bool *indirect, bool *tailcall)
 {
 	ZydisDecoder d;
 	size_t off = 0;
@@ -102,8 +102,7 @@ static int scan(const uint8_t *code, uint64_t base, size_t len, const struct jt_
 				for (int i = 0; i < n; i++)
 					window[i] =
 					    ring[(k - (unsigned int)n + (unsigned int)i) % WINDOW];
-				r = sd_jt_targets(window, n, fn, nfn, targets, ntargets,
-						  MAX_TARGETS);
+				r = sd_jt_targets(window, n, targets, ntargets, MAX_TARGETS);
 				if (r < 0)
 					*indirect = true;
 				else if (r > 0)
@@ -189,18 +188,15 @@ int sd_arch_opt_analyze(const struct sd_opt_code *code, int ncode, uint64_t addr
 {
 	static uint64_t targets[MAX_TARGETS];
 	const struct sd_opt_code *fn = &code[0];
-	struct jt_range ranges[4];
 	bool indirect = false, tailcall = false;
-	int ntargets = 0, err, nranges = 0;
+	int ntargets = 0, err;
 	uint64_t pc;
 
 	memset(r, 0, sizeof(*r));
 	r->addr = addr;
-	for (int i = 0; i < ncode && nranges < 4; i++)
-		ranges[nranges++] = (struct jt_range){code[i].start, code[i].start + code[i].len};
 	for (int i = 0; i < ncode; i++) {
-		err = scan(code[i].bytes, code[i].start, code[i].len, ranges, nranges, targets,
-			   &ntargets, &indirect, &tailcall);
+		err = scan(code[i].bytes, code[i].start, code[i].len, targets, &ntargets, &indirect,
+			   &tailcall);
 		if (err) {
 			*why = "the function does not decode";
 			return err;
