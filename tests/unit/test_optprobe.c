@@ -106,6 +106,19 @@ __asm__(
     "opt_sw_in1: add $10, %eax\n"
     "9:	ret\n"
     ".size opt_switch_in, .-opt_switch_in\n"
+    /* a table indexed by a byte: no compare, 256 entries */
+    ".type opt_byte_switch, @function\n"
+    ".globl opt_byte_switch\n"
+    "opt_byte_switch:\n"
+    "	mov $1, %eax\n"
+    "	movzbl %dil, %ecx\n"
+    "	lea opt_tab_byte(%rip), %rdx\n"
+    "	movslq (%rdx,%rcx,4), %rcx\n"
+    "	add %rdx, %rcx\n"
+    "	jmp *%rcx\n"
+    "opt_sw_byte1: add $1, %eax\n"
+    "opt_sw_byte2: ret\n"
+    ".size opt_byte_switch, .-opt_byte_switch\n"
     ".type opt_tail, @function\n"
     ".globl opt_tail\n"
     "opt_tail:\n"
@@ -172,6 +185,8 @@ __asm__(
     ".p2align 2\n"
     "opt_tab_ok: .long opt_sw_ok1 - opt_tab_ok, opt_sw_ok2 - opt_tab_ok, opt_sw_ok3 - opt_tab_ok\n"
     /* case 1 goes back into the first bytes: a jump there would cut it */
+    "opt_tab_byte: .rept 128\n .long opt_sw_byte1 - opt_tab_byte, opt_sw_byte2 - opt_tab_byte\n"
+    " .endr\n"
     "opt_tab_in: .long opt_sw_in1 - opt_tab_in, opt_switch_in_head - opt_tab_in,"
     " opt_sw_in1 - opt_tab_in\n"
     ".popsection\n"
@@ -185,10 +200,11 @@ extern char opt_at_vec[];
 long opt_flags(long a, long b); /* a < b, signed: flags set before the probe */
 extern char opt_at_flags[];
 extern char opt_at_mid[], opt_at_jcc[], opt_at_call[];
-long opt_switch_ok(long i);  /* 100 + (60, 50, 30 for 0, 1, 2); 100 above */
-long opt_switch_in(long i);  /* 17 for 0 and 2; 1 goes back to its second instruction: 14 */
-long opt_tail(long *p);	     /* tail call to (long (*)(long))p[1] with p[0] */
-long opt_unknown(long zero); /* an indirect jump of unknown target (0 only) */
+long opt_switch_ok(long i);   /* 100 + (60, 50, 30 for 0, 1, 2); 100 above */
+long opt_switch_in(long i);   /* 17 for 0 and 2; 1 goes back to its second instruction: 14 */
+long opt_byte_switch(long i); /* 2 for an even low byte, 1 for an odd one */
+long opt_tail(long *p);	      /* tail call to (long (*)(long))p[1] with p[0] */
+long opt_unknown(long zero);  /* an indirect jump of unknown target (0 only) */
 extern char opt_switch_in_head[], opt_tail_mid[];
 long opt_callfirst(long x); /* push %rbx; call opt_callee (3x, notes its return address); + 1 */
 extern char opt_callfirst_ret[];
@@ -749,6 +765,13 @@ static long call_switch_in(void)
 	return 0;
 }
 
+static long call_byte_switch(void)
+{
+	CHECK_EQ(opt_byte_switch(0x100), 2);
+	CHECK_EQ(opt_byte_switch(0x301), 1);
+	return 0;
+}
+
 static long call_tail(void)
 {
 	long p[2] = {6, (long)(uintptr_t)tail_callee};
@@ -776,6 +799,7 @@ TEST(jump_tables_and_tail_calls)
 	expect_form((void *)opt_switch_ok, true, NULL, call_switch_ok, 4);
 	expect_form((void *)opt_switch_in, false,
 		    "a branch of the function lands inside the region", call_switch_in, 3);
+	expect_form((void *)opt_byte_switch, true, NULL, call_byte_switch, 2);
 	expect_form((void *)opt_tail, true, NULL, call_tail, 1);
 	expect_form(opt_tail_mid, false, "the function has an indirect jump", call_tail, 1);
 	expect_form((void *)opt_unknown, false, "the function has an indirect jump", call_unknown,
