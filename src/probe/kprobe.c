@@ -798,10 +798,12 @@ static int __register_kprobe(struct sonde_kprobe *p)
 		sd_sync_threads();
 	free(old_table);
 	free(old_list);
-	if (site->optimized)
+	if (site->optimized) {
 		__atomic_or_fetch(&p->flags, SONDE_KPROBE_FLAG_OPTIMIZED, __ATOMIC_RELAXED);
-	else if (site->armed || site->arm_pending)
+	} else if (site->armed || site->arm_pending) {
+		site->opt_tries = 0; /* (a new probe: the optimizer tries again) */
 		sd_site_queue_optimize(site);
+	}
 	return 0;
 fail:
 	if (fresh)
@@ -1082,6 +1084,7 @@ static int set_enabled(struct sonde_kprobe *p, bool enable)
 	if (site_any_enabled(site) && site->jump_first && !site->armed && sd_opt_allowed) {
 		/* its jump first, as at its registration (never a breakpoint meanwhile) */
 		site->arm_pending = true;
+		site->opt_tries = 0;
 		sd_site_queue_optimize(site);
 		err = jump_settle(p);
 		if (err && enable) {
@@ -1092,8 +1095,10 @@ static int set_enabled(struct sonde_kprobe *p, bool enable)
 		goto out;
 	}
 	err = site_set_armed(site, site_any_enabled(site));
-	if (!err && site->armed)
+	if (!err && site->armed) {
+		site->opt_tries = 0;
 		sd_site_queue_optimize(site);
+	}
 out:
 	unlock();
 	return err;
