@@ -76,22 +76,6 @@ static const char *const unwinder[] = {
     "_Unwind_Resume",	      "__cxa_begin_catch",
 };
 
-/*
- * what libc runs with every signal blocked (a new thread's first steps,
- * pthread_create's clone): a breakpoint there could not be caught
- */
-static const char *const signals_blocked[] = {
-    "__ctype_init",
-    "__lll_lock_wait_private",
-    "__lll_lock_wake_private",
-    "clone",
-    "__clone",
-    "__clone3",
-    "__clone_internal",
-    "__spawni",
-    "__spawni_child",
-};
-
 static bool listed(const char *const *list, size_t n, const char *name)
 {
 	for (size_t i = 0; i < n; i++)
@@ -317,7 +301,7 @@ static void sites_from_symbols(struct ft_obj *o, struct sd_module *m, int kind)
 				 "a function's cold part, entered by a jump");
 		else if (listed(returns_twice, ARRAY_SIZE(returns_twice), s->name))
 			add_func(o, last, s->name, FT_NONE, "returns twice (setjmp-like)");
-		else if (listed(signals_blocked, ARRAY_SIZE(signals_blocked), s->name))
+		else if (sd_libc_signals_blocked(s->name) == SD_BLOCKED_THREAD_START)
 			add_func(o, last, s->name, FT_NONE,
 				 "libc runs it with every signal blocked");
 		else if (listed(unwinder, ARRAY_SIZE(unwinder), s->name))

@@ -597,18 +597,11 @@ static void reoptimize_covering(uint64_t addr)
  * TLS and its stack), which every program with threads runs, are a jump
  * or nothing.
  */
-static const char *const signals_blocked_names[] = {
-    /* a thread's last steps */
-    "getpagesize",
-    "__getpagesize",
-    "madvise",
-    "__madvise",
-    "free",
-    "__libc_free",
-    "cfree",
-    "munmap",
-    "__munmap",
-    /* a new thread's first ones, posix_spawn's child, libc's internal locks there */
+static const char *const thread_end_names[] = {
+    "getpagesize", "__getpagesize", "madvise", "__madvise", "free",
+    "__libc_free", "cfree",	    "munmap",  "__munmap",
+};
+static const char *const thread_start_names[] = {
     "__ctype_init",
     "clone",
     "__clone",
@@ -619,6 +612,23 @@ static const char *const signals_blocked_names[] = {
     "__lll_lock_wait_private",
     "__lll_lock_wake_private",
 };
+
+static bool name_in(const char *const *v, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(v[i], name))
+			return true;
+	return false;
+}
+
+int sd_libc_signals_blocked(const char *name)
+{
+	if (name_in(thread_end_names, ARRAY_SIZE(thread_end_names), name))
+		return SD_BLOCKED_THREAD_END;
+	if (name_in(thread_start_names, ARRAY_SIZE(thread_start_names), name))
+		return SD_BLOCKED_THREAD_START;
+	return 0;
+}
 
 static bool in_libc(const struct sd_module *m)
 {
@@ -643,9 +653,8 @@ static const char *signals_blocked_at(uint64_t addr)
 
 		if (a->value != s->value)
 			break;
-		for (size_t k = 0; k < ARRAY_SIZE(signals_blocked_names); k++)
-			if (!strcmp(a->name, signals_blocked_names[k]))
-				return signals_blocked_names[k];
+		if (sd_libc_signals_blocked(a->name))
+			return a->name;
 	}
 	return NULL;
 }

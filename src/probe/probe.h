@@ -108,6 +108,16 @@ void sd_site_arm_fallback(struct sd_site *site);
  * unloaded. Takes sd_probe_mutex.
  */
 void sd_kprobes_forget_unmapped(void);
+/*
+ * sd_libc_signals_blocked - whether glibc runs its function @name with
+ * every signal blocked, where a breakpoint kills the process (kprobe.c):
+ * in a thread's last steps, which every program with threads runs; or in
+ * a new thread's first ones, posix_spawn's child and the locks taken
+ * there. 0 when not.
+ */
+#define SD_BLOCKED_THREAD_END	1
+#define SD_BLOCKED_THREAD_START 2
+int sd_libc_signals_blocked(const char *name);
 /* the optimizer's queue worked through on this thread, now */
 void sd_optimize_now(void);
 /* why @p's site is not a jump (a static string), or NULL; takes sd_probe_mutex */
