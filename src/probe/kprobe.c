@@ -635,6 +635,13 @@ static bool in_libc(const struct sd_module *m)
 	return m && !strncmp(m->name, "libc.so", 7);
 }
 
+static bool site_in_libc(uint64_t addr)
+{
+	struct sd_maps *maps = sd_probe_maps(false);
+
+	return maps && in_libc(sd_maps_find_addr(maps, addr));
+}
+
 /* the name, if @addr is in one of those libc functions */
 static const char *signals_blocked_at(uint64_t addr)
 {
@@ -683,12 +690,8 @@ static int __register_kprobe(struct sonde_kprobe *p)
 	if (err)
 		return err;
 	blocked = signals_blocked_at(addr);
-	{
-		struct sd_maps *maps = sd_probe_maps(false);
-
-		jump_first = (p->__reserved[0] & (SD_KP_JUMP_FIRST | SD_KP_JUMP_ONLY)) || blocked ||
-			     (maps && in_libc(sd_maps_find_addr(maps, addr)));
-	}
+	jump_first = (p->__reserved[0] & (SD_KP_JUMP_FIRST | SD_KP_JUMP_ONLY)) || blocked ||
+		     site_in_libc(addr);
 
 	site = sd_site_lookup(addr);
 	if (!site) {
@@ -836,6 +839,18 @@ static struct sd_site *__unregister_kprobe(struct sonde_kprobe *p, void **garbag
 	STORE_RELEASE(site->probes, list);
 	sd_site_fast_update(site);
 	p->__reserved[0] &= ~SD_KP_REGISTERED;
+	/* the marks a probe that is gone put on the site go with it (its address keeps its own) */
+	if (list->n && !signals_blocked_at(site->addr)) {
+		bool only = false, first = site_in_libc(site->addr);
+
+		for (int i = 0; i < list->n; i++) {
+			only |= !!(list->p[i]->__reserved[0] & SD_KP_JUMP_ONLY);
+			first |=
+			    !!(list->p[i]->__reserved[0] & (SD_KP_JUMP_FIRST | SD_KP_JUMP_ONLY));
+		}
+		site->jump_only = only;
+		site->jump_first = first;
+	}
 	p->__priv = NULL;
 	__atomic_and_fetch(&p->flags, ~SONDE_KPROBE_FLAG_OPTIMIZED, __ATOMIC_RELAXED);
 	if (list->n && site_any_enabled(site))
