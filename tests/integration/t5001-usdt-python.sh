@@ -38,6 +38,10 @@ skip() {
 
 [ -x "$SONDE" ] || fail "$SONDE is not built"
 [ -x "$PY" ] || skip "$PY is not installed"
+# the script's output shares a file with sonde's lines: written whole at
+# its exit, not a piece at a time (PYTHONUNBUFFERED in the environment
+# would let a line of sonde's land between "result" and " 8")
+unset PYTHONUNBUFFERED
 command -v readelf >/dev/null 2>&1 || skip "readelf is not installed"
 readelf -n "$PY" | grep -q 'Name: function__entry' ||
 	skip "$PY carries no python:function__entry probe (not Debian's build?)"
