@@ -61,8 +61,14 @@ untouched() {
 	kill -0 "$1" 2>/dev/null || bad "$2: the process is gone"
 	tr=$(awk '/^TracerPid:/ { print $2 }' /proc/$1/status 2>/dev/null)
 	[ "${tr:-0}" -eq 0 ] || bad "$2: still traced by $tr"
+	# (the agent leaves once it sees sonde's end: its threads, a moment later)
+	u_wait=0
+	while cat /proc/$1/task/*/comm 2>/dev/null | grep -q '^sonde' && [ $u_wait -lt 40 ]; do
+		sleep 0.05
+		u_wait=$((u_wait + 1))
+	done
 	if cat /proc/$1/task/*/comm 2>/dev/null | grep -q '^sonde'; then
-		bad "$2: a sonde thread runs in it"
+		bad "$2: a sonde thread runs in it 2 s later: $(grep -l '^sonde' /proc/$1/task/*/comm | head -3 | tr '\n' ' ')"
 	fi
 }
 
