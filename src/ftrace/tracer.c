@@ -6,7 +6,6 @@
  * Called under the trace lock (from the virtual tracefs).
  */
 #include <errno.h>
-#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +17,7 @@
 #include "ftrace/fgraph.h"
 #include "ftrace/ftrace.h"
 #include "ftrace/sites.h"
+#include "sym/sym.h"
 #include "trace/output.h"
 #include "probe/kretprobe.h"
 #include "probe/probe.h"
@@ -470,22 +470,6 @@ static bool jump_failed(struct ft_func *f)
 	return true;
 }
 
-static int count_loads(struct dl_phdr_info *info, size_t size, void *arg)
-{
-	(void)size;
-	*(unsigned long long *)arg = info->dlpi_adds + info->dlpi_subs;
-	return 1; /* the counters are the same in every entry */
-}
-
-/* the dynamic linker's count of objects loaded and unloaded so far */
-static unsigned long long loads_now(void)
-{
-	unsigned long long n = 0;
-
-	dl_iterate_phdr(count_loads, &n);
-	return n;
-}
-
 static unsigned long long loads_seen; /* at the last apply */
 
 int sd_ftrace_apply(void)
@@ -504,7 +488,7 @@ int sd_ftrace_apply(void)
 	err = sd_ftrace_events_init();
 	if (err)
 		return err;
-	loads_seen = loads_now();
+	loads_seen = sd_dl_loads();
 	objs = sd_ft_objects(&n);
 	for (size_t i = 0; i < n; i++)
 		total += objs[i].nfuncs;
@@ -634,7 +618,7 @@ out:
 
 void sd_ftrace_refresh(void)
 {
-	if (cur_tracer != SD_TRACER_NOP && loads_now() != loads_seen)
+	if (cur_tracer != SD_TRACER_NOP && sd_dl_loads() != loads_seen)
 		sd_ftrace_apply();
 }
 

@@ -15,7 +15,6 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
-#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -993,22 +992,14 @@ static void unregister_batch(struct sonde_kprobe **kps, int num)
 	free(was);
 }
 
-static int count_loads(struct dl_phdr_info *info, size_t size, void *arg)
-{
-	(void)size;
-	*(unsigned long long *)arg = info->dlpi_adds + info->dlpi_subs;
-	return 1;
-}
-
 void sd_kprobes_forget_unmapped(void)
 {
 	static unsigned long long seen;
-	unsigned long long now = 0;
+	unsigned long long now = sd_dl_loads();
 	struct sonde_kprobe **v = NULL;
 	struct sd_maps *maps;
 	int n = 0, cap = 0;
 
-	dl_iterate_phdr(count_loads, &now);
 	if (now == seen)
 		return;
 	lock();

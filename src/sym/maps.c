@@ -615,3 +615,18 @@ struct sd_symtab *sd_module_symtab(struct sd_module *mod)
 	}
 	return mod->symtab;
 }
+
+static int count_loads(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	(void)size;
+	*(unsigned long long *)arg = info->dlpi_adds + info->dlpi_subs;
+	return 1; /* the counters are the same in every entry */
+}
+
+unsigned long long sd_dl_loads(void)
+{
+	unsigned long long n = 0;
+
+	dl_iterate_phdr(count_loads, &n);
+	return n;
+}

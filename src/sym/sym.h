@@ -94,6 +94,12 @@ struct sd_module {
 struct sd_maps;
 
 /*
+ * sd_dl_loads - how many objects this process's dynamic linker has loaded
+ * and unloaded so far: a change says the maps are worth reading again
+ */
+unsigned long long sd_dl_loads(void);
+
+/*
  * sd_maps_read - the ELF objects mapped in process @pid (0: this process),
  * from /proc/PID/maps, in load order (the executable first).
  */
