@@ -35,7 +35,8 @@
 
 static const char usage_which[] =
     "Which functions (the tracefs files of the same names). GLOB as the kernel's:\n"
-    "'*' and '?', 'GLOB:mod:OBJECT' or ':mod:OBJECT' for one object's functions;\n"
+    "'*' and '?', 'GLOB:mod:OBJECT' or ':mod:OBJECT' for one object's functions\n"
+    "(one the program loads later, dlopen, too: it is hooked when it loads);\n"
     "each option may be repeated:\n"
     "  -F, --ftrace-filter GLOB    trace only these functions (set_ftrace_filter)\n"
     "  -N, --notrace GLOB          never these (set_ftrace_notrace)\n";
