@@ -204,18 +204,23 @@ struct sd_opt_region {
 	struct sd_insn insn[SD_OPT_MAX_INSNS];
 };
 
+/* the direct branch targets in an object: a bit per byte of [start, end) */
+struct sd_targets {
+	uint64_t start, end;
+	uint64_t *bits;
+};
+
 /*
  * sd_arch_opt_analyze - whether the probe at @addr can become a jump, by the
  * kernel's rules; @code[0] is the function containing @addr, the others are
- * more code of it (.cold); @module_targets are the sorted branch targets of
- * the whole object. 0 and the region, or -EOPNOTSUPP with @why.
+ * more code of it (.cold); @module_targets are the branch targets of the
+ * whole object. 0 and the region, or -EOPNOTSUPP with @why.
  */
 int sd_arch_opt_analyze(const struct sd_opt_code *code, int ncode, uint64_t addr,
-			const uint64_t *module_targets, size_t nmodule, struct sd_opt_region *r,
+			const struct sd_targets *module_targets, struct sd_opt_region *r,
 			const char **why);
-/* every direct branch target in some code, sorted (malloc'd) */
-int sd_arch_scan_targets(const uint8_t *code, uint64_t base, size_t len, uint64_t **out,
-			 size_t *nout);
+/* mark in @t every direct branch target of some code (at @base) */
+void sd_arch_scan_targets(const uint8_t *code, uint64_t base, size_t len, struct sd_targets *t);
 struct sd_opt_detour_spec {
 	uint64_t detour;	/* where it will sit */
 	uint32_t index;		/* the site's index for the trampoline */

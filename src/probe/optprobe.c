@@ -27,7 +27,6 @@
  */
 #include <errno.h>
 #include <stdio.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
@@ -355,38 +354,38 @@ static void dequeue(struct sd_site *site)
 
 /* ---- branch targets of whole objects ------------------------------------------------- */
 
+/* an object's branch targets, known by the file mapped there */
 struct obj_targets {
-	uint64_t start, end; /* the object's mapped range */
-	uint64_t *v;
-	size_t n;
+	struct sd_targets t;
+	uint64_t dev, ino;
 };
 
 static struct obj_targets *objs;
 static size_t nobjs;
 
-/* the executable mappings of the object containing @addr, as /proc/self/maps shows */
-static int scan_object(uint64_t addr, struct obj_targets *o)
+/* the executable mappings of object @m, as /proc/self/maps shows */
+static int scan_object(const struct sd_module *m, struct obj_targets *o)
 {
-	struct sd_maps *maps = sd_probe_maps(false);
-	struct sd_module *m = maps ? sd_maps_find_addr(maps, addr) : NULL;
 	FILE *f;
 	char line[4096];
-	uint64_t *all = NULL;
-	size_t nall = 0;
 
-	if (!m)
-		return -ENOENT;
-	o->start = m->start;
-	o->end = m->end;
+	o->t.start = m->start;
+	o->t.end = m->end;
+	o->dev = m->dev;
+	o->ino = m->ino;
+	/* a bit per byte of the object: calloc'd pages stay untouched where no target falls */
+	o->t.bits = calloc((m->end - m->start + 63) / 64, sizeof(*o->t.bits));
+	if (!o->t.bits)
+		return -ENOMEM;
 	f = fopen("/proc/self/maps", "re");
-	if (!f)
+	if (!f) {
+		free(o->t.bits);
 		return -errno;
+	}
 	while (fgets(line, sizeof(line), f)) {
 		unsigned long lo, hi;
 		char perms[8];
 		uint8_t *code;
-		uint64_t *v;
-		size_t n;
 
 		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3 || perms[2] != 'x' ||
 		    lo < m->start || hi > m->end)
@@ -397,41 +396,51 @@ static int scan_object(uint64_t addr, struct obj_targets *o)
 			continue;
 		}
 		sd_recover_code(code, lo, hi - lo);
-		if (sd_arch_scan_targets(code, lo, hi - lo, &v, &n) == 0) {
-			uint64_t *w = realloc(all, (nall + n) * sizeof(*w));
-
-			if (w) {
-				memcpy(w + nall, v, n * sizeof(*v));
-				all = w;
-				nall += n;
-			}
-			free(v);
-		}
+		sd_arch_scan_targets(code, lo, hi - lo, &o->t);
 		free(code);
 	}
 	fclose(f);
-	o->v = all;
-	o->n = nall;
 	return 0;
 }
 
-static const struct obj_targets *object_targets(uint64_t addr)
+/*
+ * The branch targets of the object containing @addr, swept once per object
+ * (a few ms for libc). What was swept before the dynamic linker last loaded
+ * or unloaded an object is swept again: another object may sit where an
+ * unloaded one was.
+ */
+static const struct sd_targets *object_targets(uint64_t addr)
 {
+	static unsigned long long loads_seen;
+	unsigned long long loads = sd_dl_loads();
+	struct sd_maps *maps = sd_probe_maps(false);
+	struct sd_module *m = maps ? sd_maps_find_addr(maps, addr) : NULL;
 	struct obj_targets o, *bigger;
 
-	for (size_t i = 0; i < nobjs; i++)
-		if (addr >= objs[i].start && addr < objs[i].end)
-			return &objs[i];
-	if (scan_object(addr, &o))
+	if (loads != loads_seen) {
+		while (nobjs)
+			free(objs[--nobjs].t.bits);
+		loads_seen = loads;
+	}
+	if (!m)
+		return NULL;
+	for (size_t i = 0; i < nobjs; i++) {
+		struct obj_targets *x = &objs[i];
+
+		if (x->t.start == m->start && x->t.end == m->end && x->dev == m->dev &&
+		    x->ino == m->ino)
+			return &x->t;
+	}
+	if (scan_object(m, &o))
 		return NULL;
 	bigger = realloc(objs, (nobjs + 1) * sizeof(*objs));
 	if (!bigger) {
-		free(o.v);
+		free(o.t.bits);
 		return NULL;
 	}
 	objs = bigger;
 	objs[nobjs] = o;
-	return &objs[nobjs++];
+	return &objs[nobjs++].t;
 }
 
 /*
@@ -514,7 +523,7 @@ static int prepare(struct sd_site *site)
 	/* (a NAME.cold part is entered by a jump: the flags there may be live) */
 	at_entry = code[0].start == site->addr && !cold_part(site->addr);
 	{
-		const struct obj_targets *ot = object_targets(site->addr);
+		const struct sd_targets *ot = object_targets(site->addr);
 
 		if (!ot) {
 			for (int i = 0; i < n; i++)
@@ -522,7 +531,7 @@ static int prepare(struct sd_site *site)
 			site->opt_why = "cannot read the object's code";
 			return -ENOENT;
 		}
-		err = sd_arch_opt_analyze(code, n, site->addr, ot->v, ot->n, &site->region, &why);
+		err = sd_arch_opt_analyze(code, n, site->addr, ot, &site->region, &why);
 	}
 	for (int i = 0; i < n; i++)
 		free((void *)code[i].bytes);

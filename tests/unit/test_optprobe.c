@@ -807,6 +807,61 @@ TEST(jump_tables_and_tail_calls)
 }
 
 /*
+ * A branch from another function of the object into the bytes a jump would
+ * replace (glibc's mempcpy enters memcpy so) keeps the breakpoint. The
+ * object's branch targets are swept once; an object unloaded and another
+ * loaded at its address are not mistaken for each other: libopt_a and
+ * libopt_b have one layout, and only b's optx_g jumps into optx_f.
+ */
+static void *open_optx(const char *v, uint64_t *f, long (**g)(long))
+{
+	char path[512];
+	void *h;
+
+	snprintf(path, sizeof(path), "%s/libopt_%s.so", SONDE_TARGET_BIN, v);
+	h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!h)
+		check_fail(__FILE__, __LINE__, "dlopen %s: %s", path, dlerror());
+	*f = (uint64_t)(uintptr_t)dlsym(h, "optx_f");
+	*g = (long (*)(long))dlsym(h, "optx_g");
+	CHECK(*f && *g);
+	return h;
+}
+
+static long (*optx_g)(long);
+
+/* a's optx_g enters optx_f at its first byte (the probe's), b's after it */
+static long call_optx(void)
+{
+	CHECK_EQ(optx_g(10), 13);
+	return 0;
+}
+
+TEST(branch_from_elsewhere_and_objects_replaced)
+{
+	uint64_t fa, fb;
+	void *h = open_optx("b", &fb, &optx_g);
+	long (*ga)(long);
+
+	/* b alone: a branch elsewhere in the object lands inside */
+	expect_form((void *)(uintptr_t)fb, false,
+		    "a branch elsewhere in the object lands inside the region", call_optx, 0);
+	dlclose(h);
+	/* a, where b was: a jump */
+	h = open_optx("a", &fa, &ga);
+	CHECK_EQ(fa, fb);
+	optx_g = ga;
+	expect_form((void *)(uintptr_t)fa, true, NULL, call_optx, 1);
+	dlclose(h);
+	/* b again at the same address: what was learnt of a does not hold for it */
+	h = open_optx("b", &fb, &optx_g);
+	CHECK_EQ(fa, fb);
+	expect_form((void *)(uintptr_t)fb, false,
+		    "a branch elsewhere in the object lands inside the region", call_optx, 0);
+	dlclose(h);
+}
+
+/*
  * libc's madvise runs with every signal blocked when a thread ends: a
  * probe there is a jump by the time it is registered (a breakpoint only
  * when optimization is off); one that cannot be a jump is refused.

@@ -116,70 +116,43 @@ static int scan(const uint8_t *code, uint64_t base, size_t len, uint64_t *target
 	return 0;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return (x > y) - (x < y);
-}
-
 /*
  * Every direct branch target in [base, base+len): linear decoding, resyncing
  * one byte at a time over bytes that do not decode (data, padding). The
  * whole of an object is swept once, so lengths come from insn_len.c, ten
  * times faster than Zydis and checked against it (test_insn_len).
  */
-int sd_arch_scan_targets(const uint8_t *code, uint64_t base, size_t len, uint64_t **out,
-			 size_t *nout)
+void sd_arch_scan_targets(const uint8_t *code, uint64_t base, size_t len, struct sd_targets *t)
 {
-	uint64_t *v = NULL;
-	size_t n = 0, cap = 0, off = 0;
+	size_t off = 0;
 
 	while (off < len) {
 		struct sd_insn_len in;
+		uint64_t to;
 
 		if (sd_insn_len(code + off, len - off, &in)) {
 			off++;
 			continue;
 		}
-		if (in.branch) {
-			if (n == cap) {
-				uint64_t *w = realloc(v, (cap = cap ? 2 * cap : 4096) * sizeof(*v));
-
-				if (!w) {
-					free(v);
-					return -ENOMEM;
-				}
-				v = w;
-			}
-			v[n++] = base + off + in.len + (uint64_t)in.rel;
-		}
+		to = base + off + in.len + (uint64_t)in.rel;
+		if (in.branch && to >= t->start && to < t->end)
+			t->bits[(to - t->start) / 64] |= 1ULL << ((to - t->start) % 64);
 		off += in.len;
 	}
-	qsort(v, n, sizeof(*v), cmp_u64);
-	*out = v;
-	*nout = n;
-	return 0;
 }
 
-static bool target_between(const uint64_t *v, size_t n, uint64_t lo, uint64_t hi)
+/* a branch target in (lo, hi) */
+static bool target_between(const struct sd_targets *t, uint64_t lo, uint64_t hi)
 {
-	size_t a = 0, b = n;
-
-	/* the first target > lo */
-	while (a < b) {
-		size_t m = (a + b) / 2;
-
-		if (v[m] <= lo)
-			a = m + 1;
-		else
-			b = m;
-	}
-	return a < n && v[a] < hi;
+	for (uint64_t a = lo + 1; a < hi; a++)
+		if (a >= t->start && a < t->end &&
+		    (t->bits[(a - t->start) / 64] >> ((a - t->start) % 64) & 1))
+			return true;
+	return false;
 }
 
 int sd_arch_opt_analyze(const struct sd_opt_code *code, int ncode, uint64_t addr,
-			const uint64_t *module_targets, size_t nmodule, struct sd_opt_region *r,
+			const struct sd_targets *module_targets, struct sd_opt_region *r,
 			const char **why)
 {
 	static uint64_t targets[MAX_TARGETS];
@@ -255,7 +228,7 @@ int sd_arch_opt_analyze(const struct sd_opt_code *code, int ncode, uint64_t addr
 		}
 	}
 	/* other functions may jump into this one (glibc's multi-entry assembly) */
-	if (module_targets && target_between(module_targets, nmodule, addr, addr + r->len)) {
+	if (module_targets && target_between(module_targets, addr, addr + r->len)) {
 		*why = "a branch elsewhere in the object lands inside the region";
 		return -EOPNOTSUPP;
 	}
