@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "probe/thread.h"
 #include "trace/filter.h"
+#include "trace/probe_def.h"
 #include "trace/ringbuf_impl.h"
 #include "trace/trace.h"
 
@@ -452,6 +453,77 @@ SD_NOTRACE void *sd_trace_reserve_at(struct sd_event *ev, uint32_t len, uint64_t
 				     struct sd_trace_res *res)
 {
 	return reserve(ev, len, &ts, res);
+}
+
+/*
+ * The whole of a fixed-size event whose fields are copied from @src (a
+ * probe's registers), in one function: the common case of a probe event
+ * costs no reserve/commit pair, no handle between them, no filter call.
+ * It is sd_rb_reserve_inline() and sd_rb_commit_inline() with nothing
+ * between them but the copies. False, having written nothing, when the
+ * general path must do it: a filter, a held function_graph entry, a
+ * clock other than the TSC, no rseq cpu, the thread's first record, a
+ * new page, a nested write, the thread's name due again.
+ */
+SD_NOTRACE bool sd_trace_write_copy(struct sd_event *ev, uint32_t len, uint64_t ip, const void *src,
+				    const struct sd_fetch_copy *plan, int nplan)
+{
+	struct rb_tls *t = &sd_rb_self;
+	struct sd_rb_region *rb = LOAD_ACQUIRE(trace.rb);
+	int clock = READ_ONCE(trace.clock);
+	struct sd_rb_rec *rec;
+	struct rb_buf *b;
+	uint64_t ts, pos, size;
+	uint16_t cpu;
+	char *entry;
+
+	if (!READ_ONCE(trace.tracing_on) || !READ_ONCE(ev->enabled))
+		return true; /* nothing to write */
+	if (unlikely(!rb || t->busy || sd_trace_held || LOAD_ACQUIRE(ev->filter) || !cached_tid ||
+		     (clock != SD_CLOCK_LOCAL && clock != SD_CLOCK_GLOBAL &&
+		      clock != SD_CLOCK_PERF && clock != SD_CLOCK_X86_TSC) ||
+		     !sd_clock_rseq_cpu(&cpu)))
+		return false;
+	t->busy = 1;
+	barrier(); /* a signal arriving from here on sees busy */
+	b = t->b;
+	size = (RB_RHDR + len + 7) & ~7ULL;
+	ts = sd_arch_tsc();
+	pos = READ_ONCE(b->head);
+	if (unlikely(t->r != rb || t->gen != rb->gen || ts >= t->comm_due || !(pos & RB_PMASK) ||
+		     (pos & RB_PMASK) + size > RB_PAGE)) {
+		barrier();
+		t->busy = 0;
+		return false;
+	}
+	rec = (struct sd_rb_rec *)rb_waddr(rb, t, pos);
+	rec->len = (uint16_t)len;
+	rec->cpu = cpu;
+	rec->idx = (uint32_t)READ_ONCE(b->written);
+	rec->ts = ts;
+	entry = (char *)(rec + 1);
+	*(uint16_t *)entry = (uint16_t)ev->id;
+	*(uint16_t *)(entry + 2) = 0;
+	*(int32_t *)(entry + 4) = cached_tid;
+	memcpy(entry + SD_ENTRY_COMMON_SIZE, &ip, 8);
+	for (int i = 0; i < nplan; i++) {
+		const char *from = (const char *)src + plan[i].from;
+
+		/* the register's low bytes (little-endian), at constant sizes */
+		if (plan[i].size == 8)
+			__builtin_memcpy(entry + plan[i].to, from, 8);
+		else if (plan[i].size == 4)
+			__builtin_memcpy(entry + plan[i].to, from, 4);
+		else if (plan[i].size == 2)
+			__builtin_memcpy(entry + plan[i].to, from, 2);
+		else
+			__builtin_memcpy(entry + plan[i].to, from, 1);
+	}
+	WRITE_ONCE(b->written, READ_ONCE(b->written) + 1);
+	STORE_RELEASE(b->head, pos + size);
+	barrier();
+	t->busy = 0;
+	return true;
 }
 
 int sd_trace_clock_id(void)

@@ -102,6 +102,15 @@ void *sd_trace_reserve_at(struct sd_event *ev, uint32_t len, uint64_t ts, struct
 /* apply the event's filter, then commit or discard */
 void sd_trace_commit(struct sd_event *ev, struct sd_trace_res *res);
 
+struct sd_fetch_copy;
+/*
+ * An event of @len bytes: the common header, @ip at its first field, then
+ * @nplan copies from @src, written whole if the common case allows it
+ * (true), else nothing written (false: use reserve and commit).
+ */
+bool sd_trace_write_copy(struct sd_event *ev, uint32_t len, uint64_t ip, const void *src,
+			 const struct sd_fetch_copy *plan, int nplan);
+
 /*
  * Set while this thread's function_graph holds back the entry record of a
  * call that may turn out a leaf (one record then): before any other record

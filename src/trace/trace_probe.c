@@ -54,6 +54,7 @@ struct sd_probe_event {
 	/* registers stored as they are: no fetch interpreter (nplan < 0: it is needed) */
 	int nplan;
 	struct sd_fetch_copy plan[8];
+	bool fast;	  /* an entry probe whose args are all in nplan: sd_trace_write_copy() */
 	bool uses_comm;	  /* $comm: the thread's name, fetched only then */
 	unsigned int seq; /* creation order, for the *_events files */
 };
@@ -68,8 +69,10 @@ static struct sd_probe_event *to_pe(struct sd_event *ev)
 
 /* ---- the handlers (signal context) ------------------------------------------------ */
 
-SD_NOTRACE static void write_event(struct sd_probe_event *pe, const struct sonde_regs *regs,
-				   uint64_t ip, uint64_t ret_ip, const void *edata)
+SD_NOTRACE static __attribute__((noinline)) void write_event(struct sd_probe_event *pe,
+							     const struct sonde_regs *regs,
+							     uint64_t ip, uint64_t ret_ip,
+							     const void *edata)
 {
 	const struct sd_probe_def *def = pe->def;
 	struct sd_fetch_ctx ctx = {
@@ -120,7 +123,10 @@ SD_NOTRACE static int entry_handler(struct sonde_kprobe *kp, struct sonde_regs *
 {
 	struct sd_probe_event *pe = container_of(kp, struct sd_probe_event, kp);
 
-	write_event(pe, regs, pe->addr, 0, NULL);
+	/* most events: registers only, written whole with no frame of write_event's */
+	if (!pe->fast ||
+	    !sd_trace_write_copy(&pe->ev, pe->ev.fixed_size, pe->addr, regs, pe->plan, pe->nplan))
+		write_event(pe, regs, pe->addr, 0, NULL);
 	return 0;
 }
 
@@ -380,6 +386,7 @@ int sd_probe_event_create(const char *cmd, int kind, struct sd_parse_error *err)
 		for (const struct sd_fetch_insn *c = def->args[i].code; c->op != SD_FOP_END; c++)
 			pe->uses_comm |= c->op == SD_FOP_COMM;
 	}
+	pe->fast = pe->nplan >= 0 && !def->is_return && !pe->has_dynamic && !pe->uses_comm;
 	pe->ev.print_fmt = def->print_fmt ? strdup(def->print_fmt) : NULL;
 	pe->ev.ops = &probe_event_ops;
 	pe->ev.priv = pe;
