@@ -156,9 +156,12 @@ SD_NOTRACE __attribute__((noinline)) static void optprobe_hit(uint32_t index,
 
 /*
  * The hit: what the common case needs, one enabled probe on the site
- * (slot->fast) and the thread in none of sonde's code, with no loop and a
- * small frame (it is most of the cost of an empty handler's hit: the
- * trampoline's register save is the rest); anything else takes
+ * (slot->fast), the thread in none of sonde's code and its hit counter
+ * ready, with no loop and no frame: the probe's handler is entered by a
+ * tail call. The thread leaves with `active` still HANDLER, not SLOT: the
+ * exit stub clears it a few instructions later, and a signal handler that
+ * hits a probe in between counts a miss (as a hit inside a handler does),
+ * where the general case would have run it. Anything else takes
  * optprobe_hit().
  */
 SD_NOTRACE void sd_optprobe_handler(uint32_t index, struct sonde_regs *regs);
@@ -169,23 +172,26 @@ sd_optprobe_handler(uint32_t index, struct sonde_regs *regs)
 	struct opt_slot *slot = &opt_table[index];
 	struct sd_thread *t = &sd_self;
 	struct sonde_kprobe *p;
+	uint64_t *hits = t->hits;
+	int hs;
 
-	if (unlikely(t->active || t->in_sonde))
+	if (unlikely(t->busy || !hits))
 		goto general;
 	t->seq++;
+	barrier();
 	t->active = SD_ACTIVE_HANDLER;
 	/* no fence: sd_sync_threads() orders every thread with membarrier */
 	barrier();
 	p = LOAD_ACQUIRE(slot->fast);
 	if (unlikely(!p))
 		goto back;
+	hs = sd_hit_slot(p);
+	if (unlikely(hs < 0))
+		goto back;
+	hits[hs]++; /* this thread's own counter (hits.h) */
 	regs->ip = (uint64_t)(uintptr_t)p->addr;
-	sd_hit(p);
 	if (p->pre_handler)
 		p->pre_handler(p, regs);
-	barrier();
-	/* out through the main copy, whose exits clear `active` */
-	t->active = SD_ACTIVE_SLOT;
 	return;
 back:
 	/* as it came (the thread was in nothing of sonde's): the general case says what to do */

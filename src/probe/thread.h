@@ -35,11 +35,16 @@ struct sd_site;
 struct sd_shadow;
 
 struct sd_thread {
-	volatile uint8_t active; /* SD_ACTIVE_*; cleared by the slot code */
+	union {
+		struct {
+			volatile uint8_t active; /* SD_ACTIVE_*; cleared by the slot code */
+			uint8_t in_sonde; /* inside libsonde's own API: probes pass through */
+		};
+		uint16_t busy; /* either: the hit path's one test */
+	};
 	uint8_t registered;
-	uint8_t in_sonde;  /* inside libsonde's own API: probes pass through */
-	uint8_t post_prev; /* `active` to restore after the post_handler trap */
-	volatile unsigned long seq;
+	uint8_t post_prev;	   /* `active` to restore after the post_handler trap */
+	unsigned long seq;	   /* (read by other threads with a safe copy) */
 	uint64_t resume;	   /* where the slot exit stub jumps back to */
 	struct sd_site *post_site; /* waiting for the post_handler trap of this site */
 	struct sd_shadow *shadow;  /* kretprobe return stack */
