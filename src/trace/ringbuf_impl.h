@@ -141,6 +141,18 @@ SD_NOTRACE static inline char *rb_waddr(struct sd_rb_region *r, struct rb_tls *t
 	return t->page_addr + (pos & RB_PMASK);
 }
 
+/*
+ * The line a few records past @rec, claimed for writing ahead of time: a
+ * page is written in order, and a store that misses (the consumer read the
+ * line, or the ring is bigger than the cache) holds up every later store.
+ * Never past the page: the next one may be another thread's.
+ */
+SD_NOTRACE static inline void rb_prefetch_ahead(const void *rec, uint64_t pos)
+{
+	if ((pos & RB_PMASK) + 512 < RB_PAGE)
+		__builtin_prefetch((const char *)rec + 512, 1);
+}
+
 /* the record's header at @pos, and the reservation that commits it */
 SD_NOTRACE static inline void *rb_place(struct sd_rb_region *r, struct rb_tls *t, struct rb_buf *b,
 					uint64_t pos, uint64_t size, uint32_t len, uint64_t ts,
@@ -148,6 +160,7 @@ SD_NOTRACE static inline void *rb_place(struct sd_rb_region *r, struct rb_tls *t
 {
 	struct sd_rb_rec *rec = (struct sd_rb_rec *)rb_waddr(r, t, pos);
 
+	rb_prefetch_ahead(rec, pos);
 	rec->len = (uint16_t)len;
 	rec->cpu = cpu;
 	rec->idx = (uint32_t)READ_ONCE(b->written);

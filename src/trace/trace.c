@@ -497,6 +497,7 @@ SD_NOTRACE bool sd_trace_write_copy(struct sd_event *ev, uint32_t len, uint64_t 
 		return false;
 	}
 	rec = (struct sd_rb_rec *)rb_waddr(rb, t, pos);
+	rb_prefetch_ahead(rec, pos);
 	rec->len = (uint16_t)len;
 	rec->cpu = cpu;
 	rec->idx = (uint32_t)READ_ONCE(b->written);
