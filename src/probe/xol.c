@@ -145,11 +145,45 @@ static void *map_near(uint64_t near)
 	return NULL;
 }
 
+/*
+ * A page next to one of @list's, within reach of @near: where a page of
+ * ours is, the space beside it is often free, and trying it costs one mmap
+ * where find_hole() reads the whole of /proc/self/maps (placing 2000 probes
+ * maps a hundred pages). The kernel merges the neighbours into one mapping.
+ */
+static void *map_beside(const struct xol_page *list, uint64_t near)
+{
+	for (const struct xol_page *pg = list; pg; pg = pg->next) {
+		uint64_t cand[2] = {pg->base + PAGE, pg->base - PAGE};
+
+		if (distance(pg->base, near) >= SD_XOL_NEAR - PAGE)
+			continue;
+		for (int i = 0; i < 2; i++) {
+			void *p;
+
+			if (distance(cand[i], near) >= SD_XOL_NEAR - PAGE)
+				continue;
+			p = mmap((void *)cand[i], PAGE, PROT_READ | PROT_EXEC,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+			if (p == (void *)cand[i])
+				return p;
+			if (p !=
+			    MAP_FAILED) /* a kernel without MAP_FIXED_NOREPLACE put it elsewhere */
+				munmap(p, PAGE);
+		}
+		return NULL; /* the newest page in reach only: one or two calls */
+	}
+	return NULL;
+}
+
 /* a new page on @list (slots or permanent) */
 static struct xol_page *map_page(struct xol_page **list, uint64_t near)
 {
 	struct xol_page *pg;
-	void *p = map_near(near);
+	void *p = map_beside(*list, near);
+
+	if (!p)
+		p = map_near(near);
 
 	if (!p) {
 		sd_error(-ENOMEM, "no room for an out-of-line slot within 1 GiB of 0x%lx",
