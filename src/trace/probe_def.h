@@ -198,6 +198,25 @@ struct sd_fetch_copy {
 	uint8_t size;
 };
 
+/* the @n copies of @plan from @regs into @entry (probe path: no call) */
+static inline void sd_fetch_copy_run(char *entry, const void *regs,
+				     const struct sd_fetch_copy *plan, int n)
+{
+	for (int i = 0; i < n; i++) {
+		const char *from = (const char *)regs + plan[i].from;
+
+		/* the register's low bytes (little-endian), at constant sizes */
+		if (plan[i].size == 8)
+			__builtin_memcpy(entry + plan[i].to, from, 8);
+		else if (plan[i].size == 4)
+			__builtin_memcpy(entry + plan[i].to, from, 4);
+		else if (plan[i].size == 2)
+			__builtin_memcpy(entry + plan[i].to, from, 2);
+		else
+			__builtin_memcpy(entry + plan[i].to, from, 1);
+	}
+}
+
 /* every fetch arg of @def as such a copy (at most @max): their number, or -1 */
 int sd_probe_copy_plan(const struct sd_probe_def *def, struct sd_fetch_copy *plan, int max);
 /* bytes of dynamic data (strings…) the arguments need for this hit */

@@ -507,19 +507,7 @@ SD_NOTRACE bool sd_trace_write_copy(struct sd_event *ev, uint32_t len, uint64_t 
 	*(uint16_t *)(entry + 2) = 0;
 	*(int32_t *)(entry + 4) = cached_tid;
 	memcpy(entry + SD_ENTRY_COMMON_SIZE, &ip, 8);
-	for (int i = 0; i < nplan; i++) {
-		const char *from = (const char *)src + plan[i].from;
-
-		/* the register's low bytes (little-endian), at constant sizes */
-		if (plan[i].size == 8)
-			__builtin_memcpy(entry + plan[i].to, from, 8);
-		else if (plan[i].size == 4)
-			__builtin_memcpy(entry + plan[i].to, from, 4);
-		else if (plan[i].size == 2)
-			__builtin_memcpy(entry + plan[i].to, from, 2);
-		else
-			__builtin_memcpy(entry + plan[i].to, from, 1);
-	}
+	sd_fetch_copy_run(entry, src, plan, nplan);
 	WRITE_ONCE(b->written, READ_ONCE(b->written) + 1);
 	STORE_RELEASE(b->head, pos + size);
 	barrier();

@@ -99,20 +99,7 @@ SD_NOTRACE static __attribute__((noinline)) void write_event(struct sd_probe_eve
 		memcpy(entry + SD_ENTRY_COMMON_SIZE, &ip, 8);
 	}
 	if (pe->nplan >= 0) {
-		for (int i = 0; i < pe->nplan; i++) {
-			const struct sd_fetch_copy *c = &pe->plan[i];
-			const char *from = (const char *)regs + c->from;
-
-			/* the register's low bytes (little-endian), at constant sizes */
-			if (c->size == 8)
-				__builtin_memcpy(entry + c->to, from, 8);
-			else if (c->size == 4)
-				__builtin_memcpy(entry + c->to, from, 4);
-			else if (c->size == 2)
-				__builtin_memcpy(entry + c->to, from, 2);
-			else
-				__builtin_memcpy(entry + c->to, from, 1);
-		}
+		sd_fetch_copy_run(entry, regs, pe->plan, pe->nplan);
 	} else {
 		sd_probe_store_args(def, &ctx, entry, dyn);
 	}
