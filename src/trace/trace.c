@@ -486,16 +486,15 @@ SD_NOTRACE bool sd_trace_write_copy(struct sd_event *ev, uint32_t len, uint64_t 
 		return false;
 	t->busy = 1;
 	barrier(); /* a signal arriving from here on sees busy */
+	/* no buffer of this region yet (none to be had, or a new region): t->b is not ours */
+	if (unlikely(t->r != rb || t->gen != rb->gen))
+		goto decline;
 	b = t->b;
 	size = (RB_RHDR + len + 7) & ~7ULL;
 	ts = sd_arch_tsc();
 	pos = READ_ONCE(b->head);
-	if (unlikely(t->r != rb || t->gen != rb->gen || ts >= t->comm_due || !(pos & RB_PMASK) ||
-		     (pos & RB_PMASK) + size > RB_PAGE)) {
-		barrier();
-		t->busy = 0;
-		return false;
-	}
+	if (unlikely(ts >= t->comm_due || !(pos & RB_PMASK) || (pos & RB_PMASK) + size > RB_PAGE))
+		goto decline;
 	rec = (struct sd_rb_rec *)rb_waddr(rb, t, pos);
 	rb_prefetch_ahead(rec, pos);
 	rec->len = (uint16_t)len;
@@ -513,6 +512,10 @@ SD_NOTRACE bool sd_trace_write_copy(struct sd_event *ev, uint32_t len, uint64_t 
 	barrier();
 	t->busy = 0;
 	return true;
+decline:
+	barrier();
+	t->busy = 0;
+	return false;
 }
 
 int sd_trace_clock_id(void)
