@@ -227,6 +227,8 @@ struct sd_opt_detour_spec {
 	uint64_t common;	/* the common trampoline */
 	uint64_t exit_stub;	/* sd_arch_xol_exit_stub() */
 	int32_t resume_tls_off; /* %fs offset of the thread's `resume` */
+	int32_t active_tls_off; /* %fs offset of the thread's `active` byte */
+	uint8_t active_slot;	/* its value while the thread runs the main copy */
 	/* where a way out of the main copy to @to goes (sd_arch_opt_exit_stub), 0: none */
 	uint64_t (*exit_to)(uint64_t to);
 };

@@ -158,10 +158,9 @@ SD_NOTRACE __attribute__((noinline)) static void optprobe_hit(uint32_t index,
  * The hit: what the common case needs, one enabled probe on the site
  * (slot->fast), the thread in none of sonde's code and its hit counter
  * ready, with no loop and no frame: the probe's handler is entered by a
- * tail call. The thread leaves with `active` still HANDLER, not SLOT: the
- * exit stub clears it a few instructions later, and a signal handler that
- * hits a probe in between counts a miss (as a hit inside a handler does),
- * where the general case would have run it. Anything else takes
+ * tail call. The thread leaves with `active` still HANDLER; the detour's
+ * main copy sets SLOT as it begins (a signal arriving in between counts
+ * its probes' hits as missed, as inside a handler). Anything else takes
  * optprobe_hit().
  */
 SD_NOTRACE void sd_optprobe_handler(uint32_t index, struct sonde_regs *regs);
@@ -564,6 +563,8 @@ static int prepare(struct sd_site *site)
 	    .common = (uint64_t)common,
 	    .exit_stub = sd_xol_exit_stub(),
 	    .resume_tls_off = sd_thread_resume_tls_offset(),
+	    .active_tls_off = sd_thread_active_tls_offset(),
+	    .active_slot = SD_ACTIVE_SLOT,
 	    .exit_to = exit_stub_to,
 	};
 	err = index_alloc(&spec.index);

@@ -10,6 +10,8 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -129,6 +131,14 @@ __asm__(
     "	nop\n"
     "	jmp *%rax\n"
     ".size opt_tail, .-opt_tail\n"
+    /* its first instruction loads through its argument: NULL faults there */
+    ".type opt_fault, @function\n"
+    ".globl opt_fault\n"
+    "opt_fault:\n"
+    "	mov (%rdi), %rax\n"
+    "	add $1, %rax\n"
+    "	ret\n"
+    ".size opt_fault, .-opt_fault\n"
     ".type opt_unknown, @function\n"
     ".globl opt_unknown\n"
     "opt_unknown:\n"
@@ -804,6 +814,47 @@ TEST(jump_tables_and_tail_calls)
 	expect_form(opt_tail_mid, false, "the function has an indirect jump", call_tail, 1);
 	expect_form((void *)opt_unknown, false, "the function has an indirect jump", call_unknown,
 		    1);
+}
+
+/*
+ * The relocated instructions of a detour fault (the probed function's first
+ * load, through NULL), and the program's SIGSEGV handler leaves by
+ * siglongjmp, never reaching the detour's way out. The thread must still
+ * be one whose later hits run the probe: not marked as inside a handler
+ * for good.
+ */
+long opt_fault(const long *p);
+static sigjmp_buf fault_jmp;
+
+static void fault_handler(int sig)
+{
+	(void)sig;
+	siglongjmp(fault_jmp, 1);
+}
+
+TEST(fault_in_detour_then_siglongjmp)
+{
+	struct sigaction sa = {.sa_handler = fault_handler};
+	struct seen s;
+	long x = 41;
+
+	sigemptyset(&sa.sa_mask);
+	CHECK_EQ(sigaction(SIGSEGV, &sa, NULL), 0);
+	reg_at(&s, (void *)opt_fault);
+	sonde_wait_kprobe_optimizer();
+	CHECK(s.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED);
+	/* a first hit sets up the thread's counters: the next ones take the fast path */
+	CHECK_EQ(opt_fault(&x), 42);
+	if (!sigsetjmp(fault_jmp, 1)) {
+		opt_fault(NULL);
+		CHECK(0); /* not reached: it faults */
+	}
+	CHECK_EQ(s.hits, 2);
+	for (int i = 0; i < 10; i++)
+		CHECK_EQ(opt_fault(&x), 42);
+	CHECK_EQ(s.hits, 12);
+	CHECK_EQ(s.kp.nmissed, 0);
+	sonde_unregister_kprobe(&s.kp);
 }
 
 /*

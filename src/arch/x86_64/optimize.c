@@ -353,6 +353,16 @@ int sd_arch_opt_build_detour(const struct sd_opt_region *r, const struct sd_opt_
 	put_rel32(&e, spec->detour + cap - 16);
 	lay->ret_main = spec->detour + e.n;
 	put(&e, "\x48\x8d\xa4\x24\x88\x00\x00\x00", 8); /* lea 136(%rsp), %rsp */
+	/*
+	 * movb $SLOT, %fs:active: the handler's fast path returns with `active`
+	 * still HANDLER (it tail-calls the probe's handler); from here the
+	 * thread runs the probed code, where a signal's own probes must run
+	 * (and a siglongjmp out of such a signal must not leave HANDLER for
+	 * good). A breakpoint hit comes in at `main` having set it already.
+	 */
+	put(&e, "\x64\xc6\x04\x25", 4);
+	put(&e, &spec->active_tls_off, 4);
+	put(&e, &spec->active_slot, 1);
 	lay->main = spec->detour + e.n;
 
 	/*
