@@ -29,6 +29,7 @@
 #include "ftrace/ftrace.h"
 #include "probe/probe.h"
 #include "trace/trace.h"
+#include "tracefs_echo.h"
 
 #define LIB(p)                  \
 	int p##top(int);        \
@@ -60,40 +61,10 @@ static const struct lib libs[] = {
 
 /* ---- the tracefs, as `echo` and `cat` --------------------------------------------------- */
 
-static int echo(const char *file, const char *text)
-{
-	return sd_tracefs_write(file, text, strlen(text), true, NULL);
-}
-
 static int echo_append(const char *file, const char *text)
 {
 	return sd_tracefs_write(file, text, strlen(text), false, NULL);
 }
-
-static char *cat(const char *file)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-	int err;
-
-	CHECK(f);
-	err = sd_tracefs_read(file, f);
-	fclose(f);
-	if (err) {
-		free(buf);
-		check_fail(__FILE__, __LINE__, "cat %s: %s", file, strerror(-err));
-	}
-	return buf;
-}
-
-#define ECHO(file, text)                                                                 \
-	do {                                                                             \
-		int e_ = echo(file, text);                                               \
-		if (e_)                                                                  \
-			check_fail(__FILE__, __LINE__, "echo '%s' > %s: %s", text, file, \
-				   strerror(-e_));                                       \
-	} while (0)
 
 /* ---- the trace, as records -------------------------------------------------------------- */
 
