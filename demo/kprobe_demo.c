@@ -2,9 +2,10 @@
 /*
  * kprobe_demo.c - the kprobes API on a running program: a probe on libc's
  * malloc and a kretprobe timing a recursive function, first through
- * breakpoints (a signal each hit), then once the optimizer has made the
- * probe a jump (nanoseconds). Handlers may run in a signal handler, so they
- * only record; main prints what they saw.
+ * breakpoints (a signal each hit: optimization is held off until then),
+ * then once the optimizer has made the probes jumps (nanoseconds). Handlers
+ * may run in a signal handler, so they only record; main prints what they
+ * saw.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -71,6 +72,8 @@ int main(void)
 	char *s;
 	long r;
 
+	/* breakpoints first (the optimizer would make them jumps within milliseconds) */
+	sonde_set_kprobe_optimization(0);
 	if (sonde_register_kprobe(&kp) || sonde_register_kretprobe(&rp)) {
 		fprintf(stderr, "demo: %s\n", sonde_last_error());
 		return 1;
@@ -89,6 +92,7 @@ int main(void)
 	       rp.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED ? "a jump" : "a breakpoint", rp.nmissed);
 
 	/* the optimizer works in the background: once it is done, the entry is a jump */
+	sonde_set_kprobe_optimization(1);
 	sonde_wait_kprobe_optimizer();
 	fib_calls = 0;
 	fib(20);
