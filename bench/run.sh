@@ -1271,7 +1271,7 @@ drain_runs() { field "$(grep -m1 '^metric=record_drain ' "$tmp/metrics")" runs; 
 cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)
 ncores=$(grep -c '^processor' /proc/cpuinfo 2>/dev/null || echo "$ncpu")
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
-[[ -n $(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null) ]] && commit="$commit (with uncommitted changes)"
+[[ -n $(git -C "$root" status --porcelain --untracked-files=no -- . ':!docs/PERFORMANCE.md' 2>/dev/null) ]] && commit="$commit (with uncommitted changes)"
 uftrace_version=$(uftrace --version 2>/dev/null | head -1)
 lttng_version=$(lttng --version 2>/dev/null | head -1)
 
