@@ -142,10 +142,11 @@ SD_NOTRACE static inline char *rb_waddr(struct sd_rb_region *r, struct rb_tls *t
 }
 
 /*
- * The line a few records past @rec, claimed for writing ahead of time: a
- * page is written in order, and a store that misses (the consumer read the
- * line, or the ring is bigger than the cache) holds up every later store.
- * Never past the page: the next one may be another thread's.
+ * The line a few records past @rec, fetched ahead of time: a page is
+ * written in order, and a store that misses (the consumer read the line,
+ * or the ring is bigger than the cache) holds up every later store. Never
+ * past the page: the next one may be another thread's. (Without -mprfchw
+ * gcc makes this a read prefetch; prefetchw measured no better.)
  */
 SD_NOTRACE static inline void rb_prefetch_ahead(const void *rec, uint64_t pos)
 {
