@@ -38,6 +38,7 @@ extern const char __start_sonde_text[] __attribute__((weak));
 extern const char __stop_sonde_text[] __attribute__((weak));
 
 static struct sd_maps *self_maps;
+static unsigned long long self_maps_loads; /* sd_dl_loads() when they were read */
 
 static void lock(void)
 {
@@ -208,14 +209,21 @@ void sd_recover_code(uint8_t *buf, uint64_t start, size_t len)
 struct sd_maps *sd_probe_maps(bool refresh)
 {
 	if (refresh || !self_maps) {
+		unsigned long long loads = sd_dl_loads();
 		struct sd_maps *m;
 
 		if (sd_maps_read(0, &m))
 			return NULL;
 		sd_maps_free(self_maps);
 		self_maps = m;
+		self_maps_loads = loads;
 	}
 	return self_maps;
+}
+
+struct sd_maps *sd_probe_maps_current(void)
+{
+	return sd_probe_maps(sd_dl_loads() != self_maps_loads);
 }
 
 /* the implementation an IFUNC resolved to, as the dynamic linker chose it */

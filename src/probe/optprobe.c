@@ -601,6 +601,12 @@ static void optimize_batch(void)
 	struct sd_poke *pokes;
 	int nready = 0, nranges = 0, err;
 
+	/*
+	 * the functions' bounds come from the maps: not from those of an
+	 * object unloaded since, where another may sit now (no caller of the
+	 * optimizer holds a module of the maps)
+	 */
+	sd_probe_maps_current();
 	/* 1: detours for every pending site; int3 hits now resume in them */
 	while (nqueue && nready < OPT_BATCH) {
 		struct sd_site *site = queue[--nqueue];

@@ -136,6 +136,12 @@ int sd_recover_function(uint64_t addr, struct sd_opt_code *code, int max, int *n
 void sd_recover_code(uint8_t *buf, uint64_t start, size_t len);
 /* this process's objects, read again when @refresh (kprobe.c) */
 struct sd_maps *sd_probe_maps(bool refresh);
+/*
+ * the same, read again if the dynamic linker has loaded or unloaded an
+ * object since: the caller (and every caller up its stack) holds no module
+ * of the maps read before
+ */
+struct sd_maps *sd_probe_maps_current(void);
 
 static inline bool sd_kprobe_enabled(const struct sonde_kprobe *p)
 {

@@ -7,10 +7,29 @@
  *   optx_g   jmp rel32: in libopt_a to optx_f's first byte (allowed), in
  *            libopt_b to its second instruction, inside those 5 bytes, so
  *            that a probe on optx_f must stay a breakpoint there.
+ *
+ * libopt_c (OPTX_SPLIT) has the same bytes in size, cut otherwise: optx_f
+ * is `mov; ret` and the function optx_h (`lea 2(%rdi),%eax; ret`), entered only
+ * through a pointer, starts inside the 5 bytes a jump at optx_f would take.
  */
 	.text
 	.globl	optx_f
 	.type	optx_f, @function
+#ifdef OPTX_SPLIT
+optx_f:
+	movl	%edi, %eax
+	ret
+	.size	optx_f, .-optx_f
+	.globl	optx_h
+	.type	optx_h, @function
+optx_h:
+	leal	2(%rdi), %eax
+	ret
+	nop
+	nop
+	.size	optx_h, .-optx_h
+optx_in = optx_f
+#else
 optx_f:
 	movl	%edi, %eax
 optx_in:
@@ -18,6 +37,7 @@ optx_in:
 	addl	$2, %eax
 	ret
 	.size	optx_f, .-optx_f
+#endif
 
 	.globl	optx_g
 	.type	optx_g, @function

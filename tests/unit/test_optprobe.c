@@ -913,6 +913,41 @@ TEST(branch_from_elsewhere_and_objects_replaced)
 }
 
 /*
+ * libopt_c opened where libopt_a was: a probe placed by address on its
+ * optx_f (3 bytes: `mov; ret`) must be analysed with c's symbols, not with
+ * a's (where optx_f has 9 bytes): a jump there would cover the start of
+ * optx_h, which a call through a pointer enters.
+ */
+TEST(object_replaced_function_bounds)
+{
+	uint64_t fa, fc;
+	long (*g)(long), (*h)(long);
+	void *hd = open_optx("a", &fa, &g);
+	struct seen s;
+
+	reg_at(&s, (void *)(uintptr_t)fa);
+	sonde_wait_kprobe_optimizer();
+	CHECK(s.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED);
+	CHECK_EQ(g(10), 13);
+	sonde_unregister_kprobe(&s.kp);
+	dlclose(hd);
+	hd = open_optx("c", &fc, &g);
+	CHECK_EQ(fc, fa);
+	h = (long (*)(long))dlsym(hd, "optx_h");
+	CHECK(h);
+	reg_at(&s, (void *)(uintptr_t)fc);
+	sonde_wait_kprobe_optimizer();
+	if (s.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED)
+		check_fail(__FILE__, __LINE__, "optx_f of libopt_c became a jump over optx_h");
+	CHECK_STREQ(sd_kprobe_opt_why(&s.kp), "the region would leave the function");
+	CHECK_EQ(h(10), 12);
+	CHECK_EQ(g(10), 10); /* c's optx_g: mov; jmp optx_f (mov; ret) */
+	CHECK_EQ(s.hits, 1);
+	sonde_unregister_kprobe(&s.kp);
+	dlclose(hd);
+}
+
+/*
  * libc's madvise runs with every signal blocked when a thread ends: a
  * probe there is a jump by the time it is registered (a breakpoint only
  * when optimization is off); one that cannot be a jump is refused.
