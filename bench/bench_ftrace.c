@@ -335,14 +335,15 @@ int main(int argc, char **argv)
 		printf(" %.1f", all[i]);
 	printf("\n");
 	qsort(v, (size_t)runs, sizeof(v[0]), cmp_double);
-	printf("metric=%s kind=%s status=ok ns_per_call=%.2f min=%.2f max=%.2f runs=%d calls=%ld "
-	       "total_calls=%ld cold_ns=%.2f build=%s target=ft_leaf desc=\"%s\"\n",
+	/* three decimals: a disabled tracepoint's ratio to none is a matter of 0.01 ns */
+	printf("metric=%s kind=%s status=ok ns_per_call=%.3f min=%.3f max=%.3f runs=%d calls=%ld "
+	       "total_calls=%ld cold_ns=%.3f build=%s target=ft_leaf desc=\"%s\"\n",
 	       metric, kind, runs % 2 ? v[runs / 2] : (v[runs / 2 - 1] + v[runs / 2]) / 2, v[0],
 	       v[runs - 1], runs, calls, total, cold, FT_BUILD, desc);
 	if (pair) {
 		qsort(vp, (size_t)runs, sizeof(vp[0]), cmp_double);
 		printf(
-		    "metric=%s kind=baseline status=ok ns_per_call=%.2f min=%.2f max=%.2f runs=%d "
+		    "metric=%s kind=baseline status=ok ns_per_call=%.3f min=%.3f max=%.3f runs=%d "
 		    "calls=%ld build=%s target=ft_leaf_plain desc=\"the same function and loop "
 		    "without the tracepoint, timed in turn in the same process\"\n",
 		    pair, runs % 2 ? vp[runs / 2] : (vp[runs / 2 - 1] + vp[runs / 2]) / 2, vp[0],
