@@ -660,6 +660,15 @@ static int count_hit(struct sonde_kprobe *p, struct sonde_regs *regs)
 	return 0;
 }
 
+/* @s made a hit-counting probe at @addr with the sonde-internal @flags, not registered */
+static void counting_probe(struct seen *s, void *addr, uint64_t flags)
+{
+	memset(s, 0, sizeof(*s));
+	s->kp.addr = addr;
+	s->kp.pre_handler = count_hit;
+	s->kp.__reserved[0] = flags;
+}
+
 /*
  * The function tracers' probes (SD_KP_JUMP_FIRST): no breakpoint while
  * the optimizer works, a jump once it has; a breakpoint where no jump can
@@ -674,10 +683,7 @@ TEST(jump_first_and_jump_only)
 	memcpy(one, (void *)opt_one, sizeof(one));
 	memcpy(loop, (void *)opt_loop, sizeof(loop));
 
-	memset(&s, 0, sizeof(s));
-	s.kp.addr = (void *)opt_one;
-	s.kp.pre_handler = count_hit;
-	s.kp.__reserved[0] = SD_KP_JUMP_FIRST;
+	counting_probe(&s, (void *)opt_one, SD_KP_JUMP_FIRST);
 	CHECK_EQ(sonde_register_kprobe(&s.kp), 0);
 	CHECK(!memcmp(one, (void *)opt_one, sizeof(one))); /* not armed yet */
 	sonde_wait_kprobe_optimizer();
@@ -689,10 +695,7 @@ TEST(jump_first_and_jump_only)
 	CHECK(!memcmp(one, (void *)opt_one, sizeof(one)));
 
 	/* a loop head at entry: no jump; a breakpoint then */
-	memset(&s, 0, sizeof(s));
-	s.kp.addr = (void *)opt_loop;
-	s.kp.pre_handler = count_hit;
-	s.kp.__reserved[0] = SD_KP_JUMP_FIRST;
+	counting_probe(&s, (void *)opt_loop, SD_KP_JUMP_FIRST);
 	CHECK_EQ(sonde_register_kprobe(&s.kp), 0);
 	sonde_wait_kprobe_optimizer();
 	CHECK(!(s.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED));
@@ -703,10 +706,7 @@ TEST(jump_first_and_jump_only)
 	CHECK(!memcmp(loop, (void *)opt_loop, sizeof(loop)));
 
 	/* ... and jump-only: never a breakpoint, the probe stays out */
-	memset(&s, 0, sizeof(s));
-	s.kp.addr = (void *)opt_loop;
-	s.kp.pre_handler = count_hit;
-	s.kp.__reserved[0] = SD_KP_JUMP_FIRST | SD_KP_JUMP_ONLY;
+	counting_probe(&s, (void *)opt_loop, SD_KP_JUMP_FIRST | SD_KP_JUMP_ONLY);
 	CHECK_EQ(sonde_register_kprobe(&s.kp), 0);
 	sonde_wait_kprobe_optimizer();
 	CHECK(!(s.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED));
@@ -719,10 +719,7 @@ TEST(jump_first_and_jump_only)
 
 	/* optimization off: jump-first is a breakpoint at once */
 	sonde_set_kprobe_optimization(0);
-	memset(&s, 0, sizeof(s));
-	s.kp.addr = (void *)opt_one;
-	s.kp.pre_handler = count_hit;
-	s.kp.__reserved[0] = SD_KP_JUMP_FIRST;
+	counting_probe(&s, (void *)opt_one, SD_KP_JUMP_FIRST);
 	CHECK_EQ(sonde_register_kprobe(&s.kp), 0);
 	CHECK_EQ(*(uint8_t *)opt_one, 0xcc);
 	CHECK_EQ(opt_one(1), 3);
@@ -1036,10 +1033,7 @@ TEST(signals_blocked_function_is_jump_or_nothing)
 		uint8_t loop[8];
 
 		memcpy(loop, (void *)opt_loop, sizeof(loop));
-		memset(&s, 0, sizeof(s));
-		s.kp.addr = (void *)opt_loop;
-		s.kp.pre_handler = count_hit;
-		s.kp.__reserved[0] = SD_KP_JUMP_ONLY;
+		counting_probe(&s, (void *)opt_loop, SD_KP_JUMP_ONLY);
 		CHECK_EQ(sonde_register_kprobe(&s.kp), -EOPNOTSUPP);
 		CHECK(strstr(sonde_last_error(), "cannot be a jump: a branch of the function"));
 		CHECK(!(s.kp.__reserved[0] & SD_KP_REGISTERED));
