@@ -59,11 +59,14 @@ void sd_log(enum sonde_log_level level, const char *prefix, const char *fmt, ...
 
 int sd_error(int err, const char *fmt, ...)
 {
+	char msg[sizeof(last_error)];
 	va_list ap;
 
+	/* formatted apart: an argument may be sonde_last_error() itself (a cause quoted) */
 	va_start(ap, fmt);
-	vsnprintf(last_error, sizeof(last_error), fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	memcpy(last_error, msg, sizeof(msg));
 	errno = err < 0 ? -err : err;
 	return err;
 }

@@ -706,7 +706,7 @@ static int __register_kprobe(struct sonde_kprobe *p)
 		if (err) {
 			char why[256];
 
-			/* (a copy: sd_error writes where sonde_last_error() reads) */
+			/* (a copy: putting the jumps back may set an error of its own) */
 			snprintf(why, sizeof(why), "%s", sonde_last_error());
 			reoptimize_covering(addr);
 			if (err == -EBUSY)

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "common/log.h"
 #include "trace/errlog.h"
 #include "trace/event.h"
 #include "trace/probe_def.h"
@@ -900,6 +901,14 @@ TEST(fetch_long_strings)
 }
 
 /* ---- error_log ------------------------------------------------------------------------------- */
+
+/* sonde_last_error(): a message may quote the one it replaces (a cause) */
+TEST(last_error_quotes_itself)
+{
+	CHECK_EQ(sd_error(-ENOENT, "no symbol '%s'", "frobnicate"), -ENOENT);
+	CHECK_EQ(sd_error(-EINVAL, "p:ev frobnicate: %s", sonde_last_error()), -EINVAL);
+	CHECK_STREQ(sonde_last_error(), "p:ev frobnicate: no symbol 'frobnicate'");
+}
 
 TEST(errlog_ring)
 {
