@@ -39,6 +39,7 @@ extern const char __stop_sonde_text[] __attribute__((weak));
 
 static struct sd_maps *self_maps;
 static unsigned long long self_maps_loads; /* sd_dl_loads() when they were read */
+static unsigned long self_maps_gen;	   /* counts the reads */
 
 static void lock(void)
 {
@@ -217,8 +218,14 @@ struct sd_maps *sd_probe_maps(bool refresh)
 		sd_maps_free(self_maps);
 		self_maps = m;
 		self_maps_loads = loads;
+		self_maps_gen++;
 	}
 	return self_maps;
+}
+
+unsigned long sd_probe_maps_gen(void)
+{
+	return self_maps_gen;
 }
 
 struct sd_maps *sd_probe_maps_current(void)

@@ -410,22 +410,21 @@ static int scan_object(const struct sd_module *m, struct obj_targets *o)
 
 /*
  * The branch targets of the object containing @addr, swept once per object
- * (a few ms for libc). What was swept before the dynamic linker last loaded
- * or unloaded an object is swept again: another object may sit where an
- * unloaded one was.
+ * (a few ms for libc). What was swept from other maps is swept again: the
+ * optimizer reads them anew after the dynamic linker loaded or unloaded an
+ * object (optimize_batch), and another object may sit where one was.
  */
 static const struct sd_targets *object_targets(uint64_t addr)
 {
-	static unsigned long long loads_seen;
-	unsigned long long loads = sd_dl_loads();
+	static unsigned long gen_seen;
 	struct sd_maps *maps = sd_probe_maps(false);
 	struct sd_module *m = maps ? sd_maps_find_addr(maps, addr) : NULL;
 	struct obj_targets o, *bigger;
 
-	if (loads != loads_seen) {
+	if (sd_probe_maps_gen() != gen_seen) {
 		while (nobjs)
 			free(objs[--nobjs].t.bits);
-		loads_seen = loads;
+		gen_seen = sd_probe_maps_gen();
 	}
 	if (!m)
 		return NULL;

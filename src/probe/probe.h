@@ -142,6 +142,8 @@ struct sd_maps *sd_probe_maps(bool refresh);
  * of the maps read before
  */
 struct sd_maps *sd_probe_maps_current(void);
+/* changes each time the maps are read again: what was learnt of the old ones may not hold */
+unsigned long sd_probe_maps_gen(void);
 
 static inline bool sd_kprobe_enabled(const struct sonde_kprobe *p)
 {
