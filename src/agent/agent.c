@@ -58,7 +58,6 @@
 #include "probe/probe.h"
 #include "probe/thread.h"
 #include "trace/probe_def.h"
-#include "ftrace/ftrace.h"
 #include "trace/trace.h"
 #include "trace/trace_probe.h"
 #include "tracepoint/tracepoint.h"
@@ -134,15 +133,11 @@ static int serve(int fd, struct sd_ctl_msg *m)
 	if (!out)
 		return -1;
 	/*
-	 * objects loaded since the last request (the first: all): their static
-	 * tracepoints, and the uprobes that waited for them
+	 * objects loaded or unloaded since the last request (the first: all):
+	 * what follows them, then the tracepoints started on the first request
 	 */
-	sd_kprobes_forget_unmapped();
+	sd_dlhook_objects_changed();
 	sd_tracepoint_update();
-	sd_probe_events_refresh();
-	sd_trace_lock();
-	sd_ftrace_refresh();
-	sd_trace_unlock();
 	switch (m->hdr.op) {
 	case SD_CTL_READ:
 		status = sd_tracefs_read(m->path, out);

@@ -521,10 +521,6 @@ static void classify(void)
 	free(mark);
 }
 
-/*
- * (a maps list of our own: the probe engine's is replaced under its own lock,
- * and its optimizer reads it from another thread)
- */
 /* an object unmapped (dlclose): its probes went with it (sd_kprobes_forget_unmapped) */
 static void object_free(struct ft_obj *o)
 {
@@ -558,6 +554,10 @@ static bool still_mapped(const struct ft_obj *o, struct sd_maps *maps)
 	return false;
 }
 
+/*
+ * (a maps list of our own: the probe engine's is replaced under its own lock,
+ * and its optimizer reads it from another thread)
+ */
 struct ft_obj *sd_ft_objects(size_t *n)
 {
 	struct sd_maps *maps = NULL;

@@ -106,6 +106,16 @@ static struct {
 	bool running;
 } helper = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, false};
 
+void sd_dlhook_objects_changed(void)
+{
+	sd_kprobes_forget_unmapped(); /* (a dlclose: before anything probes again) */
+	sd_tracepoint_refresh();
+	sd_probe_events_refresh();
+	sd_trace_lock();
+	sd_ftrace_refresh(); /* the function tracers hook what was loaded */
+	sd_trace_unlock();
+}
+
 static void *helper_main(void *arg)
 {
 	(void)arg;
@@ -118,12 +128,7 @@ static void *helper_main(void *arg)
 			pthread_cond_wait(&helper.cond, &helper.lock);
 		r = helper.req;
 		pthread_mutex_unlock(&helper.lock);
-		sd_kprobes_forget_unmapped(); /* (a dlclose: before anything probes again) */
-		sd_tracepoint_refresh();
-		sd_probe_events_refresh();
-		sd_trace_lock();
-		sd_ftrace_refresh(); /* the function tracers hook what was loaded */
-		sd_trace_unlock();
+		sd_dlhook_objects_changed();
 		pthread_mutex_lock(&helper.lock);
 		helper.done = r;
 		pthread_cond_broadcast(&helper.cond);

@@ -46,6 +46,13 @@ void sd_tracepoint_refresh_locked(void);
  * (when the program's dlopen() is libsonde's); sd_tracepoint_init() calls it
  */
 void sd_dlhook_start(void);
+/*
+ * dlhook.c: after the dynamic linker loaded or unloaded objects, everything
+ * that follows them: probes in what was unloaded forgotten (first, before
+ * anything writes code again), then the tracepoints, the uprobes waiting
+ * for a file and the function tracers' sites of what was loaded
+ */
+void sd_dlhook_objects_changed(void);
 
 /*
  * the agent, before each request: start on first call (sd_tracepoint_init),
