@@ -221,37 +221,50 @@ int sd_arch_opt_analyze(const struct sd_opt_code *code, int ncode, uint64_t addr
 			const char **why);
 /* mark in @t every direct branch target of some code (at @base) */
 void sd_arch_scan_targets(const uint8_t *code, uint64_t base, size_t len, struct sd_targets *t);
+/*
+ * sd_arch_opt_build_copy - the copy of region @r that threads leave a
+ * detour through, to sit at @at in memory never freed: clears the thread's
+ * `active` (at %fs:@active_tls_off), then from SD_OPT_COPY_NESTED on (for
+ * a thread that stays marked) the region's instructions relocated, with
+ * plain jumps, and a jump back after the region. Its bytes in @buf (their
+ * number, the same wherever @at is), or -ERANGE / -ENOSPC.
+ */
+#define SD_OPT_COPY_NESTED 9
+#define SD_OPT_COPY_MAX	   128
+int sd_arch_opt_build_copy(const struct sd_opt_region *r, int32_t active_tls_off, uint64_t at,
+			   uint8_t *buf, size_t cap);
+
 struct sd_opt_detour_spec {
-	uint64_t detour;	/* where it will sit */
-	uint32_t index;		/* the site's index for the trampoline */
-	uint64_t common;	/* the common trampoline */
-	uint64_t exit_stub;	/* sd_arch_xol_exit_stub() */
-	int32_t resume_tls_off; /* %fs offset of the thread's `resume` */
-	int32_t active_tls_off; /* %fs offset of the thread's `active` byte */
-	uint8_t active_slot;	/* its value while the thread runs the main copy */
-	/* where a way out of the main copy to @to goes (sd_arch_opt_exit_stub), 0: none */
-	uint64_t (*exit_to)(uint64_t to);
+	uint64_t detour; /* where it will sit */
+	uint32_t index;	 /* the site's index for the trampoline */
+	uint64_t common; /* the common trampoline */
+	/*
+	 * for a lite site at a function's first instruction: the handler
+	 * (sd_optprobe_handler), called from the detour itself, which saves
+	 * the registers; 0: through @common
+	 */
+	uint64_t handler;
+	uint64_t copy; /* the region's copy (sd_arch_opt_build_copy) */
 };
 
-/*
- * A detour's way out to @to, at @at (in memory never freed): clears the
- * thread's `active` at %fs:@active_tls_off, then jumps to @to. Its bytes in
- * @buf (SD_OPT_EXIT_STUB_LEN at most); -ERANGE if @to is out of reach.
- */
-#define SD_OPT_EXIT_STUB_LEN 16
-int sd_arch_opt_exit_stub(int32_t active_tls_off, uint64_t at, uint64_t to, uint8_t *buf);
-
 struct sd_opt_layout {
-	uint64_t ret_main;   /* the trampoline returns here: lea, then the main copy */
-	uint64_t main;	     /* the main copy itself (an int3 hit resumes here) */
-	uint64_t ret_nested; /* lea, then the nested copy */
-	uint64_t nested;     /* the nested copy itself */
+	/*
+	 * the trampoline returns here: lea, then out to the copy; from a
+	 * detour that saves the registers itself (saves_regs), the handler
+	 * returns here, with its return address just below the registers
+	 * aligned down to 16, not just above them
+	 */
+	uint64_t ret_main;
+	uint64_t main;	     /* the copy (an int3 hit resumes here) */
+	uint64_t ret_nested; /* as ret_main, then the copy past its unmarking */
+	uint64_t nested;     /* the copy past its unmarking */
+	bool saves_regs;
 	size_t len;
 };
 
-/* the detour for @r (@cap bytes, the last 8 hold data); returns bytes of code */
-int sd_arch_opt_build_detour(const struct sd_opt_region *r, const struct sd_opt_detour_spec *spec,
-			     uint8_t *buf, size_t cap, struct sd_opt_layout *lay);
+/* the detour (@cap bytes, the last 16 hold data); returns bytes of code */
+int sd_arch_opt_build_detour(const struct sd_opt_detour_spec *spec, uint8_t *buf, size_t cap,
+			     struct sd_opt_layout *lay);
 /*
  * the common trampolines (optprobe_tramp.S): with the vector state and
  * without it (_lite); the _entry ones for a function's first instruction,

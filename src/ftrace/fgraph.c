@@ -370,9 +370,7 @@ SD_NOTRACE static void trace_entry(uint64_t func, uint64_t *slot, bool pg)
 	/* sonde's own threads, and a hit inside a handler, are not traced */
 	if (prev & SD_ACTIVE_HANDLER || t->in_sonde)
 		return;
-	if (!prev)
-		t->seq++;
-	t->active = prev | SD_ACTIVE_HANDLER;
+	sd_thread_enter(t, prev);
 	barrier();
 	hit(func, slot, pg, false);
 	barrier();
@@ -416,9 +414,7 @@ SD_NOTRACE uint64_t sd_fgraph_return(uint64_t *slotp)
 	uint8_t prev = t->active;
 	int top = -1;
 
-	if (!prev)
-		t->seq++;
-	t->active = prev | SD_ACTIVE_HANDLER;
+	sd_thread_enter(t, prev);
 	barrier();
 	for (int i = fs ? (int)fs->n - 1 : -1; i >= 0; i--)
 		if (fs->f[i].slot == slot && !fs->f[i].unhooked) {

@@ -87,11 +87,10 @@ SD_NOTRACE static bool wants_post(struct sd_site *site)
  * the slot that leaves `active` alone is used.
  */
 /*
- * An optimized site (or one being optimized) continues in its detour's copy
- * of the whole region: resuming after the first instruction would land in
- * the middle of the jump. The main copy's exits clear `active`. The detour
- * is read once: the unoptimizer waits for this thread (marked active) before
- * it frees it.
+ * An optimized site (or one being optimized) continues in its copy of the
+ * whole region: resuming after the first instruction would land in the
+ * middle of the jump. The copy, never freed, clears `active` first (its
+ * nested entry keeps it).
  */
 SD_NOTRACE static bool to_detour(struct sd_thread *t, struct sd_site *site, void *uc, uint8_t prev)
 {
@@ -202,9 +201,7 @@ SD_NOTRACE void sd_trap_handler(int sig, void *info, void *uc)
 	}
 
 	/* outermost entry, or a signal handler that interrupted a slot */
-	if (!prev)
-		t->seq++;
-	t->active = prev | SD_ACTIVE_HANDLER;
+	sd_thread_enter(t, prev);
 	smp_mb(); /* pairs with sd_sync_threads(): flag visible before the lookup */
 
 	site = sd_site_lookup(bp);

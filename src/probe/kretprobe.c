@@ -340,9 +340,7 @@ SD_NOTRACE uint64_t sd_kretprobe_trampoline_handler(struct sonde_regs *regs)
 	uint8_t prev = t->active;
 	int top = -1, first;
 
-	if (!prev)
-		t->seq++;
-	t->active = prev | SD_ACTIVE_HANDLER;
+	sd_thread_enter(t, prev);
 	/*
 	 * no fence: unregister marks the pool dead, then sd_sync_threads() orders
 	 * every thread with a membarrier before it looks at `active`

@@ -113,19 +113,23 @@ SD_NOTRACE __attribute__((noinline)) static void optprobe_hit(uint32_t index,
 	struct opt_slot *slot = &opt_table[index];
 	struct sd_thread *t = &sd_self;
 	uint8_t prev = t->active;
-	/* the trampoline returns to the word above the saved registers */
-	uint64_t *ret = (uint64_t *)(regs + 1);
+	/*
+	 * the trampoline returns to the word above the saved registers; a
+	 * detour that saved them itself called the handler with them aligned
+	 * down to 16 (its return address: this function's, by tail calls)
+	 */
+	uint64_t *ret = slot->layout.saves_regs ? (uint64_t *)((uintptr_t)regs & ~(uintptr_t)15) - 1
+						: (uint64_t *)(regs + 1);
 	struct sd_probe_list *l;
 	struct sd_site *site;
 
-	if (!prev)
-		t->seq++;
-	t->active = prev | SD_ACTIVE_HANDLER;
+	sd_thread_enter(t, prev);
 	/* no fence: sd_sync_threads() orders every thread with membarrier */
 	barrier();
 	site = LOAD_ACQUIRE(slot->site);
-	if (prev)
-		*ret = slot->layout.ret_nested; /* the outer activity keeps its mark */
+	/* the outer activity keeps its mark: out through the nested copy */
+	if (prev && *ret == slot->layout.ret_main)
+		*ret = slot->layout.ret_nested;
 	if (site && !(prev & SD_ACTIVE_HANDLER) && likely(!t->in_sonde)) {
 		regs->ip = site->addr;
 		l = LOAD_ACQUIRE(site->probes);
@@ -150,7 +154,7 @@ SD_NOTRACE __attribute__((noinline)) static void optprobe_hit(uint32_t index,
 				__atomic_add_fetch(&l->p[i]->nmissed, 1, __ATOMIC_RELAXED);
 	}
 	barrier();
-	/* out through the main copy, whose exits clear `active` */
+	/* out of the detour, still marked, to the region's copy, which unmarks it */
 	t->active = prev ? prev : SD_ACTIVE_SLOT;
 }
 
@@ -158,9 +162,9 @@ SD_NOTRACE __attribute__((noinline)) static void optprobe_hit(uint32_t index,
  * The hit: what the common case needs, one enabled probe on the site
  * (slot->fast), the thread in none of sonde's code and its hit counter
  * ready, with no loop and no frame: the probe's handler is entered by a
- * tail call. The thread leaves with `active` still HANDLER; the detour's
- * main copy sets SLOT as it begins (a signal arriving in between counts
- * its probes' hits as missed, as inside a handler). Anything else takes
+ * tail call. The thread leaves with `active` still HANDLER until the
+ * region's copy clears it (a signal arriving in between counts its
+ * probes' hits as missed, as inside a handler). Anything else takes
  * optprobe_hit().
  */
 SD_NOTRACE void sd_optprobe_handler(uint32_t index, struct sonde_regs *regs);
@@ -172,13 +176,14 @@ sd_optprobe_handler(uint32_t index, struct sonde_regs *regs)
 	struct sd_thread *t = &sd_self;
 	struct sonde_kprobe *p;
 	uint64_t *hits = t->hits;
+	uint64_t state = __atomic_load_n(&t->state, __ATOMIC_RELAXED);
 	int hs;
 
-	if (unlikely(t->busy || !hits))
+	if (unlikely((uint16_t)state || !hits))
 		goto general;
-	t->seq++;
-	barrier();
-	t->active = SD_ACTIVE_HANDLER;
+	/* sd_thread_enter(t, 0), with the load above: seq++ and HANDLER, one store */
+	__atomic_store_n(&t->state, state + SD_ACTIVE_HANDLER + SD_THREAD_SEQ_ONE,
+			 __ATOMIC_RELAXED);
 	/* no fence: sd_sync_threads() orders every thread with membarrier */
 	barrier();
 	p = LOAD_ACQUIRE(slot->fast);
@@ -448,59 +453,73 @@ static const struct sd_targets *object_targets(uint64_t addr)
 }
 
 /*
- * The exit stub to @to (sd_arch_opt_exit_stub), made once per target and
- * never freed: detours come and go, their ways out stay. An open-addressed
- * table of targets, under sd_probe_mutex.
+ * The region's copy (sd_arch_opt_build_copy), made once per site and its
+ * bytes, and never freed: detours come and go, and a thread may still run
+ * a copy, unmarked, long after its detour went. An open-addressed table by
+ * address, under sd_probe_mutex; an object loaded where another was gets
+ * copies of its own bytes.
  */
-struct exit_stub {
-	uint64_t to, stub;
+struct region_copy {
+	uint64_t addr, copy;
+	unsigned int len;
+	uint8_t bytes[SD_OPT_MAX_BYTES];
 };
 
 static struct {
-	struct exit_stub *v;
+	struct region_copy *v;
 	size_t cap, n;
-} exits;
+} copies;
 
-static struct exit_stub *exit_slot(struct exit_stub *v, size_t cap, uint64_t to)
+static struct region_copy *copy_slot(struct region_copy *v, size_t cap, const struct region_copy *k)
 {
-	size_t i = to % cap;
+	size_t i = (k->addr >> 4) % cap;
 
-	while (v[i].to && v[i].to != to)
+	while (v[i].addr &&
+	       (v[i].addr != k->addr || v[i].len != k->len || memcmp(v[i].bytes, k->bytes, k->len)))
 		i = (i + 1) % cap;
 	return &v[i];
 }
 
-static uint64_t exit_stub_to(uint64_t to)
+static uint64_t region_copy(const struct sd_opt_region *r)
 {
-	uint8_t buf[SD_OPT_EXIT_STUB_LEN];
-	struct exit_stub *e;
+	struct region_copy k = {.addr = r->addr, .len = 0}, *c;
+	uint8_t buf[SD_OPT_COPY_MAX];
 	void *at;
 	int len;
 
-	if (exits.n && (e = exit_slot(exits.v, exits.cap, to))->to)
-		return e->stub;
-	if (2 * (exits.n + 1) > exits.cap) {
-		size_t cap = exits.cap ? 2 * exits.cap : 256;
-		struct exit_stub *v = calloc(cap, sizeof(*v));
+	for (int i = 0; i < r->ninsn; i++) {
+		if (k.len + r->insn[i].len > sizeof(k.bytes))
+			return 0;
+		memcpy(k.bytes + k.len, r->insn[i].bytes, r->insn[i].len);
+		k.len += r->insn[i].len;
+	}
+	if (copies.n && (c = copy_slot(copies.v, copies.cap, &k))->addr)
+		return c->copy;
+	if (2 * (copies.n + 1) > copies.cap) {
+		size_t cap = copies.cap ? 2 * copies.cap : 256;
+		struct region_copy *v = calloc(cap, sizeof(*v));
 
 		if (!v)
 			return 0;
-		for (size_t i = 0; i < exits.cap; i++)
-			if (exits.v[i].to)
-				*exit_slot(v, cap, exits.v[i].to) = exits.v[i];
-		free(exits.v);
-		exits.v = v;
-		exits.cap = cap;
+		for (size_t i = 0; i < copies.cap; i++)
+			if (copies.v[i].addr)
+				*copy_slot(v, cap, &copies.v[i]) = copies.v[i];
+		free(copies.v);
+		copies.v = v;
+		copies.cap = cap;
 	}
-	at = sd_xol_alloc_permanent(to, SD_OPT_EXIT_STUB_LEN);
-	if (!at)
+	/* its length first (it does not depend on where it sits), then in place */
+	len = sd_arch_opt_build_copy(r, sd_thread_active_tls_offset(), r->addr, buf, sizeof(buf));
+	if (len < 0 || !(at = sd_xol_alloc_permanent(r->addr, (size_t)len)))
 		return 0;
-	len = sd_arch_opt_exit_stub(sd_thread_active_tls_offset(), (uint64_t)at, to, buf);
+	len = sd_arch_opt_build_copy(r, sd_thread_active_tls_offset(), (uint64_t)at, buf,
+				     sizeof(buf));
 	if (len < 0 || sd_text_write(at, buf, (size_t)len))
 		return 0; /* (its bytes stay taken) */
-	*exit_slot(exits.v, exits.cap, to) = (struct exit_stub){to, (uint64_t)at};
-	exits.n++;
-	return (uint64_t)at;
+	k.copy = (uint64_t)at;
+	*copy_slot(copies.v, copies.cap, &k) = k;
+	copies.n++;
+	return k.copy;
 }
 
 /* analyse the site and publish its detour; int3 hits go there from now on */
@@ -560,20 +579,23 @@ static int prepare(struct sd_site *site)
 	spec = (struct sd_opt_detour_spec){
 	    .detour = (uint64_t)detour,
 	    .common = (uint64_t)common,
-	    .exit_stub = sd_xol_exit_stub(),
-	    .resume_tls_off = sd_thread_resume_tls_offset(),
-	    .active_tls_off = sd_thread_active_tls_offset(),
-	    .active_slot = SD_ACTIVE_SLOT,
-	    .exit_to = exit_stub_to,
+	    /* the common case: the registers saved by the detour itself */
+	    .handler = site->lite && at_entry ? (uint64_t)(uintptr_t)sd_optprobe_handler : 0,
+	    .copy = region_copy(&site->region),
 	};
+	if (!spec.copy) {
+		sd_xol_free_n(detour, SD_OPT_DETOUR_MAX / SD_XOL_SLOT_SIZE);
+		site->opt_why = "the region's copy cannot be placed near it";
+		return -ENOMEM;
+	}
 	err = index_alloc(&spec.index);
 	if (err) {
 		sd_xol_free_n(detour, SD_OPT_DETOUR_MAX / SD_XOL_SLOT_SIZE);
 		site->opt_why = "too many optimized probes";
 		return err;
 	}
-	err = sd_arch_opt_build_detour(&site->region, &spec, buf, SD_OPT_DETOUR_MAX,
-				       &opt_table[spec.index].layout);
+	err =
+	    sd_arch_opt_build_detour(&spec, buf, SD_OPT_DETOUR_MAX, &opt_table[spec.index].layout);
 	if (err >= 0)
 		err = sd_text_write(detour, buf, SD_OPT_DETOUR_MAX);
 	if (err < 0) {

@@ -10,10 +10,13 @@
  *   SD_ACTIVE_HANDLER          in the trap handler or a trampoline handler
  *   SD_ACTIVE_SLOT             running a probe's out-of-line slot; the exit
  *                              stub stores 0 once the thread is out of it
- *                              (a detour: its last instruction, by ip)
+ *                              (a detour: the region's copy, which is never
+ *                              freed, stores it first)
  *
- * `seq` counts outermost entries into the handler; a change of seq proves
- * that whatever the thread was doing before has ended.
+ * Its seq counts outermost entries into the handler; a change of seq
+ * proves that whatever the thread was doing before has ended. It shares a
+ * word with `active`, so that an entry marks and counts in one store (the
+ * hit path is bound by its stores).
  *
  * sd_sync_threads() is the user-space stand-in for synchronize_rcu(): after
  * a probe is unlinked from everything a new trap could find, it returns once
@@ -41,10 +44,11 @@ struct sd_thread {
 			uint8_t in_sonde; /* inside libsonde's own API: probes pass through */
 		};
 		uint16_t busy; /* either: the hit path's one test */
+		/* and above them the 48-bit seq (read by other threads with a safe copy) */
+		uint64_t state;
 	};
 	uint8_t registered;
 	uint8_t post_prev;	   /* `active` to restore after the post_handler trap */
-	unsigned long seq;	   /* (read by other threads with a safe copy) */
 	uint64_t resume;	   /* where the slot exit stub jumps back to */
 	struct sd_site *post_site; /* waiting for the post_handler trap of this site */
 	struct sd_shadow *shadow;  /* kretprobe return stack */
@@ -55,6 +59,32 @@ struct sd_thread {
 };
 
 extern SD_TLS_IE struct sd_thread sd_self;
+
+#define SD_THREAD_SEQ_ONE (1ull << 16)
+
+static inline uint64_t sd_thread_seq(const struct sd_thread *t)
+{
+	return t->state >> 16;
+}
+
+/*
+ * sd_thread_enter - a hit marks the thread as in a handler; @prev, its
+ * `active` before. An outermost entry (@prev 0, so that byte is 0) is
+ * counted in seq by the same store. A signal arriving between the load and
+ * the store leaves `active` and `in_sonde` as it found them; the seq it
+ * counted is counted again, which a watcher takes for the same activity:
+ * it waits longer, never less.
+ */
+static inline void sd_thread_enter(struct sd_thread *t, uint8_t prev)
+{
+	if (prev)
+		t->active = prev | SD_ACTIVE_HANDLER;
+	else
+		__atomic_store_n(&t->state,
+				 __atomic_load_n(&t->state, __ATOMIC_RELAXED) + SD_ACTIVE_HANDLER +
+				     SD_THREAD_SEQ_ONE,
+				 __ATOMIC_RELAXED);
+}
 
 /* the %fs-relative offsets of sd_self.active and sd_self.resume, for slot code */
 int32_t sd_thread_active_tls_offset(void);

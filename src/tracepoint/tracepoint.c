@@ -149,9 +149,7 @@ SD_NOTRACE static void *tp_reserve(struct sonde_tracepoint *tp, uint32_t len,
 	/* seen inside until commit: what we use is not freed under us */
 	if (unlikely(!t->registered))
 		sd_thread_register(t);
-	if (!prev)
-		t->seq++;
-	t->active = prev | SD_ACTIVE_HANDLER;
+	sd_thread_enter(t, prev);
 	barrier();
 	in = __atomic_load_n((struct tp_inst **)&tp->priv, __ATOMIC_ACQUIRE);
 	te = in ? __atomic_load_n(&in->te, __ATOMIC_ACQUIRE) : NULL;

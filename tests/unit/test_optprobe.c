@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sonde/kprobes.h>
@@ -235,13 +236,49 @@ static int record(struct sonde_kprobe *p, struct sonde_regs *regs)
 	return 0;
 }
 
-static void reg_at(struct seen *s, void *addr)
+/* the same without a vector register: it may run on a lite detour */
+SONDE_NOFPU static int record_nofpu(struct sonde_kprobe *p, struct sonde_regs *regs)
+{
+	struct seen *s = (struct seen *)p;
+	const uint64_t *from = (const uint64_t *)regs;
+	uint64_t *to = (uint64_t *)&s->regs;
+
+	s->hits++;
+	for (size_t i = 0; i < sizeof(*regs) / 8; i++)
+		to[i] = from[i];
+	return 0;
+}
+
+static void reg_at_with(struct seen *s, void *addr, sonde_kprobe_pre_handler_t h, uint32_t flags)
 {
 	memset(s, 0, sizeof(*s));
 	s->kp.addr = addr;
-	s->kp.pre_handler = record;
+	s->kp.pre_handler = h;
+	s->kp.flags = flags;
 	if (sonde_register_kprobe(&s->kp))
 		check_fail(__FILE__, __LINE__, "register at %p: %s", addr, sonde_last_error());
+}
+
+static void reg_at(struct seen *s, void *addr)
+{
+	reg_at_with(s, addr, record, 0);
+}
+
+/*
+ * whether the optimized site at @addr has a detour that saves the
+ * registers itself (it starts with `pushq $0x2b`, struct sonde_regs' ss),
+ * rather than calling the common trampoline
+ */
+static bool detour_saves_regs(const void *addr)
+{
+	const uint8_t *p = addr;
+	int32_t rel;
+
+	if (p[0] != 0xe9)
+		return false;
+	memcpy(&rel, p + 1, 4);
+	p += 5 + rel;
+	return p[0] == 0x6a && p[1] == 0x2b;
 }
 
 /*
@@ -249,7 +286,7 @@ static void reg_at(struct seen *s, void *addr)
  * with a jump: arguments, the values computed so far (@ax, @bx: -1 not
  * known at that point), the stack pointer, the probed address.
  */
-static void same_registers(void *addr, bool expect_optimized, long ax, long bx)
+static void same_registers_as(void *addr, bool expect_optimized, long ax, long bx, bool lite)
 {
 	struct seen s;
 	struct sonde_regs r[2];
@@ -258,12 +295,18 @@ static void same_registers(void *addr, bool expect_optimized, long ax, long bx)
 	memcpy(orig, addr, sizeof(orig));
 	for (int opt = 0; opt < 2; opt++) {
 		sonde_set_kprobe_optimization(opt);
-		reg_at(&s, addr);
+		if (lite)
+			reg_at_with(&s, addr, record_nofpu, SONDE_KPROBE_FLAG_NOFPU);
+		else
+			reg_at(&s, addr);
 		sonde_wait_kprobe_optimizer();
 		CHECK_EQ(!!(s.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED), opt && expect_optimized);
 		if (opt && expect_optimized)
 			CHECK_EQ(*(uint8_t *)addr, 0xe9);
 		CHECK_EQ(opt_sum(1, 2, 3), 14);
+		/* at a function's entry, a lite detour saves the registers itself */
+		if (opt && expect_optimized)
+			CHECK_EQ(detour_saves_regs(addr), lite && addr == (void *)opt_sum);
 		CHECK_EQ(s.hits, 1);
 		r[opt] = s.regs;
 		for (int i = 0; i < 1000; i++)
@@ -281,6 +324,10 @@ static void same_registers(void *addr, bool expect_optimized, long ax, long bx)
 			CHECK_EQ(r[opt].ax, ax);
 		if (bx >= 0)
 			CHECK_EQ(r[opt].bx, bx);
+		/* what a breakpoint's registers say of user space, whatever the form */
+		CHECK_EQ(r[opt].cs, 0x33);
+		CHECK_EQ(r[opt].ss, 0x2b);
+		CHECK_EQ(r[opt].orig_ax, (uint64_t)-1);
 	}
 	/* the same stack: one call path, one depth */
 	CHECK_EQ(r[0].sp, r[1].sp);
@@ -291,6 +338,12 @@ static void same_registers(void *addr, bool expect_optimized, long ax, long bx)
 	CHECK_EQ(r[0].flags & 0x8d5, r[1].flags & 0x8d5);
 	for (int opt = 0; opt < 2; opt++)
 		CHECK_EQ(r[opt].flags & 0x600, 0x200);
+}
+
+static void same_registers(void *addr, bool expect_optimized, long ax, long bx)
+{
+	same_registers_as(addr, expect_optimized, ax, bx, false);
+	same_registers_as(addr, expect_optimized, ax, bx, true);
 }
 
 /* a handler that uses a vector register the interrupted code keeps a value in */
@@ -354,6 +407,47 @@ TEST(vector_state_and_nofpu)
 TEST(entry_same_registers)
 {
 	same_registers((void *)opt_sum, true, -1, -1);
+}
+
+/*
+ * A handler's own hit on the probe it runs for: counted as missed, and the
+ * inner call runs the function right, out through the nested copy; the
+ * outer one continues with its registers as they were. On the detour that
+ * saves the registers itself, whose handler's return address is below them.
+ */
+static struct seen nest;
+static long nest_inner;
+
+SONDE_NOFPU static int call_self(struct sonde_kprobe *p, struct sonde_regs *regs)
+{
+	nest.hits++;
+	/* the first comes back still marked as in a handler: the second is missed too */
+	nest_inner = opt_sum(regs->di + 1, regs->si, regs->dx);
+	nest_inner += opt_sum(0, 0, 0);
+	regs->di += 10; /* a changed register comes back changed */
+	return 0;
+}
+
+TEST(handler_hits_its_own_probe)
+{
+	uint8_t orig[16];
+
+	memcpy(orig, (void *)opt_sum, sizeof(orig));
+	sonde_set_kprobe_optimization(1);
+	reg_at_with(&nest, (void *)opt_sum, call_self, SONDE_KPROBE_FLAG_NOFPU);
+	sonde_wait_kprobe_optimizer();
+	CHECK(nest.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED);
+	CHECK(detour_saves_regs((void *)opt_sum));
+	for (long i = 0; i < 1000; i++) {
+		/* (1 + 10) + 2*2 + 3*3 outside, (1 + 1) + 4 + 9 inside */
+		CHECK_EQ(opt_sum(1, 2, 3), 24);
+		CHECK_EQ(nest_inner, 15);
+	}
+	CHECK_EQ(nest.hits, 1000);
+	CHECK_EQ(sonde_kprobe_hits(&nest.kp), 1000);
+	CHECK_EQ(sonde_kprobe_missed(&nest.kp), 2000);
+	sonde_unregister_kprobe(&nest.kp);
+	CHECK(!memcmp(orig, (void *)opt_sum, sizeof(orig)));
 }
 
 TEST(mid_function_same_registers)
@@ -829,6 +923,12 @@ static void fault_handler(int sig)
 	siglongjmp(fault_jmp, 1);
 }
 
+static void *unregister_in_thread(void *kp)
+{
+	sonde_unregister_kprobe(kp);
+	return NULL;
+}
+
 TEST(fault_in_detour_then_siglongjmp)
 {
 	struct sigaction sa = {.sa_handler = fault_handler};
@@ -851,7 +951,21 @@ TEST(fault_in_detour_then_siglongjmp)
 		CHECK_EQ(opt_fault(&x), 42);
 	CHECK_EQ(s.hits, 12);
 	CHECK_EQ(s.kp.nmissed, 0);
-	sonde_unregister_kprobe(&s.kp);
+	/*
+	 * nor as inside a slot: another thread's unregistration, which waits
+	 * for every marked thread (5 s, then it gives up and leaks), does not
+	 * wait for this one
+	 */
+	{
+		struct timespec a, b;
+		pthread_t th;
+
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		CHECK_EQ(pthread_create(&th, NULL, unregister_in_thread, &s.kp), 0);
+		pthread_join(th, NULL);
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		CHECK((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000 < 2500);
+	}
 }
 
 /*

@@ -37,7 +37,7 @@ sd_arch_kretprobe_trampoline:
 	.cfi_adjust_cfa_offset 8
 	pushfq			/* flags */
 	.cfi_adjust_cfa_offset 8
-	pushq	$0		/* cs */
+	pushq	$0x33		/* cs: 64-bit user code, as a breakpoint's regs say */
 	.cfi_adjust_cfa_offset 8
 	pushq	$0		/* ip */
 	.cfi_adjust_cfa_offset 8

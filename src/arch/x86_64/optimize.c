@@ -22,20 +22,42 @@
  *     which no unwinder knows). `sub $8,%rsp; call f` and `push %rbx;
  *     call f` open many functions.
  *
- * The detour, allocated within +-1 GiB:
+ * The detour, allocated within +-1 GiB, for a lite site at a function's
+ * first instruction (no vector state, most sites):
+ *
+ *     <push the registers: struct sonde_regs>
+ *     call  *<sd_optprobe_handler>(index, regs)
+ *     <pop them>
+ *     jmp   copy
+ *   ret_nested:                   (a handler's own hit: sent here)
+ *     <pop them>
+ *     jmp   copy + SD_OPT_COPY_NESTED
+ *     .quad <handler>, <common trampoline>
+ *
+ * and elsewhere, through a common trampoline (optprobe_tramp.S):
  *
  *     lea   -128(%rsp), %rsp      step over the red zone
- *     push  $index                which optimized site this is
  *     call  *<common trampoline>  save registers, run the handlers
- *   main:
- *     lea   136(%rsp), %rsp
- *     <the region's instructions, relocated; every exit sets the thread's
- *      `resume` and leaves through the exit stub, which clears `active`>
- *   nested:
- *     lea   136(%rsp), %rsp
- *     <the region's instructions with plain jumps: for a handler's own hit>
+ *     nopl  index(%rax)           which optimized site this is
+ *     lea   128(%rsp), %rsp
+ *     jmp   copy
+ *   ret_nested:
+ *     lea   128(%rsp), %rsp
+ *     jmp   copy + SD_OPT_COPY_NESTED
+ *
+ * The copy of the region is made once per site (and its bytes), in memory
+ * never freed:
+ *
+ *     movb  $0, %fs:active        the thread leaves sonde's code
+ *   nested:                       (it stays marked: it is in a handler)
+ *     <the region's instructions, relocated, with plain jumps>
  *     jmp   <probe + region length>
- *     .quad <a call's return address>, <common trampoline>, <exit stub>
+ *     .quad <a call's return address>
+ *
+ * So the thread is marked (`active`) from its handler's first store until
+ * it leaves the detour, which is then free to go, and runs the region
+ * unmarked: a fault there that a signal handler leaves by siglongjmp, or a
+ * signal's own probes, find it in nothing of sonde's.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -272,45 +294,6 @@ static void put_rel32(struct emit *e, uint64_t to)
 	put(e, b, 4);
 }
 
-/*
- * Out of the main copy to @to: a jump to that target's exit stub, which
- * clears `active` and jumps on. The stub lives in memory never freed, so
- * that a thread stopped (a signal handler) between the two is outside
- * every detour reclaim() may free. Cheaper than the shared exit stub's
- * jump through `resume`, whose two halves cannot be forwarded to the
- * 8-byte load that reads them.
- */
-static void put_exit_to(struct emit *e, const struct sd_opt_detour_spec *spec, uint64_t to)
-{
-	uint64_t stub = spec->exit_to ? spec->exit_to(to) : 0;
-
-	if (!stub) {
-		e->err = -ENOMEM;
-		return;
-	}
-	put(e, "\xe9", 1);
-	put_rel32(e, stub);
-}
-
-int sd_arch_opt_exit_stub(int32_t active_tls_off, uint64_t at, uint64_t to, uint8_t *buf)
-{
-	/* movb $0, %fs:active_tls_off; jmp to */
-	memcpy(buf, "\x64\xc6\x04\x25", 4);
-	memcpy(buf + 4, &active_tls_off, 4);
-	buf[8] = 0x00;
-	buf[9] = 0xe9;
-	if (rel32(buf + 10, at + 14, to))
-		return -ERANGE;
-	return 14;
-}
-
-/* jmp *stub_slot(%rip): the exit stub's address is stored at @stub_slot */
-static void put_exit(struct emit *e, uint64_t stub_slot)
-{
-	put(e, "\xff\x25", 2);
-	put_rel32(e, stub_slot);
-}
-
 static void put_insn_copy(struct emit *e, const struct sd_insn *in)
 {
 	size_t at = e->n;
@@ -328,101 +311,17 @@ static void put_insn_copy(struct emit *e, const struct sd_insn *in)
 	}
 }
 
-int sd_arch_opt_build_detour(const struct sd_opt_region *r, const struct sd_opt_detour_spec *spec,
-			     uint8_t *buf, size_t cap, struct sd_opt_layout *lay)
+int sd_arch_opt_build_copy(const struct sd_opt_region *r, int32_t active_tls_off, uint64_t at,
+			   uint8_t *buf, size_t cap)
 {
-	struct emit e = {.buf = buf, .cap = cap, .base = spec->detour};
-	uint64_t stub_slot, taken[SD_OPT_MAX_INSNS];
-	size_t taken_at[SD_OPT_MAX_INSNS];
-	int ntaken = 0;
+	struct emit e = {.buf = buf, .cap = cap, .base = at};
+	uint64_t after = r->addr + r->len;
+	size_t ret_at = 0;
 
-	/*
-	 * three data words go last: a call's return address, the trampoline's
-	 * address and the exit stub's
-	 */
-	if (cap < 24)
-		return -ENOSPC;
-	e.cap = cap - 24;
-
-	/* prologue: off the red zone, tell the trampoline which site, call it */
-	put(&e, "\x48\x8d\x64\x24\x80", 5); /* lea -128(%rsp), %rsp */
-	put(&e, "\x68", 1);		    /* push $index */
-	put(&e, &spec->index, 4);
-	/* call *common(%rip): the trampoline may be anywhere (a static link) */
-	put(&e, "\xff\x15", 2);
-	put_rel32(&e, spec->detour + cap - 16);
-	lay->ret_main = spec->detour + e.n;
-	put(&e, "\x48\x8d\xa4\x24\x88\x00\x00\x00", 8); /* lea 136(%rsp), %rsp */
-	/*
-	 * movb $SLOT, %fs:active: the handler's fast path returns with `active`
-	 * still HANDLER (it tail-calls the probe's handler); from here the
-	 * thread runs the probed code, where a signal's own probes must run
-	 * (and a siglongjmp out of such a signal must not leave HANDLER for
-	 * good). A breakpoint hit comes in at `main` having set it already.
-	 */
+	/* movb $0, %fs:active: from here the thread is in nothing of sonde's */
 	put(&e, "\x64\xc6\x04\x25", 4);
-	put(&e, &spec->active_tls_off, 4);
-	put(&e, &spec->active_slot, 1);
-	lay->main = spec->detour + e.n;
-
-	/*
-	 * Every way out of the main copy unmarks the thread: through its
-	 * target's exit stub (put_exit_to), or for a `ret` through the shared
-	 * exit stub with the destination in the thread's `resume`.
-	 */
-	stub_slot = spec->detour + cap - 8;
-	for (int i = 0; i < r->ninsn && !e.err; i++) {
-		const struct sd_insn *in = &r->insn[i];
-
-		switch (in->kind) {
-		case SD_INSN_JMP:
-			put_exit_to(&e, spec, in->target);
-			break;
-		case SD_INSN_CALL:
-			/* pushq ret_slot(%rip): the return address; then out to the callee */
-			put(&e, "\xff\x35", 2);
-			put_rel32(&e, spec->detour + cap - 24);
-			put_exit_to(&e, spec, in->target);
-			break;
-		case SD_INSN_JCC:
-			put(&e, "\x0f", 1);
-			put(&e, (uint8_t[]){0x80 | in->cond}, 1);
-			taken_at[ntaken] = e.n;
-			taken[ntaken++] = in->target;
-			put(&e, "\0\0\0\0", 4); /* filled below */
-			break;
-		case SD_INSN_RET:
-			/* popq %fs:resume, then the bytes the ret pops besides */
-			put(&e, "\x64\x8f\x04\x25", 4);
-			put(&e, &spec->resume_tls_off, 4);
-			if (in->ret_pop) {
-				uint32_t imm = in->ret_pop;
-
-				put(&e, "\x48\x8d\xa4\x24", 4); /* lea imm32(%rsp), %rsp */
-				put(&e, &imm, 4);
-			}
-			put_exit(&e, stub_slot);
-			break;
-		default:
-			put_insn_copy(&e, in);
-			break;
-		}
-	}
-	put_exit_to(&e, spec, r->addr + r->len);
-	for (int i = 0; i < ntaken && !e.err; i++) {
-		uint64_t here = spec->detour + e.n;
-
-		if (rel32(buf + taken_at[i], spec->detour + taken_at[i] + 4, here)) {
-			e.err = -ERANGE;
-			break;
-		}
-		put_exit_to(&e, spec, taken[i]);
-	}
-
-	/* the nested copy: a handler's own hit, under its `active`; plain jumps */
-	lay->ret_nested = spec->detour + e.n;
-	put(&e, "\x48\x8d\xa4\x24\x88\x00\x00\x00", 8);
-	lay->nested = spec->detour + e.n;
+	put(&e, &active_tls_off, 4);
+	put(&e, "\x00", 1);
 	for (int i = 0; i < r->ninsn && !e.err; i++) {
 		const struct sd_insn *in = &r->insn[i];
 
@@ -432,8 +331,14 @@ int sd_arch_opt_build_detour(const struct sd_opt_region *r, const struct sd_opt_
 			put_rel32(&e, in->target);
 			break;
 		case SD_INSN_CALL:
+			/*
+			 * pushq ret(%rip), the address after the region (only a
+			 * last instruction can be a call), filled below; then to
+			 * the callee, which returns to the original code
+			 */
 			put(&e, "\xff\x35", 2);
-			put_rel32(&e, spec->detour + cap - 24);
+			ret_at = e.n;
+			put(&e, "\0\0\0\0", 4);
 			put(&e, "\xe9", 1);
 			put_rel32(&e, in->target);
 			break;
@@ -448,18 +353,118 @@ int sd_arch_opt_build_detour(const struct sd_opt_region *r, const struct sd_opt_
 		}
 	}
 	put(&e, "\xe9", 1);
-	put_rel32(&e, r->addr + r->len);
+	put_rel32(&e, after);
+	if (ret_at && !e.err) {
+		while (e.n % 8)
+			put(&e, "\xcc", 1);
+		if (!e.err && rel32(buf + ret_at, at + ret_at + 4, at + e.n))
+			e.err = -ERANGE;
+		put(&e, &after, 8);
+	}
+	return e.err ? e.err : (int)e.n;
+}
 
+static const uint8_t gprs_push[] = {
+    0x57, 0x56, 0x52, 0x51, 0x50,		    /* di si dx cx ax */
+    0x41, 0x50, 0x41, 0x51, 0x41, 0x52, 0x41, 0x53, /* r8 r9 r10 r11 */
+    0x53, 0x55,					    /* bx bp */
+    0x41, 0x54, 0x41, 0x55, 0x41, 0x56, 0x41, 0x57, /* r12 r13 r14 r15 */
+};
+
+/* and back, then orig_ax ip cs flags sp ss dropped: as it came */
+static void put_inline_restore(struct emit *e)
+{
+	static const uint8_t gprs_pop[] = {
+	    0x41, 0x5f, 0x41, 0x5e, 0x41, 0x5d, 0x41, 0x5c, /* r15 r14 r13 r12 */
+	    0x5d, 0x5b,					    /* bp bx */
+	    0x41, 0x5b, 0x41, 0x5a, 0x41, 0x59, 0x41, 0x58, /* r11 r10 r9 r8 */
+	    0x58, 0x59, 0x5a, 0x5e, 0x5f,		    /* ax cx dx si di */
+	};
+
+	put(e, "\x48\x89\xec", 3); /* mov %rbp, %rsp */
+	put(e, gprs_pop, sizeof(gprs_pop));
+	put(e, "\x48\x8d\x64\x24\x30", 5); /* lea 48(%rsp), %rsp */
+}
+
+/*
+ * The registers saved by the detour itself, as struct sonde_regs, and the
+ * handler called: no call into and return from the common trampoline, no
+ * return address stored, the site's index an immediate. Only for a lite
+ * site at a function's first instruction: no vector state; the flags dead
+ * but for DF, which is clear; and no red zone yet (the call that entered
+ * the function wrote over the caller's, as a -mfentry call would).
+ */
+static void put_inline_save_call(struct emit *e, const struct sd_opt_detour_spec *spec,
+				 uint64_t handler_slot)
+{
+	put(e, "\x6a\x2b", 2);		   /* pushq $0x2b: ss */
+	put(e, "\x48\x8d\x64\x24\xf8", 5); /* lea -8(%rsp), %rsp: sp, set below */
+	put(e, "\x9c", 1);		   /* pushfq */
+	put(e, "\x6a\x33", 2);		   /* pushq $0x33: cs */
+	put(e, "\x48\x8d\x64\x24\xf8", 5); /* lea -8(%rsp), %rsp: ip, the handler's */
+	put(e, "\x6a\xff", 2);		   /* pushq $-1: orig_ax */
+	put(e, gprs_push, sizeof(gprs_push));
+	/* lea 168(%rsp), %rax; mov %rax, 152(%rsp): the interrupted sp */
+	put(e, "\x48\x8d\x84\x24\xa8\x00\x00\x00", 8);
+	put(e, "\x48\x89\x84\x24\x98\x00\x00\x00", 8);
+	put(e, "\x48\x89\xe5", 3);     /* mov %rsp, %rbp */
+	put(e, "\x48\x83\xe4\xf0", 4); /* and $-16, %rsp */
+	put(e, "\xbf", 1);	       /* mov $index, %edi */
+	put(e, &spec->index, 4);
+	put(e, "\x48\x89\xee", 3); /* mov %rbp, %rsi */
+	put(e, "\xff\x15", 2);	   /* call *handler(%rip) */
+	put_rel32(e, handler_slot);
+}
+
+static void put_jmp(struct emit *e, uint64_t to)
+{
+	put(e, "\xe9", 1);
+	put_rel32(e, to);
+}
+
+int sd_arch_opt_build_detour(const struct sd_opt_detour_spec *spec, uint8_t *buf, size_t cap,
+			     struct sd_opt_layout *lay)
+{
+	struct emit e = {.buf = buf, .cap = cap, .base = spec->detour};
+
+	/* two data words go last: the handler's address and the trampoline's */
+	if (cap < 16)
+		return -ENOSPC;
+	e.cap = cap - 16;
+	lay->main = spec->copy;
+	lay->nested = spec->copy + SD_OPT_COPY_NESTED;
+	lay->saves_regs = spec->handler != 0;
+	if (spec->handler) {
+		put_inline_save_call(&e, spec, spec->detour + cap - 16);
+		lay->ret_main = spec->detour + e.n;
+		put_inline_restore(&e);
+		put_jmp(&e, lay->main);
+		lay->ret_nested = spec->detour + e.n;
+		put_inline_restore(&e);
+		put_jmp(&e, lay->nested);
+	} else {
+		put(&e, "\x48\x8d\x64\x24\x80", 5); /* lea -128(%rsp), %rsp: the red zone */
+		/* call *common(%rip): the trampoline may be anywhere (a static link) */
+		put(&e, "\xff\x15", 2);
+		put_rel32(&e, spec->detour + cap - 8);
+		lay->ret_main = spec->detour + e.n;
+		/*
+		 * nopl index(%rax): the trampoline reads the site index from
+		 * its return address (a load, where a push would be one more
+		 * store)
+		 */
+		put(&e, "\x0f\x1f\x80", 3);
+		put(&e, &spec->index, 4);
+		put(&e, "\x48\x8d\xa4\x24\x80\x00\x00\x00", 8); /* lea 128(%rsp), %rsp */
+		put_jmp(&e, lay->main);
+		lay->ret_nested = spec->detour + e.n;
+		put(&e, "\x48\x8d\xa4\x24\x80\x00\x00\x00", 8);
+		put_jmp(&e, lay->nested);
+	}
 	if (e.err)
 		return e.err;
-	{
-		/* (only a last instruction can be a call: its end is the region's) */
-		uint64_t after = r->addr + r->len;
-
-		memcpy(buf + cap - 24, &after, 8);
-	}
-	memcpy(buf + cap - 16, &spec->common, 8);
-	memcpy(buf + cap - 8, &spec->exit_stub, 8);
+	memcpy(buf + cap - 16, &spec->handler, 8);
+	memcpy(buf + cap - 8, &spec->common, 8);
 	lay->len = cap;
 	return (int)e.n;
 }

@@ -2,12 +2,17 @@
 /*
  * optprobe_tramp.S - the common part of every jump-optimized probe.
  *
- * A detour reaches here by `call` after stepping over the red zone and
- * pushing its site index, so on entry
+ * A detour reaches here by `call` after stepping over the red zone, so on
+ * entry
  *
- *     0(%rsp)   return address, back into the detour
- *     8(%rsp)   the site index
- *    16(%rsp)   128 bytes of the interrupted code's red zone, then its stack
+ *     0(%rsp)   return address, back into the detour, where a 7-byte
+ *               `nopl index(%rax)` holds the site index in its last 4 bytes
+ *     8(%rsp)   128 bytes of the interrupted code's red zone, then its stack
+ *
+ * The hit path is bound by its stores (about 30, two a cycle), so none is
+ * spent that a later one overwrites: the index is read from the code rather
+ * than pushed, and the words of sp and ip are stepped over, then written
+ * once (sp below, ip by the handler).
  *
  * It saves every general register as a struct sonde_regs, the vector state
  * (vecstate.h) for handlers that may use it, calls
@@ -30,11 +35,11 @@
 	.section sonde_text,"ax",@progbits
 
 .macro SAVE_REGS at_entry
-	pushq	$0			/* ss */
-	pushq	$0			/* sp, set below */
+	pushq	$0x2b			/* ss: user data, as a breakpoint's regs say */
+	leaq	-8(%rsp), %rsp		/* sp, set below */
 	pushfq
-	pushq	$0			/* cs */
-	pushq	$0			/* ip, set by the handler */
+	pushq	$0x33			/* cs: 64-bit user code */
+	leaq	-8(%rsp), %rsp		/* ip, set by the handler before any use */
 	pushq	$-1			/* orig_ax */
 	pushq	%rdi
 	pushq	%rsi
@@ -51,8 +56,8 @@
 	pushq	%r13
 	pushq	%r14
 	pushq	%r15
-	/* the interrupted stack: regs(168) + return(8) + index(8) + red zone(128) */
-	leaq	312(%rsp), %rax
+	/* the interrupted stack: regs(168) + return(8) + red zone(128) */
+	leaq	304(%rsp), %rax
 	movq	%rax, 152(%rsp)
 	movq	%rsp, %rbp
 	.if !\at_entry
@@ -109,7 +114,8 @@
 	.cfi_undefined rip
 	SAVE_REGS (\kind == VS_ENTRY)
 	VEC_SAVE \kind
-	movl	176(%rbp), %edi		/* the site index */
+	movq	168(%rbp), %rdi		/* the return address: the nopl */
+	movl	3(%rdi), %edi		/* its displacement, the site index */
 	movq	%rbp, %rsi
 	call	sd_optprobe_handler
 	VEC_RESTORE
@@ -133,7 +139,8 @@
 	.cfi_undefined rip
 	SAVE_REGS \at_entry
 	andq	$-16, %rsp
-	movl	176(%rbp), %edi
+	movq	168(%rbp), %rdi
+	movl	3(%rdi), %edi
 	movq	%rbp, %rsi
 	call	sd_optprobe_handler
 	RESTORE_REGS \at_entry
