@@ -176,14 +176,12 @@ sd_optprobe_handler(uint32_t index, struct sonde_regs *regs)
 	struct sd_thread *t = &sd_self;
 	struct sonde_kprobe *p;
 	uint64_t *hits = t->hits;
-	uint64_t state = __atomic_load_n(&t->state, __ATOMIC_RELAXED);
 	int hs;
 
-	if (unlikely((uint16_t)state || !hits))
+	/* (two byte loads: see thread.h) */
+	if (unlikely(READ_ONCE(t->active) | READ_ONCE(t->in_sonde) || !hits))
 		goto general;
-	/* sd_thread_enter(t, 0), with the load above: seq++ and HANDLER, one store */
-	__atomic_store_n(&t->state, state + SD_ACTIVE_HANDLER + SD_THREAD_SEQ_ONE,
-			 __ATOMIC_RELAXED);
+	sd_thread_enter(t, 0);
 	/* no fence: sd_sync_threads() orders every thread with membarrier */
 	barrier();
 	p = LOAD_ACQUIRE(slot->fast);

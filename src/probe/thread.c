@@ -160,7 +160,6 @@ bool sd_thread_register_vec_free(void)
 
 struct watch {
 	struct sd_thread *t;
-	uint64_t seq;
 	int tid;
 };
 
@@ -170,7 +169,7 @@ static bool still_inside(const struct watch *w)
 
 	if (sd_safe_read(&now, w->t, sizeof(now)))
 		return false; /* gone with its thread */
-	return now.active && sd_thread_seq(&now) == w->seq;
+	return now.active;
 }
 
 static long now_ms(void)
@@ -215,7 +214,6 @@ int sd_sync_threads(void)
 				ws = bigger;
 			}
 			ws[n].t = t;
-			ws[n].seq = sd_thread_seq(&now);
 			ws[n].tid = now.tid;
 			n++;
 		}
