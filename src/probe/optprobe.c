@@ -168,9 +168,7 @@ SD_NOTRACE __attribute__((noinline)) static void optprobe_hit(uint32_t index,
  * optprobe_hit().
  */
 SD_NOTRACE void sd_optprobe_handler(uint32_t index, struct sonde_regs *regs);
-/* (without the frame pointer: about 0.2 ns a hit; its .eh_frame still unwinds it) */
-SD_NOTRACE __attribute__((optimize("omit-frame-pointer"))) void
-sd_optprobe_handler(uint32_t index, struct sonde_regs *regs)
+SD_NOTRACE SD_HOT void sd_optprobe_handler(uint32_t index, struct sonde_regs *regs)
 {
 	struct opt_slot *slot = &opt_table[index];
 	struct sd_thread *t = &sd_self;

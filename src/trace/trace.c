@@ -444,7 +444,8 @@ reserve(struct sd_event *ev, uint32_t len, const uint64_t *at, struct sd_trace_r
 	return entry;
 }
 
-SD_NOTRACE void *sd_trace_reserve(struct sd_event *ev, uint32_t len, struct sd_trace_res *res)
+SD_NOTRACE SD_HOT void *sd_trace_reserve(struct sd_event *ev, uint32_t len,
+					 struct sd_trace_res *res)
 {
 	return reserve(ev, len, NULL, res);
 }
@@ -465,8 +466,9 @@ SD_NOTRACE void *sd_trace_reserve_at(struct sd_event *ev, uint32_t len, uint64_t
  * clock other than the TSC, no rseq cpu, the thread's first record, a
  * new page, a nested write, the thread's name due again.
  */
-SD_NOTRACE bool sd_trace_write_copy(struct sd_event *ev, uint32_t len, uint64_t ip, const void *src,
-				    const struct sd_fetch_copy *plan, int nplan)
+SD_NOTRACE SD_HOT bool sd_trace_write_copy(struct sd_event *ev, uint32_t len, uint64_t ip,
+					   const void *src, const struct sd_fetch_copy *plan,
+					   int nplan)
 {
 	struct rb_tls *t = &sd_rb_self;
 	struct sd_rb_region *rb = LOAD_ACQUIRE(trace.rb);
@@ -523,7 +525,7 @@ int sd_trace_clock_id(void)
 	return READ_ONCE(trace.clock);
 }
 
-SD_NOTRACE void sd_trace_commit(struct sd_event *ev, struct sd_trace_res *res)
+SD_NOTRACE SD_HOT void sd_trace_commit(struct sd_event *ev, struct sd_trace_res *res)
 {
 	struct sd_filter *f = LOAD_ACQUIRE(ev->filter);
 

@@ -136,8 +136,8 @@ struct tp_res {
 _Static_assert(sizeof(struct tp_res) <= sizeof(struct sonde_tp_res),
 	       "struct sonde_tp_res is too small");
 
-SD_NOTRACE static void *tp_reserve(struct sonde_tracepoint *tp, uint32_t len,
-				   struct sonde_tp_res *r)
+SD_NOTRACE SD_HOT static void *tp_reserve(struct sonde_tracepoint *tp, uint32_t len,
+					  struct sonde_tp_res *r)
 {
 	struct tp_res *res = (struct tp_res *)r;
 	struct sd_thread *t = &sd_self;
@@ -173,7 +173,7 @@ out:
 	return NULL;
 }
 
-SD_NOTRACE static void tp_commit(struct sonde_tracepoint *tp, struct sonde_tp_res *r)
+SD_NOTRACE SD_HOT static void tp_commit(struct sonde_tracepoint *tp, struct sonde_tp_res *r)
 {
 	struct tp_res *res = (struct tp_res *)r;
 
