@@ -61,13 +61,15 @@ set -u
 #   added<=N         ns the probe adds to a call of its function (over that
 #                    function's unprobed call, same run) at most N
 #   ratio:REF<=X     ns per call over REF's at most X
-#   aratio:REF<=X    ns added per call over REF's ns added at most X
+#   aratio:REF<=X    ns added per call over REF's ns added at most X: a
+#                    probe's cost per hit against another's (the function's
+#                    own call counted in neither)
 TARGETS=(
-	"optimized_probe_empty|added<=5&ratio:kernel_uprobe_opt_event<=0.01|optimized probe, empty handler: at most 5 ns added per hit and at least 100x cheaper than the kernel's uprobe"
-	"optimized_probe_nop5_empty|added<=5&ratio:kernel_uprobe_nop5_event<=0.01|optimized probe on a 5-byte nop (a -mnop-mcount site), empty handler: at most 5 ns added per hit and at least 100x cheaper than the kernel's uprobe"
-	"site_pfe_probe_empty|added<=5&ratio:kernel_uprobe_site_pfe_event<=0.01|compiled-in (-fpatchable-function-entry) site probe, empty handler: at most 5 ns added per hit and at least 100x cheaper than the kernel's uprobe"
+	"optimized_probe_empty|added<=5&aratio:kernel_uprobe_opt_event<=0.01|optimized probe, empty handler: at most 5 ns added per hit and at least 100x cheaper than the kernel's uprobe"
+	"optimized_probe_nop5_empty|added<=5&aratio:kernel_uprobe_nop5_event<=0.01|optimized probe on a 5-byte nop (a -mnop-mcount site), empty handler: at most 5 ns added per hit and at least 100x cheaper than the kernel's uprobe"
+	"site_pfe_probe_empty|added<=5&aratio:kernel_uprobe_site_pfe_event<=0.01|compiled-in (-fpatchable-function-entry) site probe, empty handler: at most 5 ns added per hit and at least 100x cheaper than the kernel's uprobe"
 	"optimized_event_2args|added<=25|optimized probe writing a 2-arg event: at most 25 ns per hit"
-	"int3_probe_empty|ratio:kernel_uprobe_event<=2|INT3 probe: no more than 2x the kernel's uprobe"
+	"int3_probe_empty|aratio:kernel_uprobe_event<=2|INT3 probe: no more than 2x the kernel's uprobe"
 	"tp_disabled|ratio:tp_none<=1.02|disabled tracepoint vs the same function without one: ratio at most 1.02"
 	"tp_enabled|added<=15|enabled tracepoint with one int field: at most 15 ns per event"
 	"graph_sonde_pfe|aratio:graph_uftrace_pfe<=0.25|function_graph, -fpatchable-function-entry build: sonde at least 4x cheaper per call than uftrace"
@@ -1025,7 +1027,7 @@ condition()
 	added) printf '%s ns added' "$(fmt_ns "$val")" ;;
 	ns) printf '%s ns' "$(fmt_ns "$val")" ;;
 	ratio:*) printf '%sx of %s' "$(awk -v v="$val" 'BEGIN { printf (v < 0.1 ? "%.4f" : "%.2f"), v }')" "$ref" ;;
-	aratio:*) printf '%sx of %s (%.1fx cheaper)' "$(awk -v v="$val" 'BEGIN { printf "%.2f", v }')" "$ref" \
+	aratio:*) printf '%sx of %s (%.1fx cheaper)' "$(awk -v v="$val" 'BEGIN { printf (v < 0.1 ? "%.4f" : "%.2f"), v }')" "$ref" \
 		"$(awk -v v="$val" 'BEGIN { printf "%.4f", (v > 0 ? 1 / v : 0) }')" ;;
 	esac
 	awk -v v="$val" -v l="$lim" -v op="$op" 'BEGIN { exit !(op == "<=" ? v <= l : v >= l) }'
