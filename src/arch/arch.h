@@ -222,17 +222,21 @@ int sd_arch_opt_analyze(const struct sd_opt_code *code, int ncode, uint64_t addr
 /* mark in @t every direct branch target of some code (at @base) */
 void sd_arch_scan_targets(const uint8_t *code, uint64_t base, size_t len, struct sd_targets *t);
 /*
- * sd_arch_opt_build_copy - the copy of region @r that threads leave a
- * detour through, to sit at @at in memory never freed: clears the thread's
- * `active` (at %fs:@active_tls_off), then from SD_OPT_COPY_NESTED on (for
- * a thread that stays marked) the region's instructions relocated, with
- * plain jumps, and a jump back after the region. Its bytes in @buf (their
- * number, the same wherever @at is), or -ERANGE / -ENOSPC.
+ * sd_arch_opt_build_copy - the copies of region @r that threads leave a
+ * detour through, to sit at @at in memory never freed (a thread may still
+ * run one long after its detour went): the main copy, which marks the
+ * thread as in a slot and unmarks it at each of its ways out, then at
+ * *@nested the nested one (for a thread that keeps its mark), with plain
+ * jumps. Their bytes in @buf (how many, the same wherever @at is), or
+ * -ERANGE / -ENOSPC.
  */
-#define SD_OPT_COPY_NESTED 9
-#define SD_OPT_COPY_MAX	   128
-int sd_arch_opt_build_copy(const struct sd_opt_region *r, int32_t active_tls_off, uint64_t at,
-			   uint8_t *buf, size_t cap);
+#define SD_OPT_COPY_MAX 256
+struct sd_opt_copy_spec {
+	int32_t active_tls_off; /* %fs offset of the thread's `active` byte */
+	uint8_t active_slot;	/* its value while the thread runs the main copy */
+};
+int sd_arch_opt_build_copy(const struct sd_opt_region *r, const struct sd_opt_copy_spec *spec,
+			   uint64_t at, uint8_t *buf, size_t cap, size_t *nested);
 
 struct sd_opt_detour_spec {
 	uint64_t detour; /* where it will sit */
@@ -244,7 +248,7 @@ struct sd_opt_detour_spec {
 	 * the registers; 0: through @common
 	 */
 	uint64_t handler;
-	uint64_t copy; /* the region's copy (sd_arch_opt_build_copy) */
+	uint64_t copy, copy_nested; /* the region's copies (sd_arch_opt_build_copy) */
 };
 
 struct sd_opt_layout {
@@ -255,9 +259,9 @@ struct sd_opt_layout {
 	 * aligned down to 16, not just above them
 	 */
 	uint64_t ret_main;
-	uint64_t main;	     /* the copy (an int3 hit resumes here) */
-	uint64_t ret_nested; /* as ret_main, then the copy past its unmarking */
-	uint64_t nested;     /* the copy past its unmarking */
+	uint64_t main;	     /* the main copy (an int3 hit resumes here) */
+	uint64_t ret_nested; /* as ret_main, then the nested copy */
+	uint64_t nested;     /* the nested copy */
 	bool saves_regs;
 	size_t len;
 };

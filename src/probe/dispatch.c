@@ -89,8 +89,8 @@ SD_NOTRACE static bool wants_post(struct sd_site *site)
 /*
  * An optimized site (or one being optimized) continues in its copy of the
  * whole region: resuming after the first instruction would land in the
- * middle of the jump. The copy, never freed, clears `active` first (its
- * nested entry keeps it).
+ * middle of the jump. The main copy (never freed) clears `active` on its
+ * way out; the nested one keeps it.
  */
 SD_NOTRACE static bool to_detour(struct sd_thread *t, struct sd_site *site, void *uc, uint8_t prev)
 {

@@ -154,7 +154,7 @@ SD_NOTRACE __attribute__((noinline)) static void optprobe_hit(uint32_t index,
 				__atomic_add_fetch(&l->p[i]->nmissed, 1, __ATOMIC_RELAXED);
 	}
 	barrier();
-	/* out of the detour, still marked, to the region's copy, which unmarks it */
+	/* out of the detour to the region's main copy, which unmarks it on its way out */
 	t->active = prev ? prev : SD_ACTIVE_SLOT;
 }
 
@@ -163,8 +163,8 @@ SD_NOTRACE __attribute__((noinline)) static void optprobe_hit(uint32_t index,
  * (slot->fast), the thread in none of sonde's code and its hit counter
  * ready, with no loop and no frame: the probe's handler is entered by a
  * tail call. The thread leaves with `active` still HANDLER until the
- * region's copy clears it (a signal arriving in between counts its
- * probes' hits as missed, as inside a handler). Anything else takes
+ * region's main copy marks it as in a slot (a signal arriving in between
+ * counts its probes' hits as missed, as inside a handler). Anything else takes
  * optprobe_hit().
  */
 SD_NOTRACE void sd_optprobe_handler(uint32_t index, struct sonde_regs *regs);
@@ -449,14 +449,15 @@ static const struct sd_targets *object_targets(uint64_t addr)
 }
 
 /*
- * The region's copy (sd_arch_opt_build_copy), made once per site and its
+ * The region's copies (sd_arch_opt_build_copy), made once per site and its
  * bytes, and never freed: detours come and go, and a thread may still run
- * a copy, unmarked, long after its detour went. An open-addressed table by
- * address, under sd_probe_mutex; an object loaded where another was gets
- * copies of its own bytes.
+ * a copy long after its detour went (or be stopped between a copy's
+ * unmarking and its jump out). An open-addressed table by address, under
+ * sd_probe_mutex; an object loaded where another was gets copies of its
+ * own bytes.
  */
 struct region_copy {
-	uint64_t addr, copy;
+	uint64_t addr, copy, nested;
 	unsigned int len;
 	uint8_t bytes[SD_OPT_MAX_BYTES];
 };
@@ -476,27 +477,32 @@ static struct region_copy *copy_slot(struct region_copy *v, size_t cap, const st
 	return &v[i];
 }
 
-static uint64_t region_copy(const struct sd_opt_region *r)
+static const struct region_copy *region_copy(const struct sd_opt_region *r)
 {
+	const struct sd_opt_copy_spec spec = {
+	    .active_tls_off = sd_thread_active_tls_offset(),
+	    .active_slot = SD_ACTIVE_SLOT,
+	};
 	struct region_copy k = {.addr = r->addr, .len = 0}, *c;
 	uint8_t buf[SD_OPT_COPY_MAX];
+	size_t nested;
 	void *at;
 	int len;
 
 	for (int i = 0; i < r->ninsn; i++) {
 		if (k.len + r->insn[i].len > sizeof(k.bytes))
-			return 0;
+			return NULL;
 		memcpy(k.bytes + k.len, r->insn[i].bytes, r->insn[i].len);
 		k.len += r->insn[i].len;
 	}
 	if (copies.n && (c = copy_slot(copies.v, copies.cap, &k))->addr)
-		return c->copy;
+		return c;
 	if (2 * (copies.n + 1) > copies.cap) {
 		size_t cap = copies.cap ? 2 * copies.cap : 256;
 		struct region_copy *v = calloc(cap, sizeof(*v));
 
 		if (!v)
-			return 0;
+			return NULL;
 		for (size_t i = 0; i < copies.cap; i++)
 			if (copies.v[i].addr)
 				*copy_slot(v, cap, &copies.v[i]) = copies.v[i];
@@ -505,17 +511,18 @@ static uint64_t region_copy(const struct sd_opt_region *r)
 		copies.cap = cap;
 	}
 	/* its length first (it does not depend on where it sits), then in place */
-	len = sd_arch_opt_build_copy(r, sd_thread_active_tls_offset(), r->addr, buf, sizeof(buf));
+	len = sd_arch_opt_build_copy(r, &spec, r->addr, buf, sizeof(buf), &nested);
 	if (len < 0 || !(at = sd_xol_alloc_permanent(r->addr, (size_t)len)))
-		return 0;
-	len = sd_arch_opt_build_copy(r, sd_thread_active_tls_offset(), (uint64_t)at, buf,
-				     sizeof(buf));
+		return NULL;
+	len = sd_arch_opt_build_copy(r, &spec, (uint64_t)at, buf, sizeof(buf), &nested);
 	if (len < 0 || sd_text_write(at, buf, (size_t)len))
-		return 0; /* (its bytes stay taken) */
+		return NULL; /* (its bytes stay taken) */
 	k.copy = (uint64_t)at;
-	*copy_slot(copies.v, copies.cap, &k) = k;
+	k.nested = k.copy + nested;
+	c = copy_slot(copies.v, copies.cap, &k);
+	*c = k;
 	copies.n++;
-	return k.copy;
+	return c;
 }
 
 /* analyse the site and publish its detour; int3 hits go there from now on */
@@ -523,6 +530,7 @@ static int prepare(struct sd_site *site)
 {
 	struct sd_opt_code code[2];
 	struct sd_opt_detour_spec spec;
+	const struct region_copy *copy;
 	uint8_t buf[SD_OPT_DETOUR_MAX];
 	uint8_t *detour;
 	const char *why = NULL;
@@ -572,18 +580,20 @@ static int prepare(struct sd_site *site)
 		common = at_entry ? sd_arch_optprobe_tramp_lite_entry : sd_arch_optprobe_tramp_lite;
 	else
 		common = at_entry ? sd_arch_optprobe_tramp_entry : sd_arch_optprobe_tramp;
+	copy = region_copy(&site->region);
+	if (!copy) {
+		sd_xol_free_n(detour, SD_OPT_DETOUR_MAX / SD_XOL_SLOT_SIZE);
+		site->opt_why = "the region's copy cannot be placed near it";
+		return -ENOMEM;
+	}
 	spec = (struct sd_opt_detour_spec){
 	    .detour = (uint64_t)detour,
 	    .common = (uint64_t)common,
 	    /* the common case: the registers saved by the detour itself */
 	    .handler = site->lite && at_entry ? (uint64_t)(uintptr_t)sd_optprobe_handler : 0,
-	    .copy = region_copy(&site->region),
+	    .copy = copy->copy,
+	    .copy_nested = copy->nested,
 	};
-	if (!spec.copy) {
-		sd_xol_free_n(detour, SD_OPT_DETOUR_MAX / SD_XOL_SLOT_SIZE);
-		site->opt_why = "the region's copy cannot be placed near it";
-		return -ENOMEM;
-	}
 	err = index_alloc(&spec.index);
 	if (err) {
 		sd_xol_free_n(detour, SD_OPT_DETOUR_MAX / SD_XOL_SLOT_SIZE);

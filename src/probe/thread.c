@@ -160,6 +160,7 @@ bool sd_thread_register_vec_free(void)
 
 struct watch {
 	struct sd_thread *t;
+	uint8_t gen;
 	int tid;
 };
 
@@ -169,7 +170,7 @@ static bool still_inside(const struct watch *w)
 
 	if (sd_safe_read(&now, w->t, sizeof(now)))
 		return false; /* gone with its thread */
-	return now.active;
+	return now.active && now.gen == w->gen;
 }
 
 static long now_ms(void)
@@ -214,6 +215,7 @@ int sd_sync_threads(void)
 				ws = bigger;
 			}
 			ws[n].t = t;
+			ws[n].gen = now.gen;
 			ws[n].tid = now.tid;
 			n++;
 		}

@@ -10,16 +10,18 @@
  *   SD_ACTIVE_HANDLER          in the trap handler or a trampoline handler
  *   SD_ACTIVE_SLOT             running a probe's out-of-line slot; the exit
  *                              stub stores 0 once the thread is out of it
- *                              (a detour: the region's copy, which is never
- *                              freed, stores it first)
+ *                              (a detour: the region's main copy, which is
+ *                              never freed, at each of its ways out)
  *
- * Nothing counts the thread's entries: sd_sync_threads() waits until it
- * sees each marked thread unmarked, which a thread that keeps hitting
- * probes is between two hits (a sequence number bumped on every entry, so
- * that one change would do, cost 0.5 to 0.9 ns a hit: a read-modify-write
- * of memory on the hit path). The hit path loads `active` and `in_sonde`
- * as bytes: a wider load than the byte store that last cleared `active`
- * could not be forwarded from it, and would wait for it to reach the cache.
+ * Its `gen` counts outermost entries, mod 256: a watcher that saw the
+ * thread marked knows, once gen changed, that what it saw has ended (a
+ * thread whose handlers run back to back is seldom seen unmarked); a count
+ * that went round by a multiple of 256 only makes it look again. An entry
+ * marks and counts in one 16-bit store. The hit path loads `active`,
+ * `gen` and `in_sonde` as bytes: a wider load than the byte store that last
+ * cleared `active` could not be forwarded from it and would wait for it to
+ * reach the cache; and a full-width counter (a read-modify-write of memory
+ * on every hit) cost 0.5 to 0.9 ns a hit.
  *
  * sd_sync_threads() is the user-space stand-in for synchronize_rcu(): after
  * a probe is unlinked from everything a new trap could find, it returns once
@@ -44,10 +46,11 @@ struct sd_thread {
 	union {
 		struct {
 			volatile uint8_t active; /* SD_ACTIVE_*; cleared by the slot code */
-			uint8_t in_sonde; /* inside libsonde's own API: probes pass through */
+			uint8_t gen;		 /* outermost entries, mod 256 */
 		};
-		uint16_t busy; /* either */
+		uint16_t mark; /* both, in one store */
 	};
+	uint8_t in_sonde; /* inside libsonde's own API: probes pass through */
 	uint8_t registered;
 	uint8_t post_prev;	   /* `active` to restore after the post_handler trap */
 	uint64_t resume;	   /* where the slot exit stub jumps back to */
@@ -64,7 +67,10 @@ extern SD_TLS_IE struct sd_thread sd_self;
 /* a hit marks the thread as in a handler; @prev, its `active` before */
 static inline void sd_thread_enter(struct sd_thread *t, uint8_t prev)
 {
-	t->active = prev | SD_ACTIVE_HANDLER;
+	if (prev)
+		t->active = prev | SD_ACTIVE_HANDLER;
+	else
+		WRITE_ONCE(t->mark, (uint16_t)((uint8_t)(t->gen + 1) << 8 | SD_ACTIVE_HANDLER));
 }
 
 /* the %fs-relative offsets of sd_self.active and sd_self.resume, for slot code */

@@ -28,10 +28,10 @@
  *     <push the registers: struct sonde_regs>
  *     call  *<sd_optprobe_handler>(index, regs)
  *     <pop them>
- *     jmp   copy
+ *     jmp   main
  *   ret_nested:                   (a handler's own hit: sent here)
  *     <pop them>
- *     jmp   copy + SD_OPT_COPY_NESTED
+ *     jmp   nested
  *     .quad <handler>, <common trampoline>
  *
  * and elsewhere, through a common trampoline (optprobe_tramp.S):
@@ -40,24 +40,27 @@
  *     call  *<common trampoline>  save registers, run the handlers
  *     nopl  index(%rax)           which optimized site this is
  *     lea   128(%rsp), %rsp
- *     jmp   copy
+ *     jmp   main
  *   ret_nested:
  *     lea   128(%rsp), %rsp
- *     jmp   copy + SD_OPT_COPY_NESTED
+ *     jmp   nested
  *
- * The copy of the region is made once per site (and its bytes), in memory
- * never freed:
+ * The copies of the region are made once per site (and its bytes), in
+ * memory never freed:
  *
- *     movb  $0, %fs:active        the thread leaves sonde's code
- *   nested:                       (it stays marked: it is in a handler)
+ *   main:
+ *     movb  $SLOT, %fs:active     the thread runs the region marked
+ *     <the region's instructions, relocated; before each way out,
+ *      movb $0, %fs:active>
+ *   nested:                       (it keeps the mark of what it is in)
  *     <the region's instructions, relocated, with plain jumps>
  *     jmp   <probe + region length>
  *     .quad <a call's return address>
  *
- * So the thread is marked (`active`) from its handler's first store until
- * it leaves the detour, which is then free to go, and runs the region
- * unmarked: a fault there that a signal handler leaves by siglongjmp, or a
- * signal's own probes, find it in nothing of sonde's.
+ * So a thread is marked from its handler's first store until it is out of
+ * the region's copy: sd_sync_threads() waits for it, and the optimizer
+ * writes no jump over the place it is on its way back to; and the detour
+ * it left is free to go.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -311,54 +314,112 @@ static void put_insn_copy(struct emit *e, const struct sd_insn *in)
 	}
 }
 
-int sd_arch_opt_build_copy(const struct sd_opt_region *r, int32_t active_tls_off, uint64_t at,
-			   uint8_t *buf, size_t cap)
+static void put_movb_active(struct emit *e, int32_t active_tls_off, uint8_t v)
 {
-	struct emit e = {.buf = buf, .cap = cap, .base = at};
-	uint64_t after = r->addr + r->len;
-	size_t ret_at = 0;
+	put(e, "\x64\xc6\x04\x25", 4); /* movb $v, %fs:active */
+	put(e, &active_tls_off, 4);
+	put(e, &v, 1);
+}
 
-	/* movb $0, %fs:active: from here the thread is in nothing of sonde's */
-	put(&e, "\x64\xc6\x04\x25", 4);
-	put(&e, &active_tls_off, 4);
-	put(&e, "\x00", 1);
-	for (int i = 0; i < r->ninsn && !e.err; i++) {
+static void put_jmp(struct emit *e, uint64_t to)
+{
+	put(e, "\xe9", 1);
+	put_rel32(e, to);
+}
+
+/*
+ * The region once: @mark, the main copy (every way out clears `active`
+ * first, in this memory never freed), else the nested one (plain jumps).
+ * @ret_at: where a call's `pushq ret(%rip)` displacement is, to fill.
+ */
+static void put_region(struct emit *e, const struct sd_opt_region *r, int32_t active_tls_off,
+		       bool mark, size_t *ret_at, int *nret)
+{
+	uint64_t taken[SD_OPT_MAX_INSNS];
+	size_t taken_at[SD_OPT_MAX_INSNS];
+	int ntaken = 0;
+
+	for (int i = 0; i < r->ninsn && !e->err; i++) {
 		const struct sd_insn *in = &r->insn[i];
 
 		switch (in->kind) {
 		case SD_INSN_JMP:
-			put(&e, "\xe9", 1);
-			put_rel32(&e, in->target);
+			if (mark)
+				put_movb_active(e, active_tls_off, 0);
+			put_jmp(e, in->target);
 			break;
 		case SD_INSN_CALL:
 			/*
 			 * pushq ret(%rip), the address after the region (only a
-			 * last instruction can be a call), filled below; then to
-			 * the callee, which returns to the original code
+			 * last instruction can be a call), filled later; then
+			 * to the callee, which returns to the original code
 			 */
-			put(&e, "\xff\x35", 2);
-			ret_at = e.n;
-			put(&e, "\0\0\0\0", 4);
-			put(&e, "\xe9", 1);
-			put_rel32(&e, in->target);
+			put(e, "\xff\x35", 2);
+			ret_at[(*nret)++] = e->n;
+			put(e, "\0\0\0\0", 4);
+			if (mark)
+				put_movb_active(e, active_tls_off, 0);
+			put_jmp(e, in->target);
 			break;
 		case SD_INSN_JCC:
-			put(&e, "\x0f", 1);
-			put(&e, (uint8_t[]){0x80 | in->cond}, 1);
-			put_rel32(&e, in->target);
+			put(e, "\x0f", 1);
+			put(e, (uint8_t[]){0x80 | in->cond}, 1);
+			if (mark) {
+				taken_at[ntaken] = e->n;
+				taken[ntaken++] = in->target;
+				put(e, "\0\0\0\0", 4); /* to its exit, below */
+			} else {
+				put_rel32(e, in->target);
+			}
+			break;
+		case SD_INSN_RET:
+			/* (movb leaves the flags alone; a ret needs nothing relocated) */
+			if (mark)
+				put_movb_active(e, active_tls_off, 0);
+			put_insn_copy(e, in);
 			break;
 		default:
-			put_insn_copy(&e, in);
+			put_insn_copy(e, in);
 			break;
 		}
 	}
-	put(&e, "\xe9", 1);
-	put_rel32(&e, after);
-	if (ret_at && !e.err) {
+	if (mark)
+		put_movb_active(e, active_tls_off, 0);
+	put_jmp(e, r->addr + r->len);
+	for (int i = 0; i < ntaken && !e->err; i++) {
+		if (rel32(e->buf + taken_at[i], e->base + taken_at[i] + 4, e->base + e->n)) {
+			e->err = -ERANGE;
+			break;
+		}
+		put_movb_active(e, active_tls_off, 0);
+		put_jmp(e, taken[i]);
+	}
+}
+
+int sd_arch_opt_build_copy(const struct sd_opt_region *r, const struct sd_opt_copy_spec *spec,
+			   uint64_t at, uint8_t *buf, size_t cap, size_t *nested)
+{
+	struct emit e = {.buf = buf, .cap = cap, .base = at};
+	uint64_t after = r->addr + r->len;
+	size_t ret_at[2];
+	int nret = 0;
+
+	/*
+	 * main: the thread runs the region marked as in a slot (the handler's
+	 * fast path leaves it marked as in a handler; a signal's probes here
+	 * must run, and its exit from a fault here by siglongjmp must not
+	 * leave it so), out through exits that unmark it
+	 */
+	put_movb_active(&e, spec->active_tls_off, spec->active_slot);
+	put_region(&e, r, spec->active_tls_off, true, ret_at, &nret);
+	*nested = e.n;
+	put_region(&e, r, spec->active_tls_off, false, ret_at, &nret);
+	if (nret && !e.err) {
 		while (e.n % 8)
 			put(&e, "\xcc", 1);
-		if (!e.err && rel32(buf + ret_at, at + ret_at + 4, at + e.n))
-			e.err = -ERANGE;
+		for (int i = 0; i < nret && !e.err; i++)
+			if (rel32(buf + ret_at[i], at + ret_at[i] + 4, at + e.n))
+				e.err = -ERANGE;
 		put(&e, &after, 8);
 	}
 	return e.err ? e.err : (int)e.n;
@@ -416,12 +477,6 @@ static void put_inline_save_call(struct emit *e, const struct sd_opt_detour_spec
 	put_rel32(e, handler_slot);
 }
 
-static void put_jmp(struct emit *e, uint64_t to)
-{
-	put(e, "\xe9", 1);
-	put_rel32(e, to);
-}
-
 int sd_arch_opt_build_detour(const struct sd_opt_detour_spec *spec, uint8_t *buf, size_t cap,
 			     struct sd_opt_layout *lay)
 {
@@ -432,7 +487,7 @@ int sd_arch_opt_build_detour(const struct sd_opt_detour_spec *spec, uint8_t *buf
 		return -ENOSPC;
 	e.cap = cap - 16;
 	lay->main = spec->copy;
-	lay->nested = spec->copy + SD_OPT_COPY_NESTED;
+	lay->nested = spec->copy_nested;
 	lay->saves_regs = spec->handler != 0;
 	if (spec->handler) {
 		put_inline_save_call(&e, spec, spec->detour + cap - 16);
