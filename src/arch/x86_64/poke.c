@@ -79,19 +79,24 @@ static void membarrier_setup(void)
  */
 static void ipi_barrier(void)
 {
+	/* one at a time: another's read-only turn between our two would fault our write */
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 	static volatile char *page;
 
+	pthread_mutex_lock(&lock);
 	if (!page) {
 		void *p =
 		    mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
-		if (p == MAP_FAILED)
-			return;
-		page = p;
+		if (p != MAP_FAILED)
+			page = p;
 	}
-	mprotect((void *)page, 4096, PROT_READ | PROT_WRITE);
-	page[0]++; /* the page is present and dirty: its TLB entries matter */
-	mprotect((void *)page, 4096, PROT_READ);
+	if (page) {
+		mprotect((void *)page, 4096, PROT_READ | PROT_WRITE);
+		page[0]++; /* the page is present and dirty: its TLB entries matter */
+		mprotect((void *)page, 4096, PROT_READ);
+	}
+	pthread_mutex_unlock(&lock);
 }
 
 /*
