@@ -398,7 +398,7 @@ static void put_region(struct emit *e, const struct sd_opt_region *r, int32_t ac
 
 /*
  * Whether an instruction of the region may fault: an operand in memory
- * (not lea's), a division. The stack's own pushes and pops are taken not
+ * (not lea's, a nop's or a prefetch's), a division. The stack's own pushes and pops are taken not
  * to (a stack overflow, which a signal handler would have to leave by
  * siglongjmp, is the exception).
  */
@@ -413,6 +413,9 @@ static bool may_fault(const struct sd_insn *in)
 		return true;
 	if (x.mnemonic == ZYDIS_MNEMONIC_DIV || x.mnemonic == ZYDIS_MNEMONIC_IDIV)
 		return true;
+	/* (a multi-byte nop's operand is never read, nor a prefetch's faulted on) */
+	if (x.mnemonic == ZYDIS_MNEMONIC_NOP || x.meta.category == ZYDIS_CATEGORY_PREFETCH)
+		return false;
 	for (int i = 0; i < x.operand_count; i++)
 		if (ops[i].type == ZYDIS_OPERAND_TYPE_MEMORY &&
 		    ops[i].visibility == ZYDIS_OPERAND_VISIBILITY_EXPLICIT &&
