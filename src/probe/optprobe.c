@@ -460,6 +460,9 @@ struct region_copy {
 	uint64_t addr, copy, nested;
 	unsigned int len;
 	uint8_t bytes[SD_OPT_MAX_BYTES];
+	/* where the main copy goes out to: after the region, its branches' targets */
+	uint64_t exits[SD_OPT_MAX_INSNS + 1];
+	int nexits;
 };
 
 static struct {
@@ -519,6 +522,11 @@ static const struct region_copy *region_copy(const struct sd_opt_region *r)
 		return NULL; /* (its bytes stay taken) */
 	k.copy = (uint64_t)at;
 	k.nested = k.copy + nested;
+	k.exits[k.nexits++] = r->addr + r->len;
+	for (int i = 0; i < r->ninsn; i++)
+		if (r->insn[i].kind == SD_INSN_JMP || r->insn[i].kind == SD_INSN_JCC ||
+		    r->insn[i].kind == SD_INSN_CALL)
+			k.exits[k.nexits++] = r->insn[i].target;
 	c = copy_slot(copies.v, copies.cap, &k);
 	*c = k;
 	copies.n++;
@@ -621,6 +629,57 @@ static int prepare(struct sd_site *site)
 	return 0;
 }
 
+static int range_cmp(const void *a, const void *b)
+{
+	const struct sd_range *x = a, *y = b;
+
+	return (x->start > y->start) - (x->start < y->start);
+}
+
+/*
+ * Besides @interior (the new regions' insides, sorted here), where a
+ * thread must not be stopped while the jumps are written: the main copy of
+ * any region that goes out to a place inside them (a thread between its
+ * unmarking and its jump out is no longer waited for), and the slots' exit
+ * stub, whose jump goes to wherever the thread's `resume` says. A new
+ * array, or NULL.
+ */
+static struct sd_range *ways_back_in(struct sd_range *interior, int n, int *out_n)
+{
+	struct sd_range *r = malloc((n + copies.n + 1) * sizeof(*r));
+	uint64_t stub = sd_xol_exit_stub();
+	int k = n;
+
+	if (!r)
+		return NULL;
+	qsort(interior, n, sizeof(*interior), range_cmp);
+	memcpy(r, interior, n * sizeof(*r));
+	for (size_t i = 0; i < copies.cap; i++) {
+		const struct region_copy *c = &copies.v[i];
+		bool in = false;
+
+		for (int j = 0; c->addr && j < c->nexits && !in; j++) {
+			int lo = 0, hi = n; /* the last interior starting at or before the exit */
+
+			while (hi - lo > 1) {
+				int mid = (lo + hi) / 2;
+
+				if (interior[mid].start <= c->exits[j])
+					lo = mid;
+				else
+					hi = mid;
+			}
+			in = interior[lo].start <= c->exits[j] && c->exits[j] < interior[lo].end;
+		}
+		if (in)
+			r[k++] = (struct sd_range){c->copy, c->nested};
+	}
+	if (stub)
+		r[k++] = (struct sd_range){stub, stub + 32};
+	*out_n = k;
+	return r;
+}
+
 static void optimize_batch(void)
 {
 	struct sd_site *ready[OPT_BATCH];
@@ -653,12 +712,22 @@ static void optimize_batch(void)
 		return;
 	/* 2: nobody is still in an old slot on its way back into a region */
 	sd_sync_threads();
-	/* 3: nobody stopped between two instructions of a region */
+	/* 3: nobody stopped between two instructions of a region, or on its way back into one */
 	for (int i = 0; i < nready; i++)
 		if (ready[i]->region.ninsn > 1)
 			ranges[nranges++] = (struct sd_range){
 			    ready[i]->addr + 1, ready[i]->addr + ready[i]->region.len};
-	if (nranges && sd_threads_outside(ranges, nranges, 20)) {
+	if (nranges) {
+		int nall = 0;
+		struct sd_range *all = ways_back_in(ranges, nranges, &nall);
+
+		/* (without memory for the list, the regions alone) */
+		err = sd_threads_outside(all ? all : ranges, all ? nall : nranges, 20);
+		free(all);
+	} else {
+		err = 0;
+	}
+	if (err) {
 		for (int i = 0; i < nready; i++) {
 			ready[i]->opt_why = "a thread stayed inside the region";
 			retire(ready[i]);
