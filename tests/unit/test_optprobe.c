@@ -141,6 +141,16 @@ __asm__(
     "	add $1, %rax\n"
     "	ret\n"
     ".size opt_fault, .-opt_fault\n"
+    /* the same through a string instruction, whose memory operands are implicit */
+    ".type opt_fault_movs, @function\n"
+    ".globl opt_fault_movs\n"
+    "opt_fault_movs:\n" /* (dst, src): *dst = *src, then that plus 1 */
+    "	movsq\n"
+    "	lea -8(%rdi), %rax\n" /* (the region: these two) */
+    "	mov (%rax), %rax\n"
+    "	add $1, %rax\n"
+    "	ret\n"
+    ".size opt_fault_movs, .-opt_fault_movs\n"
     ".type opt_unknown, @function\n"
     ".globl opt_unknown\n"
     "opt_unknown:\n"
@@ -924,7 +934,7 @@ static void fault_handler(int sig)
 	siglongjmp(fault_jmp, 1);
 }
 
-TEST(fault_in_detour_then_siglongjmp)
+static void fault_then_siglongjmp(long (*fn)(const long *), void *at, bool lite)
 {
 	struct sigaction sa = {.sa_handler = fault_handler};
 	struct seen s;
@@ -932,18 +942,21 @@ TEST(fault_in_detour_then_siglongjmp)
 
 	sigemptyset(&sa.sa_mask);
 	CHECK_EQ(sigaction(SIGSEGV, &sa, NULL), 0);
-	reg_at(&s, (void *)opt_fault);
+	if (lite)
+		reg_at_with(&s, at, record_nofpu, SONDE_KPROBE_FLAG_NOFPU);
+	else
+		reg_at(&s, at);
 	sonde_wait_kprobe_optimizer();
 	CHECK(s.kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED);
 	/* a first hit sets up the thread's counters: the next ones take the fast path */
-	CHECK_EQ(opt_fault(&x), 42);
+	CHECK_EQ(fn(&x), 42);
 	if (!sigsetjmp(fault_jmp, 1)) {
-		opt_fault(NULL);
+		fn(NULL);
 		CHECK(0); /* not reached: it faults */
 	}
 	CHECK_EQ(s.hits, 2);
 	for (int i = 0; i < 10; i++)
-		CHECK_EQ(opt_fault(&x), 42);
+		CHECK_EQ(fn(&x), 42);
 	CHECK_EQ(s.hits, 12);
 	CHECK_EQ(s.kp.nmissed, 0);
 	/*
@@ -952,6 +965,23 @@ TEST(fault_in_detour_then_siglongjmp)
 	 * what the thread might still use. Unregistered here, by itself.
 	 */
 	sonde_unregister_kprobe(&s.kp);
+}
+
+long opt_fault_movs(long *dst, const long *src);
+
+static long call_movs(const long *src)
+{
+	long dst;
+
+	return opt_fault_movs(&dst, src);
+}
+
+TEST(fault_in_detour_then_siglongjmp)
+{
+	fault_then_siglongjmp(opt_fault, (void *)opt_fault, false);
+	fault_then_siglongjmp(opt_fault, (void *)opt_fault, true);
+	/* a string instruction: its memory operands are implicit */
+	fault_then_siglongjmp(call_movs, (void *)opt_fault_movs, true);
 }
 
 /*

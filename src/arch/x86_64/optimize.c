@@ -397,10 +397,13 @@ static void put_region(struct emit *e, const struct sd_opt_region *r, int32_t ac
 }
 
 /*
- * Whether an instruction of the region may fault: an operand in memory
- * (not lea's, a nop's or a prefetch's), a division. The stack's own pushes and pops are taken not
- * to (a stack overflow, which a signal handler would have to leave by
- * siglongjmp, is the exception).
+ * Whether an instruction of the region may fault. It may not when it is of
+ * a kind that cannot (integer and logic, moves between registers, stack
+ * pushes and pops, branches, nops; not a division, a string or port
+ * instruction, a system one...) and touches memory only through the stack
+ * pointer or not at all (lea's operand, a nop's, a prefetch's are not
+ * accesses). A stack overflow, which a signal handler would have to leave
+ * by siglongjmp, is the exception.
  */
 static bool may_fault(const struct sd_insn *in)
 {
@@ -411,15 +414,47 @@ static bool may_fault(const struct sd_insn *in)
 	decoder_init(&d);
 	if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(&d, in->bytes, in->len, &x, ops)))
 		return true;
-	if (x.mnemonic == ZYDIS_MNEMONIC_DIV || x.mnemonic == ZYDIS_MNEMONIC_IDIV)
-		return true;
-	/* (a multi-byte nop's operand is never read, nor a prefetch's faulted on) */
-	if (x.mnemonic == ZYDIS_MNEMONIC_NOP || x.meta.category == ZYDIS_CATEGORY_PREFETCH)
+	switch (x.meta.category) {
+	case ZYDIS_CATEGORY_NOP:
+	case ZYDIS_CATEGORY_WIDENOP:
+	case ZYDIS_CATEGORY_PREFETCH:
+	case ZYDIS_CATEGORY_CET:
 		return false;
+	case ZYDIS_CATEGORY_BINARY:
+		if (x.mnemonic == ZYDIS_MNEMONIC_DIV || x.mnemonic == ZYDIS_MNEMONIC_IDIV)
+			return true;
+		break;
+	case ZYDIS_CATEGORY_LOGICAL:
+	case ZYDIS_CATEGORY_DATAXFER:
+	case ZYDIS_CATEGORY_PUSH:
+	case ZYDIS_CATEGORY_POP:
+	case ZYDIS_CATEGORY_CMOV:
+	case ZYDIS_CATEGORY_SETCC:
+	case ZYDIS_CATEGORY_SHIFT:
+	case ZYDIS_CATEGORY_ROTATE:
+	case ZYDIS_CATEGORY_BITBYTE:
+	case ZYDIS_CATEGORY_CONVERT:
+	case ZYDIS_CATEGORY_FLAGOP:
+	case ZYDIS_CATEGORY_BMI1:
+	case ZYDIS_CATEGORY_BMI2:
+	case ZYDIS_CATEGORY_LZCNT:
+	case ZYDIS_CATEGORY_CALL:
+	case ZYDIS_CATEGORY_COND_BR:
+	case ZYDIS_CATEGORY_UNCOND_BR:
+	case ZYDIS_CATEGORY_RET:
+	case ZYDIS_CATEGORY_MISC: /* lea, leave, enter... (their memory is looked at below) */
+		if (x.mnemonic == ZYDIS_MNEMONIC_UD0 || x.mnemonic == ZYDIS_MNEMONIC_UD1 ||
+		    x.mnemonic == ZYDIS_MNEMONIC_UD2)
+			return true;
+		break;
+	default:
+		return true;
+	}
 	for (int i = 0; i < x.operand_count; i++)
 		if (ops[i].type == ZYDIS_OPERAND_TYPE_MEMORY &&
-		    ops[i].visibility == ZYDIS_OPERAND_VISIBILITY_EXPLICIT &&
-		    ops[i].mem.type != ZYDIS_MEMOP_TYPE_AGEN)
+		    ops[i].mem.type != ZYDIS_MEMOP_TYPE_AGEN &&
+		    !(ops[i].visibility == ZYDIS_OPERAND_VISIBILITY_HIDDEN &&
+		      ops[i].mem.base == ZYDIS_REGISTER_RSP))
 			return true;
 	return false;
 }
