@@ -710,22 +710,24 @@ static void optimize_batch(void)
 	}
 	if (!nready)
 		return;
-	/* 2: nobody is still in an old slot on its way back into a region */
-	sd_sync_threads();
+	/*
+	 * 2: nobody is still in an old slot or copy on its way back into a
+	 * region (a thread that stays marked for seconds, say in a signal
+	 * handler of the program, may still be: try later)
+	 */
+	err = sd_sync_threads();
 	/* 3: nobody stopped between two instructions of a region, or on its way back into one */
 	for (int i = 0; i < nready; i++)
 		if (ready[i]->region.ninsn > 1)
 			ranges[nranges++] = (struct sd_range){
 			    ready[i]->addr + 1, ready[i]->addr + ready[i]->region.len};
-	if (nranges) {
+	if (!err && nranges) {
 		int nall = 0;
 		struct sd_range *all = ways_back_in(ranges, nranges, &nall);
 
 		/* (without memory for the list, the regions alone) */
 		err = sd_threads_outside(all ? all : ranges, all ? nall : nranges, 20);
 		free(all);
-	} else {
-		err = 0;
 	}
 	if (err) {
 		for (int i = 0; i < nready; i++) {
