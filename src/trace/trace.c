@@ -461,15 +461,15 @@ SD_NOTRACE void *sd_trace_reserve_at(struct sd_event *ev, uint32_t len, uint64_t
  * probe's registers), in one function: the common case of a probe event
  * costs no reserve/commit pair, no handle between them, no filter call.
  * It is sd_rb_reserve_inline() and sd_rb_commit_inline() with nothing
- * between them but the copies. False, having written nothing, when the
- * general path must do it: a filter, a held function_graph entry, a
+ * between them but the copies. Having written nothing, it hands the event
+ * to the general path (c->slow) when that must write it: a filter, a held function_graph entry, a
  * clock other than the TSC, no rseq cpu, the thread's first record, a
  * new page, a nested write, the thread's name due again.
  */
-SD_NOTRACE SD_HOT bool sd_trace_write_copy(struct sd_event *ev, uint32_t len, uint64_t ip,
-					   const void *src, const struct sd_fetch_copy *plan,
-					   int nplan)
+SD_NOTRACE SD_HOT int sd_trace_write_copy(const struct sd_trace_copy *c, const void *src)
 {
+	struct sd_event *ev = c->ev;
+	uint32_t len = ev->fixed_size;
 	struct rb_tls *t = &sd_rb_self;
 	struct sd_rb_region *rb = LOAD_ACQUIRE(trace.rb);
 	int clock = READ_ONCE(trace.clock);
@@ -480,12 +480,12 @@ SD_NOTRACE SD_HOT bool sd_trace_write_copy(struct sd_event *ev, uint32_t len, ui
 	char *entry;
 
 	if (!READ_ONCE(trace.tracing_on) || !READ_ONCE(ev->enabled))
-		return true; /* nothing to write */
+		return 0; /* nothing to write */
 	if (unlikely(!rb || t->busy || sd_trace_held || LOAD_ACQUIRE(ev->filter) || !cached_tid ||
 		     (clock != SD_CLOCK_LOCAL && clock != SD_CLOCK_GLOBAL &&
 		      clock != SD_CLOCK_PERF && clock != SD_CLOCK_X86_TSC) ||
 		     !sd_clock_rseq_cpu(&cpu)))
-		return false;
+		return c->slow(c, src);
 	t->busy = 1;
 	barrier(); /* a signal arriving from here on sees busy */
 	/* no buffer of this region yet (none to be had, or a new region): t->b is not ours */
@@ -507,17 +507,17 @@ SD_NOTRACE SD_HOT bool sd_trace_write_copy(struct sd_event *ev, uint32_t len, ui
 	*(uint16_t *)entry = (uint16_t)ev->id;
 	*(uint16_t *)(entry + 2) = 0;
 	*(int32_t *)(entry + 4) = cached_tid;
-	memcpy(entry + SD_ENTRY_COMMON_SIZE, &ip, 8);
-	sd_fetch_copy_run(entry, src, plan, nplan);
+	memcpy(entry + SD_ENTRY_COMMON_SIZE, c->ip, 8);
+	sd_fetch_copy_run(entry, src, c->plan, c->nplan);
 	WRITE_ONCE(b->written, READ_ONCE(b->written) + 1);
 	STORE_RELEASE(b->head, pos + size);
 	barrier();
 	t->busy = 0;
-	return true;
+	return 0;
 decline:
 	barrier();
 	t->busy = 0;
-	return false;
+	return c->slow(c, src);
 }
 
 int sd_trace_clock_id(void)

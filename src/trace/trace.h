@@ -104,12 +104,24 @@ void sd_trace_commit(struct sd_event *ev, struct sd_trace_res *res);
 
 struct sd_fetch_copy;
 /*
- * An event of @len bytes: the common header, @ip at its first field, then
- * @nplan copies from @src, written whole if the common case allows it
- * (true), else nothing written (false: use reserve and commit).
+ * A fixed-size event whose fields are all copied from one place (a probe's
+ * registers): the common header, *@ip at its first field, then @nplan
+ * copies. @slow writes it when the common case does not hold.
  */
-bool sd_trace_write_copy(struct sd_event *ev, uint32_t len, uint64_t ip, const void *src,
-			 const struct sd_fetch_copy *plan, int nplan);
+struct sd_trace_copy {
+	struct sd_event *ev;
+	const uint64_t *ip;
+	const struct sd_fetch_copy *plan;
+	int nplan;
+	int (*slow)(const struct sd_trace_copy *c, const void *src);
+};
+
+/*
+ * The event of @c from @src, written whole if the common case allows it,
+ * else by @c->slow (a tail call: the caller keeps nothing across). Returns
+ * 0, or what @c->slow returns.
+ */
+int sd_trace_write_copy(const struct sd_trace_copy *c, const void *src);
 
 /*
  * Set while this thread's function_graph holds back the entry record of a

@@ -54,9 +54,10 @@ struct sd_probe_event {
 	/* registers stored as they are: no fetch interpreter (nplan < 0: it is needed) */
 	int nplan;
 	struct sd_fetch_copy plan[8];
-	bool fast;	  /* an entry probe whose args are all in nplan: sd_trace_write_copy() */
-	bool uses_comm;	  /* $comm: the thread's name, fetched only then */
-	unsigned int seq; /* creation order, for the *_events files */
+	bool fast; /* an entry probe whose args are all in nplan: sd_trace_write_copy() */
+	struct sd_trace_copy copy; /* (then) what it needs */
+	bool uses_comm;		   /* $comm: the thread's name, fetched only then */
+	unsigned int seq;	   /* creation order, for the *_events files */
 };
 
 static unsigned int create_seq;
@@ -111,9 +112,18 @@ SD_NOTRACE static int entry_handler(struct sonde_kprobe *kp, struct sonde_regs *
 	struct sd_probe_event *pe = container_of(kp, struct sd_probe_event, kp);
 
 	/* most events: registers only, written whole with no frame of write_event's */
-	if (!pe->fast ||
-	    !sd_trace_write_copy(&pe->ev, pe->ev.fixed_size, pe->addr, regs, pe->plan, pe->nplan))
-		write_event(pe, regs, pe->addr, 0, NULL);
+	if (likely(pe->fast))
+		return sd_trace_write_copy(&pe->copy, regs);
+	write_event(pe, regs, pe->addr, 0, NULL);
+	return 0;
+}
+
+/* sd_trace_write_copy() declined: the general path */
+SD_NOTRACE static int entry_slow(const struct sd_trace_copy *c, const void *regs)
+{
+	struct sd_probe_event *pe = container_of(c, struct sd_probe_event, copy);
+
+	write_event(pe, (struct sonde_regs *)regs, pe->addr, 0, NULL);
 	return 0;
 }
 
@@ -374,6 +384,11 @@ int sd_probe_event_create(const char *cmd, int kind, struct sd_parse_error *err)
 			pe->uses_comm |= c->op == SD_FOP_COMM;
 	}
 	pe->fast = pe->nplan >= 0 && !def->is_return && !pe->has_dynamic && !pe->uses_comm;
+	pe->copy = (struct sd_trace_copy){.ev = &pe->ev,
+					  .ip = &pe->addr,
+					  .plan = pe->plan,
+					  .nplan = pe->nplan,
+					  .slow = entry_slow};
 	pe->ev.print_fmt = def->print_fmt ? strdup(def->print_fmt) : NULL;
 	pe->ev.ops = &probe_event_ops;
 	pe->ev.priv = pe;
