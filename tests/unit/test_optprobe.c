@@ -976,12 +976,36 @@ static long call_movs(const long *src)
 	return opt_fault_movs(&dst, src);
 }
 
+struct fault_case {
+	long (*fn)(const long *);
+	void *at;
+	bool lite;
+};
+
+static void *fault_case_run(void *arg)
+{
+	const struct fault_case *c = arg;
+
+	fault_then_siglongjmp(c->fn, c->at, c->lite);
+	return NULL;
+}
+
 TEST(fault_in_detour_then_siglongjmp)
 {
-	fault_then_siglongjmp(opt_fault, (void *)opt_fault, false);
-	fault_then_siglongjmp(opt_fault, (void *)opt_fault, true);
 	/* a string instruction: its memory operands are implicit */
-	fault_then_siglongjmp(call_movs, (void *)opt_fault_movs, true);
+	const struct fault_case cases[] = {
+	    {opt_fault, (void *)opt_fault, false},
+	    {opt_fault, (void *)opt_fault, true},
+	    {call_movs, (void *)opt_fault_movs, true},
+	};
+
+	/* each on a thread of its own: the fault leaves the one it ran on marked */
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		pthread_t th;
+
+		CHECK_EQ(pthread_create(&th, NULL, fault_case_run, (void *)&cases[i]), 0);
+		CHECK_EQ(pthread_join(th, NULL), 0);
+	}
 }
 
 /*
