@@ -263,7 +263,6 @@ struct sd_opt_layout {
 	uint64_t ret_nested; /* as ret_main, then the nested copy */
 	uint64_t nested;     /* the nested copy */
 	bool saves_regs;
-	size_t len;
 };
 
 /* the detour (@cap bytes, the last 16 hold data); returns bytes of code */

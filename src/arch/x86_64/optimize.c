@@ -49,7 +49,9 @@
  * memory never freed:
  *
  *   main:
- *     movb  $SLOT, %fs:active     the thread runs the region marked
+ *     movb  $SLOT, %fs:active     the thread runs the region marked: as in
+ *                                 a slot if it may fault (may_fault), else
+ *                                 as the handler left it
  *     <the region's instructions, relocated; before each way out,
  *      movb $0, %fs:active>
  *   nested:                       (it keeps the mark of what it is in)
@@ -590,7 +592,6 @@ int sd_arch_opt_build_detour(const struct sd_opt_detour_spec *spec, uint8_t *buf
 		return e.err;
 	memcpy(buf + cap - 16, &spec->handler, 8);
 	memcpy(buf + cap - 8, &spec->common, 8);
-	lay->len = cap;
 	return (int)e.n;
 }
 
