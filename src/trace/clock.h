@@ -69,11 +69,17 @@ static inline bool sd_clock_rseq_cpu(uint16_t *cpu)
 	return true;
 }
 
+/* whether clock @id reads the TSC (local, the default, among them) */
+static inline bool sd_clock_is_tsc(int id)
+{
+	return id == SD_CLOCK_LOCAL || id == SD_CLOCK_GLOBAL || id == SD_CLOCK_PERF ||
+	       id == SD_CLOCK_X86_TSC;
+}
+
 /* sd_clock_read(), inline for the TSC clocks (local, the default) */
 static inline uint64_t sd_clock_read_inline(int id, uint16_t *cpu)
 {
-	if (id == SD_CLOCK_LOCAL || id == SD_CLOCK_GLOBAL || id == SD_CLOCK_PERF ||
-	    id == SD_CLOCK_X86_TSC) {
+	if (sd_clock_is_tsc(id)) {
 		if (!cpu || sd_clock_rseq_cpu(cpu))
 			return sd_arch_tsc();
 		return sd_arch_tscp(cpu);

@@ -154,10 +154,10 @@ SD_NOTRACE static inline void rb_prefetch_ahead(const void *rec, uint64_t pos)
 		__builtin_prefetch((const char *)rec + 512, 1);
 }
 
-/* the record's header at @pos, and the reservation that commits it */
-SD_NOTRACE static inline void *rb_place(struct sd_rb_region *r, struct rb_tls *t, struct rb_buf *b,
-					uint64_t pos, uint64_t size, uint32_t len, uint64_t ts,
-					uint16_t cpu, struct sd_rb_res *res)
+/* the header of the record at @pos of @b; its payload */
+SD_NOTRACE static inline void *rb_rec_head(struct sd_rb_region *r, struct rb_tls *t,
+					   const struct rb_buf *b, uint64_t pos, uint32_t len,
+					   uint64_t ts, uint16_t cpu)
 {
 	struct sd_rb_rec *rec = (struct sd_rb_rec *)rb_waddr(r, t, pos);
 
@@ -166,7 +166,24 @@ SD_NOTRACE static inline void *rb_place(struct sd_rb_region *r, struct rb_tls *t
 	rec->cpu = cpu;
 	rec->idx = (uint32_t)READ_ONCE(b->written);
 	rec->ts = ts;
-	res->payload = rec + 1;
+	return rec + 1;
+}
+
+/* the record before @end of @b committed: visible to the consumer; the thread out */
+SD_NOTRACE static inline void rb_commit_to(struct rb_buf *b, uint64_t end)
+{
+	WRITE_ONCE(b->written, READ_ONCE(b->written) + 1); /* (E) */
+	STORE_RELEASE(b->head, end);			   /* (B) */
+	barrier();
+	sd_rb_self.busy = 0;
+}
+
+/* the record's header at @pos, and the reservation that commits it */
+SD_NOTRACE static inline void *rb_place(struct sd_rb_region *r, struct rb_tls *t, struct rb_buf *b,
+					uint64_t pos, uint64_t size, uint32_t len, uint64_t ts,
+					uint16_t cpu, struct sd_rb_res *res)
+{
+	res->payload = rb_rec_head(r, t, b, pos, len, ts, cpu);
 	res->len = len;
 	res->priv[0] = b;
 	res->priv[1] = (void *)(uintptr_t)(pos + size);
@@ -202,12 +219,7 @@ slow:
 
 SD_NOTRACE static inline void sd_rb_commit_inline(struct sd_rb_res *res)
 {
-	struct rb_buf *b = res->priv[0];
-
-	WRITE_ONCE(b->written, READ_ONCE(b->written) + 1);	   /* (E) */
-	STORE_RELEASE(b->head, (uint64_t)(uintptr_t)res->priv[1]); /* (B) */
-	barrier();
-	sd_rb_self.busy = 0;
+	rb_commit_to(res->priv[0], (uint64_t)(uintptr_t)res->priv[1]);
 }
 
 #endif

@@ -400,6 +400,14 @@ void sd_trace_set_held_flush(void (*flush)(void))
 	STORE_RELEASE(held_flush, flush);
 }
 
+/* the common header: type, flags, preempt count, pid */
+SD_NOTRACE static inline void entry_common(void *entry, const struct sd_event *ev)
+{
+	*(uint16_t *)entry = (uint16_t)ev->id;
+	*(uint16_t *)((char *)entry + 2) = 0;
+	*(int32_t *)((char *)entry + 4) = cached_tid;
+}
+
 SD_NOTRACE static inline __attribute__((always_inline)) void *
 reserve(struct sd_event *ev, uint32_t len, const uint64_t *at, struct sd_trace_res *res)
 {
@@ -436,11 +444,7 @@ reserve(struct sd_event *ev, uint32_t len, const uint64_t *at, struct sd_trace_r
 	res->entry = entry;
 	res->len = len;
 	res->cpu = cpu;
-	/* the common header */
-	*(uint16_t *)entry = (uint16_t)ev->id;
-	((uint8_t *)entry)[2] = 0;
-	((uint8_t *)entry)[3] = 0;
-	*(int32_t *)((char *)entry + 4) = cached_tid;
+	entry_common(entry, ev);
 	return entry;
 }
 
@@ -473,7 +477,6 @@ SD_NOTRACE SD_HOT int sd_trace_write_copy(const struct sd_trace_copy *c, const v
 	struct rb_tls *t = &sd_rb_self;
 	struct sd_rb_region *rb = LOAD_ACQUIRE(trace.rb);
 	int clock = READ_ONCE(trace.clock);
-	struct sd_rb_rec *rec;
 	struct rb_buf *b;
 	uint64_t ts, pos, size;
 	uint16_t cpu;
@@ -482,9 +485,7 @@ SD_NOTRACE SD_HOT int sd_trace_write_copy(const struct sd_trace_copy *c, const v
 	if (!READ_ONCE(trace.tracing_on) || !READ_ONCE(ev->enabled))
 		return 0; /* nothing to write */
 	if (unlikely(!rb || t->busy || sd_trace_held || LOAD_ACQUIRE(ev->filter) || !cached_tid ||
-		     (clock != SD_CLOCK_LOCAL && clock != SD_CLOCK_GLOBAL &&
-		      clock != SD_CLOCK_PERF && clock != SD_CLOCK_X86_TSC) ||
-		     !sd_clock_rseq_cpu(&cpu)))
+		     !sd_clock_is_tsc(clock) || !sd_clock_rseq_cpu(&cpu)))
 		return c->slow(c, src);
 	t->busy = 1;
 	barrier(); /* a signal arriving from here on sees busy */
@@ -497,22 +498,11 @@ SD_NOTRACE SD_HOT int sd_trace_write_copy(const struct sd_trace_copy *c, const v
 	pos = READ_ONCE(b->head);
 	if (unlikely(ts >= t->comm_due || !(pos & RB_PMASK) || (pos & RB_PMASK) + size > RB_PAGE))
 		goto decline;
-	rec = (struct sd_rb_rec *)rb_waddr(rb, t, pos);
-	rb_prefetch_ahead(rec, pos);
-	rec->len = (uint16_t)len;
-	rec->cpu = cpu;
-	rec->idx = (uint32_t)READ_ONCE(b->written);
-	rec->ts = ts;
-	entry = (char *)(rec + 1);
-	*(uint16_t *)entry = (uint16_t)ev->id;
-	*(uint16_t *)(entry + 2) = 0;
-	*(int32_t *)(entry + 4) = cached_tid;
+	entry = rb_rec_head(rb, t, b, pos, len, ts, cpu);
+	entry_common(entry, ev);
 	memcpy(entry + SD_ENTRY_COMMON_SIZE, c->ip, 8);
 	sd_fetch_copy_run(entry, src, c->plan, c->nplan);
-	WRITE_ONCE(b->written, READ_ONCE(b->written) + 1);
-	STORE_RELEASE(b->head, pos + size);
-	barrier();
-	t->busy = 0;
+	rb_commit_to(b, pos + size);
 	return 0;
 decline:
 	barrier();
