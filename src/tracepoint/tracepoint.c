@@ -1072,12 +1072,10 @@ void sd_tracepoint_refresh(void)
 
 void sd_tracepoint_update(void)
 {
-	if (!READ_ONCE(tps.active)) {
+	if (!READ_ONCE(tps.active))
 		sd_tracepoint_init();
-	} else {
-		sd_tracepoint_refresh();
+	else
 		sd_dlhook_start(); /* again in a forked child that has an agent of its own */
-	}
 }
 
 /* (any event's format: the agent describes every built-in event with it) */

@@ -55,8 +55,9 @@ void sd_dlhook_start(void);
 void sd_dlhook_objects_changed(void);
 
 /*
- * the agent, before each request: start on first call (sd_tracepoint_init),
- * then refresh; takes the trace lock
+ * the agent, before each request, after sd_dlhook_objects_changed() (which
+ * refreshes them): start on first call (sd_tracepoint_init); takes the
+ * trace lock
  */
 void sd_tracepoint_update(void);
 
