@@ -345,6 +345,16 @@
                                                                                      \
 		if (!__rt)                                                           \
 			return;                                                      \
+		if (sizeof(__data_offsets) == sizeof(uint32_t)) {                    \
+			/* no dynamic field: built here, written in one call */      \
+			struct __sonde_raw_##call __rec;                             \
+                                                                                     \
+			__entry = &__rec;                                            \
+			{assign} __sonde_tp_write(                                   \
+			    __tp, __rt, __entry,                                     \
+			    (uint32_t)offsetof(struct __sonde_raw_##call, __data));  \
+			return;                                                      \
+		}                                                                    \
 		__size = offsetof(struct __sonde_raw_##call, __data) +               \
 			 __sonde_fill_##call(&__data_offsets, args);                 \
 		/* too big for a record: the runtime counts it as missed */          \

@@ -143,6 +143,8 @@ extern "C" {
 #define SONDE_TP_MAGIC	 0x50546453u /* "SdTP" */
 #define SONDE_TP_ABI	 1
 #define SONDE_TP_STR_MAX 2048 /* longest string a __string field records, NUL included */
+/* struct sonde_tp_runtime.abi from which it has write() */
+#define SONDE_TP_RT_WRITE 2
 
 /* what every record starts with (the kernel's struct trace_entry) */
 struct sonde_trace_entry {
@@ -206,6 +208,12 @@ struct sonde_tp_runtime {
 	/* a record of @len bytes, common header filled; NULL: not recorded */
 	void *(*reserve)(struct sonde_tracepoint *tp, uint32_t len, struct sonde_tp_res *res);
 	void (*commit)(struct sonde_tracepoint *tp, struct sonde_tp_res *res);
+	/*
+	 * abi >= SONDE_TP_RT_WRITE: a whole record of an event without dynamic
+	 * fields, built by the caller (@len bytes at @rec; the runtime fills
+	 * the common header): one call instead of reserve and commit
+	 */
+	void (*write)(struct sonde_tracepoint *tp, const void *rec, uint32_t len);
 };
 
 /* one event of an object, in its __sonde_tracepoints section */
@@ -300,6 +308,27 @@ static inline __attribute__((unused)) uint32_t __sonde_strnlen(const char *s, ui
 	while (n < max && s[n])
 		n++;
 	return n;
+}
+
+/* a record built whole on the caller's stack (an event without dynamic fields) */
+static inline __attribute__((always_inline, unused)) void
+__sonde_tp_write(struct sonde_tracepoint *tp, const struct sonde_tp_runtime *rt, void *rec,
+		 uint32_t len)
+{
+	const size_t common = sizeof(struct sonde_trace_entry);
+	struct sonde_tp_res res;
+	void *entry;
+
+	if (rt->abi >= SONDE_TP_RT_WRITE) {
+		rt->write(tp, rec, len);
+		return;
+	}
+	/* an older runtime */
+	entry = rt->reserve(tp, len, &res);
+	if (!entry)
+		return;
+	memcpy((char *)entry + common, (const char *)rec + common, len - common);
+	rt->commit(tp, &res);
 }
 
 /* TP_printk's arguments, type-checked against its format (never called) */

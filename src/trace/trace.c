@@ -461,32 +461,32 @@ SD_NOTRACE void *sd_trace_reserve_at(struct sd_event *ev, uint32_t len, uint64_t
 }
 
 /*
- * The whole of a fixed-size event whose fields are copied from @src (a
- * probe's registers), in one function: the common case of a probe event
- * costs no reserve/commit pair, no handle between them, no filter call.
- * It is sd_rb_reserve_inline() and sd_rb_commit_inline() with nothing
- * between them but the copies. Having written nothing, it hands the event
- * to the general path (c->slow) when that must write it: a filter, a held function_graph entry, a
- * clock other than the TSC, no rseq cpu, the thread's first record, a
- * new page, a nested write, the thread's name due again.
+ * The fast path's reservation for a fixed-size event of @len bytes, for
+ * the writers below: FAST_OK with the entry (common header filled) and
+ * where its record ends, the thread's ring marked busy until
+ * rb_commit_to(); FAST_OFF when nothing is to be written; FAST_SLOW,
+ * having taken nothing, when the general path must write it: a filter, a
+ * held function_graph entry, a clock other than the TSC, no rseq cpu, the
+ * thread's first record, a new page, a nested write, the thread's name due
+ * again. It is sd_rb_reserve_inline() with reserve()'s checks.
  */
-SD_NOTRACE SD_HOT int sd_trace_write_copy(const struct sd_trace_copy *c, const void *src)
+enum { FAST_OFF, FAST_SLOW, FAST_OK };
+
+SD_NOTRACE static inline __attribute__((always_inline)) int
+fast_reserve(struct sd_event *ev, uint32_t len, char **entryp, struct rb_buf **bp, uint64_t *endp)
 {
-	struct sd_event *ev = c->ev;
-	uint32_t len = ev->fixed_size;
 	struct rb_tls *t = &sd_rb_self;
 	struct sd_rb_region *rb = LOAD_ACQUIRE(trace.rb);
 	int clock = READ_ONCE(trace.clock);
 	struct rb_buf *b;
 	uint64_t ts, pos, size;
 	uint16_t cpu;
-	char *entry;
 
 	if (!READ_ONCE(trace.tracing_on) || !READ_ONCE(ev->enabled))
-		return 0; /* nothing to write */
+		return FAST_OFF;
 	if (unlikely(!rb || t->busy || sd_trace_held || LOAD_ACQUIRE(ev->filter) || !cached_tid ||
 		     !sd_clock_is_tsc(clock) || !sd_clock_rseq_cpu(&cpu)))
-		return c->slow(c, src);
+		return FAST_SLOW;
 	t->busy = 1;
 	barrier(); /* a signal arriving from here on sees busy */
 	/* no buffer of this region yet (none to be had, or a new region): t->b is not ours */
@@ -498,16 +498,68 @@ SD_NOTRACE SD_HOT int sd_trace_write_copy(const struct sd_trace_copy *c, const v
 	pos = READ_ONCE(b->head);
 	if (unlikely(ts >= t->comm_due || !(pos & RB_PMASK) || (pos & RB_PMASK) + size > RB_PAGE))
 		goto decline;
-	entry = rb_rec_head(rb, t, b, pos, len, ts, cpu);
-	entry_common(entry, ev);
-	memcpy(entry + SD_ENTRY_COMMON_SIZE, c->ip, 8);
-	sd_fetch_copy_run(entry, src, c->plan, c->nplan);
-	rb_commit_to(b, pos + size);
-	return 0;
+	*entryp = rb_rec_head(rb, t, b, pos, len, ts, cpu);
+	entry_common(*entryp, ev);
+	*bp = b;
+	*endp = pos + size;
+	return FAST_OK;
 decline:
 	barrier();
 	t->busy = 0;
-	return c->slow(c, src);
+	return FAST_SLOW;
+}
+
+/*
+ * The whole of a fixed-size event whose fields are copied from @src (a
+ * probe's registers), in one function: the common case of a probe event
+ * costs no reserve/commit pair, no handle between them, no filter call.
+ * What fast_reserve() declines goes to c->slow.
+ */
+SD_NOTRACE SD_HOT int sd_trace_write_copy(const struct sd_trace_copy *c, const void *src)
+{
+	struct rb_buf *b;
+	uint64_t end;
+	char *entry;
+
+	switch (fast_reserve(c->ev, c->ev->fixed_size, &entry, &b, &end)) {
+	case FAST_OFF:
+		return 0;
+	case FAST_SLOW:
+		return c->slow(c, src);
+	}
+	memcpy(entry + SD_ENTRY_COMMON_SIZE, c->ip, 8);
+	sd_fetch_copy_run(entry, src, c->plan, c->nplan);
+	rb_commit_to(b, end);
+	return 0;
+}
+
+/*
+ * A record of @len bytes built whole by its writer (@rec; its common header
+ * is filled here), in one function; the general path when fast_reserve()
+ * declines.
+ */
+SD_NOTRACE SD_HOT void sd_trace_write(struct sd_event *ev, const void *rec, uint32_t len)
+{
+	struct sd_trace_res res;
+	struct rb_buf *b;
+	uint64_t end;
+	char *entry;
+
+	switch (fast_reserve(ev, len, &entry, &b, &end)) {
+	case FAST_OFF:
+		return;
+	case FAST_OK:
+		memcpy(entry + SD_ENTRY_COMMON_SIZE, (const char *)rec + SD_ENTRY_COMMON_SIZE,
+		       len - SD_ENTRY_COMMON_SIZE);
+		rb_commit_to(b, end);
+		return;
+	}
+	entry = reserve(ev, len, NULL, &res);
+	if (!entry)
+		return;
+	memcpy(entry + SD_ENTRY_COMMON_SIZE, (const char *)rec + SD_ENTRY_COMMON_SIZE,
+	       len - SD_ENTRY_COMMON_SIZE);
+	sd_trace_commit(ev, &res);
 }
 
 int sd_trace_clock_id(void)

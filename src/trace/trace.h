@@ -124,6 +124,13 @@ struct sd_trace_copy {
 int sd_trace_write_copy(const struct sd_trace_copy *c, const void *src);
 
 /*
+ * A record of @len bytes (at most SD_RB_MAX_PAYLOAD) built whole at @rec,
+ * all but its common header, which this fills: reserve, copy and commit in
+ * one call.
+ */
+void sd_trace_write(struct sd_event *ev, const void *rec, uint32_t len);
+
+/*
  * Set while this thread's function_graph holds back the entry record of a
  * call that may turn out a leaf (one record then): before any other record
  * of the thread is written, the hook set here writes that entry.

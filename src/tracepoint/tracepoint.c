@@ -183,10 +183,34 @@ SD_NOTRACE SD_HOT static void tp_commit(struct sonde_tracepoint *tp, struct sond
 	sd_self.active = res->prev_active;
 }
 
+SD_NOTRACE SD_HOT static void tp_write(struct sonde_tracepoint *tp, const void *rec, uint32_t len)
+{
+	struct sd_thread *t = &sd_self;
+	uint8_t prev = t->active;
+	struct tp_inst *in;
+	struct tp_event *te;
+
+	if (unlikely(!t->registered))
+		sd_thread_register(t);
+	sd_thread_enter(t, prev);
+	barrier();
+	in = __atomic_load_n((struct tp_inst **)&tp->priv, __ATOMIC_ACQUIRE);
+	te = in ? __atomic_load_n(&in->te, __ATOMIC_ACQUIRE) : NULL;
+	if (likely(te)) {
+		if (likely(len <= SD_RB_MAX_PAYLOAD))
+			sd_trace_write(&te->ev, rec, len);
+		else
+			__atomic_add_fetch(&te->ev.nmissed, 1, __ATOMIC_RELAXED);
+	}
+	barrier();
+	t->active = prev;
+}
+
 static const struct sonde_tp_runtime tp_runtime = {
-    .abi = SONDE_TP_ABI,
+    .abi = SONDE_TP_RT_WRITE,
     .reserve = tp_reserve,
     .commit = tp_commit,
+    .write = tp_write,
 };
 
 /* ---- reading an object's file: where its sections are ------------------------------------ */
