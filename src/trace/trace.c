@@ -533,6 +533,25 @@ SD_NOTRACE SD_HOT int sd_trace_write_copy(const struct sd_trace_copy *c, const v
 	return 0;
 }
 
+/* memcpy() of a few bytes, without the call (a record is a few words) */
+SD_NOTRACE static inline void copy_small(char *to, const char *from, size_t n)
+{
+	for (; n >= 8; n -= 8, to += 8, from += 8)
+		__builtin_memcpy(to, from, 8);
+	if (n & 4) {
+		__builtin_memcpy(to, from, 4);
+		to += 4;
+		from += 4;
+	}
+	if (n & 2) {
+		__builtin_memcpy(to, from, 2);
+		to += 2;
+		from += 2;
+	}
+	if (n & 1)
+		*to = *from;
+}
+
 /*
  * A record of @len bytes built whole by its writer (@rec; its common header
  * is filled here), in one function; the general path when fast_reserve()
@@ -549,8 +568,8 @@ SD_NOTRACE SD_HOT void sd_trace_write(struct sd_event *ev, const void *rec, uint
 	case FAST_OFF:
 		return;
 	case FAST_OK:
-		memcpy(entry + SD_ENTRY_COMMON_SIZE, (const char *)rec + SD_ENTRY_COMMON_SIZE,
-		       len - SD_ENTRY_COMMON_SIZE);
+		copy_small(entry + SD_ENTRY_COMMON_SIZE, (const char *)rec + SD_ENTRY_COMMON_SIZE,
+			   len - SD_ENTRY_COMMON_SIZE);
 		rb_commit_to(b, end);
 		return;
 	}
