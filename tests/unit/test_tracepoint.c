@@ -285,6 +285,56 @@ TEST(filter_on_fields)
 	free(out);
 }
 
+/* an event without dynamic fields is written in one call; its filter still applies */
+TEST(filter_on_fixed_fields)
+{
+	struct sd_event *ev = setup_event("tpunit", "tpu_int");
+	struct sd_parse_error pe = {0};
+	char *out;
+
+	sd_trace_lock();
+	CHECK_EQ(sd_trace_set_filter(ev, "value > 5 && tag == 107", &pe), 0); /* 107: k */
+	sd_trace_unlock();
+	CHECK_EQ(enable(ev, true), 0);
+	trace_tpu_int(3, 'k');
+	trace_tpu_int(9, 'k');
+	trace_tpu_int(9, 'x');
+	out = drain();
+	CHECK_STREQ(out, "tpu_int: tag=k value=9 big=0xa3d70a3d1 neg=-9\n");
+	free(out);
+	CHECK_EQ(enable(ev, false), 0);
+	sd_trace_lock();
+	CHECK_EQ(sd_trace_set_filter(ev, "0", &pe), 0);
+	sd_trace_unlock();
+}
+
+/*
+ * An object built against this header, run with a runtime older than
+ * rt->write (abi 1): its fixed-size events go through reserve and commit.
+ */
+TEST(older_runtime_without_write)
+{
+	struct sd_event *ev = setup_event("tpunit", "tpu_int");
+	const struct sonde_tp_runtime *rt = __sonde_tp_tpu_int.rt;
+	struct sonde_tp_runtime old;
+	char *out;
+
+	CHECK(rt && rt->abi >= SONDE_TP_RT_WRITE && rt->write);
+	old = *rt;
+	old.abi = 1;
+	old.write = NULL;
+	CHECK_EQ(enable(ev, true), 0);
+	__atomic_store_n(&__sonde_tp_tpu_int.rt, &old, __ATOMIC_RELEASE);
+	trace_tpu_int(7, 'q');
+	__atomic_store_n(&__sonde_tp_tpu_int.rt, rt, __ATOMIC_RELEASE);
+	trace_tpu_int(-3, 'z');
+	out = drain();
+	CHECK_STREQ(out, "tpu_int: tag=q value=7 big=0x7f6e5d4bf neg=-7\n"
+			 "tpu_int: tag=z value=-3 big=0x23456785962fc965 neg=3\n");
+	free(out);
+	CHECK_EQ(enable(ev, false), 0);
+}
+
 TEST(unprintable_print_fmt_falls_back)
 {
 	struct sd_event *ev = setup_event("tpunit", "tpu_opaque");
