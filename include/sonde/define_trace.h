@@ -12,7 +12,9 @@
  *      __sonde_print_fmt_<class> (TP_printk's arguments as text, __entry
  *      shown as REC)
  *   D  __sonde_fill_<class>(): the dynamic fields' sizes, from the arguments
- *   E  __sonde_record_<class>(): reserve, TP_fast_assign, commit; the
+ *   E  __sonde_record_<class>(): TP_fast_assign into a record on the
+ *      stack and one rt->write() when no field is dynamic, else reserve,
+ *      TP_fast_assign, commit; the
  *      TP_printk type check; per event the struct sonde_tracepoint
  *      descriptor and __sonde_trace_<event>(), what trace_<event>() calls
  *

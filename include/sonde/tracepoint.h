@@ -55,10 +55,12 @@
  *    registers and stack frame it needs off the disabled path: a function
  *    with a disabled tracepoint runs the code it would run without one.
  *  - enabled: sonde's agent has patched the nop into a jmp (text_poke_bp
- *    protocol, safe while threads run); the site calls the event's function,
- *    which sizes and reserves a record in the thread's ring buffer, runs
- *    TP_fast_assign, and commits it (the event's filter is applied there).
- *    Static keys are reference counted.
+ *    protocol, safe while threads run); the site calls the event's function.
+ *    An event without dynamic fields runs TP_fast_assign into a record on
+ *    the stack and hands it to the runtime in one call (rt->write), which
+ *    copies it into the thread's ring buffer; one with dynamic fields is
+ *    sized, reserved in the ring, filled there and committed. The event's
+ *    filter is applied by the runtime. Static keys are reference counted.
  *
  * The instrumented object needs nothing from sonde at run time: it carries
  * data sections (__sonde_tracepoints: one struct sonde_tracepoint per
