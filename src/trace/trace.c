@@ -533,7 +533,10 @@ SD_NOTRACE SD_HOT int sd_trace_write_copy(const struct sd_trace_copy *c, const v
 	return 0;
 }
 
-/* memcpy() of a few bytes, without the call (a record is a few words) */
+/*
+ * memcpy() without libc's: nothing on the write path may call what a user
+ * can probe (t2001), and a record is a few words
+ */
 SD_NOTRACE static inline void copy_small(char *to, const char *from, size_t n)
 {
 	for (; n >= 8; n -= 8, to += 8, from += 8)
@@ -576,8 +579,8 @@ SD_NOTRACE SD_HOT void sd_trace_write(struct sd_event *ev, const void *rec, uint
 	entry = reserve(ev, len, NULL, &res);
 	if (!entry)
 		return;
-	memcpy(entry + SD_ENTRY_COMMON_SIZE, (const char *)rec + SD_ENTRY_COMMON_SIZE,
-	       len - SD_ENTRY_COMMON_SIZE);
+	copy_small(entry + SD_ENTRY_COMMON_SIZE, (const char *)rec + SD_ENTRY_COMMON_SIZE,
+		   len - SD_ENTRY_COMMON_SIZE);
 	sd_trace_commit(ev, &res);
 }
 
