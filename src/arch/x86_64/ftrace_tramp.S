@@ -138,7 +138,15 @@ sd_arch_fgraph_return:
 	movq	%rax, 80(%rbx)
 	movq	%rbx, %rsp
 	POP_GPRS
-	ret
+	/*
+	 * Out by an indirect jump, not `ret`: the function's own `ret` here
+	 * already took the caller's entry off the CPU's return-address stack,
+	 * and another `ret` would take the next one, mispredicting every
+	 * return up the call chain. A signal cannot land on the word just
+	 * popped: the kernel puts its frame below the 128-byte red zone.
+	 */
+	leaq	8(%rsp), %rsp
+	jmp	*-8(%rsp)
 	.cfi_endproc
 sd_arch_fgraph_return_end:
 	.globl	sd_arch_fgraph_return_end

@@ -15,7 +15,9 @@
  * calls sd_kretprobe_trampoline_handler(regs), which stores the real
  * return address in regs->ip and also in the last word of the frame, which
  * is S itself: so the frame below reads as an ordinary call frame to an
- * unwinder, and the final `ret` from there leaves %rsp at S+8.
+ * unwinder, and the final jump to it leaves %rsp at S+8 (a jump, not `ret`:
+ * the function's `ret` here already took its entry off the CPU's return-address
+ * stack, and a second `ret` would make every return above it mispredict).
  */
 #include "vecstate.h"
 
@@ -117,8 +119,9 @@ sd_arch_kretprobe_trampoline:
 	 * orig_ax, ip, cs, flags, sp: the flags are not restored, a return
 	 * leaves them undefined for the caller (the ABI); DF is clear.
 	 */
-	leaq	40(%rsp), %rsp
-	ret				/* to S's contents; %rsp ends at S+8 */
+	leaq	48(%rsp), %rsp
+	/* to S's contents, %rsp at S+8: a jump, as ftrace_tramp.S says why */
+	jmp	*-8(%rsp)
 	.cfi_endproc
 sd_arch_kretprobe_trampoline_end:
 	.size	sd_arch_kretprobe_trampoline, . - sd_arch_kretprobe_trampoline
