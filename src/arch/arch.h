@@ -287,6 +287,25 @@ bool sd_arch_code_vec_free(uint64_t fn);
 /* the bytes to write over the region: the jump, then int3 padding */
 void sd_arch_opt_jump(const struct sd_opt_region *r, uint64_t detour, uint8_t *out);
 
+/* ---- function tracer stubs (ftrace_stub.c, ftrace_tramp.S) ------------------------ */
+
+#define SD_ARCH_FTRACE_STUB_SIZE 48
+/*
+ * The stub a patched entry nop jumps to, for address @at (within a rel32's
+ * reach of @body, the code after the nop), into @buf: 0, or -1 if @body is
+ * out of reach.
+ */
+int sd_arch_ftrace_stub(uint8_t *buf, uint64_t at, uint64_t body);
+/*
+ * From @in_stub, the address the stub's call to sd_arch_ftrace_stub_entry
+ * returns to: the function's body, and where the body returns to when the
+ * stub calls it (what its return-address slot holds then).
+ */
+uint64_t sd_arch_ftrace_stub_body(uint64_t in_stub);
+uint64_t sd_arch_ftrace_stub_hook_ret(uint64_t in_stub);
+extern const char sd_arch_ftrace_stub_entry[];
+extern const char sd_arch_fgraph_return_call[];
+
 /* the kretprobe return trampoline (kretprobe_tramp.S) */
 extern const char sd_arch_kretprobe_trampoline[];
 extern const char sd_arch_kretprobe_trampoline_end[];

@@ -3,15 +3,17 @@
  * fgraph.c - what happens at a traced function's entry and return.
  *
  * Entry comes from three places, all ending in hit():
- *   sd_ftrace_enter()         a patched nop site
+ *   sd_ftrace_enter_stub()    a patched nop site's stub
  *   sd_ftrace_enter_pg()      __fentry__ or mcount, called by a -pg build
  *   sd_ftrace_kprobe_pre()    a function-entry probe (symbol-table sites)
  *
  * function_graph keeps, per thread, a stack of the return addresses it
- * swapped for sd_arch_fgraph_return (the kernel's ret_stack). It is kept
- * honest by stack address, like the kretprobes' shadow stack: a frame whose
- * slot is below the returning one was jumped over (longjmp, an exception)
- * and is dropped. Exceptions restore every hooked address first
+ * took (the kernel's ret_stack): swapped for sd_arch_fgraph_return at -pg
+ * and probe sites; at patched nops the function's stub calls its body,
+ * which returns into the stub (ftrace_stub.c). It is kept honest by stack
+ * address, like the kretprobes' shadow stack: a frame whose slot is below
+ * the returning one was jumped over (longjmp, an exception) and is
+ * dropped. Exceptions restore every hooked address first
  * (sd_fgraph_unhook_all, from unwind.c).
  *
  * This file runs from trampolines on the traced thread's own stack and in
@@ -37,6 +39,7 @@
 struct fg_frame {
 	uint64_t ret;
 	uint64_t slot;
+	uint64_t hooked; /* what the slot holds while the frame is hooked */
 	uint64_t func;
 	uint64_t calltime;
 	int depth;	      /* the depth recorded, or -1: hooked but not recorded */
@@ -161,19 +164,32 @@ SD_NOTRACE static void write_function(uint64_t ip, uint64_t parent)
 	sd_trace_commit(ev, &res);
 }
 
+/*
+ * The records are built as whole words: the writer copies them 8 bytes at
+ * a time, and a load spanning two smaller stores waits for them to reach
+ * the cache (no store forwarding).
+ */
+struct fg_rec {
+	uint64_t common; /* the writer's */
+	uint64_t w[4];
+};
+
+/* {depth, overrun} or {depth, 0}: two 32-bit fields, one word */
+static inline uint64_t two_u32(int32_t lo, uint32_t hi)
+{
+	return (uint64_t)(uint32_t)lo | (uint64_t)hi << 32;
+}
+
 /* @now: the time just read for the frame, the record's own (one clock read per record) */
 SD_NOTRACE static void write_entry(uint64_t func, int depth, uint64_t now)
 {
 	struct sd_event *ev = LOAD_ACQUIRE(sd_fgraph.ev_entry);
-	struct sd_trace_res res;
-	char *e;
+	struct fg_rec r;
 
-	if (!ev || !(e = sd_trace_reserve_at(ev, SD_ENTRY_COMMON_SIZE + 16, now, &res)))
-		return;
-	memcpy(e + 8, &func, 8);
-	memcpy(e + 16, &depth, 4);
-	memset(e + 20, 0, 4);
-	sd_trace_commit(ev, &res);
+	r.w[0] = func;
+	r.w[1] = two_u32(depth, 0);
+	if (ev)
+		sd_trace_write_at(ev, now, &r, SD_ENTRY_COMMON_SIZE + 16);
 }
 
 /*
@@ -186,18 +202,14 @@ SD_NOTRACE static void write_exit(bool leaf, uint64_t func, int depth, unsigned 
 {
 	struct sd_event *ev =
 	    leaf ? LOAD_ACQUIRE(sd_fgraph.ev_leaf) : LOAD_ACQUIRE(sd_fgraph.ev_exit);
-	struct sd_trace_res res;
-	char *e;
+	struct fg_rec r;
 
-	if (!ev || !(e = sd_trace_reserve_at(ev, SD_ENTRY_COMMON_SIZE + 32,
-					     leaf ? calltime : rettime, &res)))
-		return;
-	memcpy(e + 8, &func, 8);
-	memcpy(e + 16, &depth, 4);
-	memcpy(e + 20, &overrun, 4);
-	memcpy(e + 24, &calltime, 8);
-	memcpy(e + 32, &rettime, 8);
-	sd_trace_commit(ev, &res);
+	r.w[0] = func;
+	r.w[1] = two_u32(depth, overrun);
+	r.w[2] = calltime;
+	r.w[3] = rettime;
+	if (ev)
+		sd_trace_write_at(ev, leaf ? calltime : rettime, &r, SD_ENTRY_COMMON_SIZE + 32);
 }
 
 /* the held entry of the top frame, now that something else is written */
@@ -238,50 +250,61 @@ SD_NOTRACE static void pop(struct fg_stack *fs)
 
 /*
  * Drop frames jumped over (longjmp): below @slot on the same stack, or at
- * it when it no longer holds the trampoline (a tail call leaves it there:
- * that frame is still live, and returns through both).
+ * it when it no longer holds what the frame put there, @cur being what it
+ * holds (a tail call leaves it there: that frame is still live, and
+ * returns through both). @cur NULL: none at @slot is dropped.
  */
-SD_NOTRACE static void trim(struct fg_stack *fs, uint64_t slot, bool at_too)
+SD_NOTRACE static void trim(struct fg_stack *fs, uint64_t slot, const uint64_t *cur)
 {
 	while (fs->n) {
 		struct fg_frame *top = &fs->f[fs->n - 1];
 
 		if ((top->slot < slot && slot - top->slot < SAME_STACK) ||
-		    (at_too && top->slot == slot))
+		    (cur && top->slot == slot && *cur != top->hooked))
 			pop(fs);
 		else
 			break;
 	}
 }
 
-/* function_graph at an entry: a frame for the call, its return hooked */
-SD_NOTRACE static void hook(struct sd_fgraph_state *st, struct fg_stack *fs, uint64_t func,
-			    uint64_t *slot, bool noreturn)
+/*
+ * function_graph at an entry: a frame for the call, its return hooked.
+ * @call_ret: 0, swap the return address for the trampoline; else the
+ * caller calls the function and this is where it returns to. Whether the
+ * call was hooked.
+ */
+SD_NOTRACE static bool hook(struct sd_fgraph_state *st, struct fg_stack *fs, uint64_t func,
+			    uint64_t *slot, bool noreturn, uint64_t call_ret)
 {
 	uint64_t ret = *slot;
 	struct fg_frame *f;
 	int depth;
 
-	trim(fs, (uint64_t)slot, ret != tramp());
+	trim(fs, (uint64_t)slot, &ret);
 	if (fs->n == FGRAPH_DEPTH) {
 		fs->overrun++;
-		return;
+		return false;
 	}
 	/* set_graph_function: only the call trees under these */
 	if (st->graph_fn && !fs->in_graph && !in_set(LOAD_ACQUIRE(st->graph_fn), func))
-		return;
+		return false;
 	depth = 0;
 	for (unsigned int i = fs->n; i > 0; i--)
 		if (fs->f[i - 1].depth >= 0) {
 			depth = fs->f[i - 1].depth + 1;
 			break;
 		}
+	/* field by field: a memset() here is a `rep stos`, slow to start */
 	f = &fs->f[fs->n];
-	memset(f, 0, sizeof(*f));
 	f->ret = ret;
 	f->slot = (uint64_t)slot;
+	f->hooked = call_ret ? call_ret : tramp();
 	f->func = func;
+	f->calltime = 0;
 	f->depth = depth;
+	f->unhooked = 0;
+	f->notrace_root = 0;
+	f->graph_root = 0;
 	if (st->graph_fn && in_set(LOAD_ACQUIRE(st->graph_fn), func)) {
 		f->graph_root = 1;
 		fs->in_graph++;
@@ -309,7 +332,9 @@ SD_NOTRACE static void hook(struct sd_fgraph_state *st, struct fg_stack *fs, uin
 		}
 	}
 	fs->n++;
-	*slot = tramp();
+	if (!call_ret)
+		*slot = tramp();
+	return true;
 }
 
 /* @ret in the code of sonde or of a library it runs on (fgraph.h) */
@@ -324,83 +349,92 @@ SD_NOTRACE static inline bool called_by_sonde(const struct sd_fgraph_state *st, 
 }
 
 /*
- * With the thread marked as in a handler: record the hit, swap the return
- * address. @pg: a call from a -pg build, made by every function of it:
- * @func is the call's address, looked up among the selected functions.
+ * With the thread marked as in a handler: record the hit, hook the return
+ * (hook()'s @call_ret says how). @pg: a call from a -pg build, made by
+ * every function of it: @func is the call's address, looked up among the
+ * selected functions. Whether function_graph hooked the call.
  */
-SD_NOTRACE static void hit(uint64_t func, uint64_t *slot, bool pg, bool noreturn)
+SD_NOTRACE static bool hit(uint64_t func, uint64_t *slot, bool pg, bool noreturn, uint64_t call_ret)
 {
 	struct sd_fgraph_state *st = &sd_fgraph;
 	struct sd_thread *t = &sd_self;
 	int tracer = READ_ONCE(st->tracer);
 	struct fg_stack *fs;
+	bool hooked;
 
 	if (tracer == SD_TRACER_NOP)
-		return;
+		return false;
 	if (unlikely(called_by_sonde(st, *slot)))
-		return;
+		return false;
 	if (unlikely(!t->tid))
 		t->tid = sd_raw_gettid();
 	if (!pid_ok(st))
-		return;
+		return false;
 	if (pg && !(func = set_find(LOAD_ACQUIRE(st->pg_funcs), func)))
-		return;
+		return false;
 
 	if (tracer == SD_TRACER_FUNCTION) {
 		write_function(func, *slot);
-		return;
+		return false;
 	}
 
 	fs = stack_get();
 	if (!fs)
-		return;
+		return false;
 	fs->busy = 1;
 	barrier();
-	hook(st, fs, func, slot, noreturn);
+	hooked = hook(st, fs, func, slot, noreturn, call_ret);
 	barrier();
 	fs->busy = 0;
+	return hooked;
 }
 
 /* from the trampolines: the thread may be anywhere, even in sonde */
-SD_NOTRACE static void trace_entry(uint64_t func, uint64_t *slot, bool pg)
+SD_NOTRACE static bool trace_entry(uint64_t func, uint64_t *slot, bool pg, uint64_t call_ret)
 {
 	struct sd_thread *t = &sd_self;
 	uint8_t prev = t->active;
+	bool hooked;
 
 	/* sonde's own threads, and a hit inside a handler, are not traced */
 	if (prev & SD_ACTIVE_HANDLER || t->in_sonde)
-		return;
+		return false;
 	sd_thread_enter(t, prev);
 	barrier();
-	hit(func, slot, pg, false);
+	hooked = hit(func, slot, pg, false, call_ret);
 	barrier();
 	t->active = prev;
+	return hooked;
 }
 
-SD_NOTRACE void sd_ftrace_enter(uint64_t func, uint64_t *slot);
-SD_NOTRACE void sd_ftrace_enter(uint64_t func, uint64_t *slot)
+/* a patched nop's stub (ftrace_stub.c): nonzero, the stub calls the body */
+SD_NOTRACE uint64_t sd_ftrace_enter_stub(uint64_t in_stub, uint64_t *slot);
+SD_NOTRACE uint64_t sd_ftrace_enter_stub(uint64_t in_stub, uint64_t *slot)
 {
-	trace_entry(func, slot, false);
+	/* the nop is the function's first 5 bytes; the body follows it */
+	uint64_t func = sd_arch_ftrace_stub_body(in_stub) - 5;
+
+	return trace_entry(func, slot, false, sd_arch_ftrace_stub_hook_ret(in_stub));
 }
 
 /* __fentry__ (at the function's start) and mcount (after its prologue) */
 SD_NOTRACE void sd_ftrace_enter_pg(uint64_t site, uint64_t *slot);
 SD_NOTRACE void sd_ftrace_enter_pg(uint64_t site, uint64_t *slot)
 {
-	trace_entry(site, slot, true);
+	trace_entry(site, slot, true, 0);
 }
 
 /* the probe dispatcher has marked the thread and kept sonde's own calls out */
 SD_NOTRACE int sd_ftrace_kprobe_pre(struct sonde_kprobe *p, struct sonde_regs *regs)
 {
-	hit((uint64_t)(uintptr_t)p->addr, (uint64_t *)regs->sp, false, false);
+	hit((uint64_t)(uintptr_t)p->addr, (uint64_t *)regs->sp, false, false, 0);
 	return 0;
 }
 
 /* the same, for a function that never returns */
 SD_NOTRACE int sd_ftrace_kprobe_pre_noreturn(struct sonde_kprobe *p, struct sonde_regs *regs)
 {
-	hit((uint64_t)(uintptr_t)p->addr, (uint64_t *)regs->sp, false, true);
+	hit((uint64_t)(uintptr_t)p->addr, (uint64_t *)regs->sp, false, true, 0);
 	return 0;
 }
 
@@ -462,14 +496,20 @@ SD_NOTRACE uint64_t sd_fgraph_return(uint64_t *slotp)
 
 /* ---- exceptions (unwind.c): real addresses back on the stack, then hooked again ------ */
 
+/*
+ * Innermost first: the frames of tail calls share a slot, each holding the
+ * hooked address of the one before as its return address, so undoing them
+ * in that order leaves the real one there. (sd_fgraph_rehook() goes the
+ * other way.)
+ */
 SD_NOTRACE void sd_fgraph_unhook_all(void)
 {
 	struct fg_stack *fs = self_stack();
 
-	for (unsigned int i = 0; fs && i < fs->n; i++) {
-		struct fg_frame *f = &fs->f[i];
+	for (unsigned int i = fs ? fs->n : 0; i > 0; i--) {
+		struct fg_frame *f = &fs->f[i - 1];
 
-		if (!f->unhooked && *(uint64_t *)f->slot == tramp()) {
+		if (!f->unhooked && *(uint64_t *)f->slot == f->hooked) {
 			*(uint64_t *)f->slot = f->ret;
 			f->unhooked = 1;
 		}
@@ -482,12 +522,12 @@ SD_NOTRACE void sd_fgraph_rehook(uint64_t sp)
 
 	if (!fs)
 		return;
-	trim(fs, sp, false);
+	trim(fs, sp, NULL);
 	for (unsigned int i = 0; i < fs->n; i++) {
 		struct fg_frame *f = &fs->f[i];
 
 		if (f->unhooked && *(uint64_t *)f->slot == f->ret) {
-			*(uint64_t *)f->slot = tramp();
+			*(uint64_t *)f->slot = f->hooked;
 			f->unhooked = 0;
 		}
 	}

@@ -67,6 +67,5 @@ void sd_fgraph_rehook(uint64_t sp);
 /* the return trampoline (ftrace_tramp.S) */
 extern const char sd_arch_fgraph_return[];
 extern const char sd_arch_fgraph_return_end[];
-extern const char sd_arch_ftrace_caller[];
 
 #endif

@@ -4,7 +4,8 @@
  *
  * Where functions are hooked (sites.c):
  *   - a `-fpatchable-function-entry=N` object (N >= 5, no nops before the
- *     entry): the entry nops become a call to sd_arch_ftrace_caller;
+ *     entry): the entry nops become a jump to a stub of the function's
+ *     own, which calls sd_arch_ftrace_stub_entry (ftrace_stub.c);
  *   - a `-pg -mfentry -mnop-mcount -mrecord-mcount` object: the 5-byte nop
  *     each __mcount_loc entry names, likewise;
  *   - a plain `-pg` (or -mfentry) object: its calls to mcount/__fentry__
@@ -14,7 +15,8 @@
  *
  * What a hit does (fgraph.c): the `function` tracer writes ftrace:function
  * {ip, parent_ip}; `function_graph` writes ftrace:funcgraph_entry {func,
- * depth}, swaps the return address for sd_arch_fgraph_return and on return
+ * depth}, hooks the return (at a patched nop the stub calls the function's
+ * body; elsewhere the return address is swapped for sd_arch_fgraph_return) and on return
  * writes ftrace:funcgraph_exit {func, depth, overrun, calltime, rettime}.
  * The entry is held back until the thread writes something else: a call
  * that writes nothing before it returns (a leaf, the most common) is one

@@ -6,14 +6,14 @@
  * Objects are looked at once, when a tracer first needs them:
  *
  *   __patchable_function_entries   entry nops (>= 5 bytes, none before the
- *                                  entry) patched into `call <stub>`
+ *                                  entry) patched into `jmp <stub>`
  *   __mcount_loc of -mnop-mcount   5-byte nops, likewise
  *   imports mcount / __fentry__    a -pg build: its calls reach libsonde's
  *                                  exported ones; nothing to patch
  *   anything else                  a probe at every function symbol
  *
- * Each object with patched nops gets a stub within reach of a rel32 call:
- * `jmp *sd_arch_ftrace_caller(%rip)`.
+ * Each patched nop jumps to a stub of its own, within reach of a rel32
+ * jump, made when the function is first hooked and kept (ftrace_stub.c).
  *
  * Not traced, and said so: sonde itself and what it runs on (the dynamic
  * loader, Zydis, elfutils), functions that return twice (setjmp, vfork…:
@@ -24,6 +24,7 @@
 #include <fnmatch.h>
 #include <gelf.h>
 #include <link.h>
+#include <pthread.h>
 #include <libelf.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +40,6 @@
 #include "sym/elf_file.h"
 #include "probe/probe.h"
 #include "probe/thread.h"
-#include "probe/xol.h"
 #include "sym/sym.h"
 
 static struct ft_obj *objs;
@@ -236,6 +236,21 @@ static void add_alias(struct ft_func *f, const char *name)
 }
 
 /* the function sites listed in a section of pointers (relocated in memory) */
+/* @len bytes of code at @addr as they were before any probe went there */
+static bool read_code(uint8_t *buf, uint64_t addr, size_t len)
+{
+	bool ok;
+
+	sd_enter_sonde();
+	pthread_mutex_lock(&sd_probe_mutex);
+	ok = !sd_safe_read(buf, (void *)addr, len);
+	if (ok)
+		sd_recover_code(buf, addr, len);
+	pthread_mutex_unlock(&sd_probe_mutex);
+	sd_leave_sonde();
+	return ok;
+}
+
 static void sites_from_section(struct ft_obj *o, struct sd_module *m, uint64_t addr, uint64_t size,
 			       int kind)
 {
@@ -255,7 +270,7 @@ static void sites_from_section(struct ft_obj *o, struct sd_module *m, uint64_t a
 				 "patchable entry not at the function's start");
 			continue;
 		}
-		if (sd_safe_read(code, (void *)site, 5) || !is_nop5(code)) {
+		if (!read_code(code, site, 5) || !is_nop5(code)) {
 			add_func(o, site, sym->name, FT_NONE,
 				 "fewer than 5 bytes of nops at entry");
 			continue;
@@ -415,8 +430,8 @@ static int scan_object(struct sd_module *m, struct ft_obj *o)
 		return 0;
 	}
 	/* a program sonde is statically linked into: its functions and sonde's are one */
-	if ((uint64_t)(uintptr_t)sd_arch_ftrace_caller >= m->start &&
-	    (uint64_t)(uintptr_t)sd_arch_ftrace_caller < m->end) {
+	if ((uint64_t)(uintptr_t)sd_arch_ftrace_stub_entry >= m->start &&
+	    (uint64_t)(uintptr_t)sd_arch_ftrace_stub_entry < m->end) {
 		o->kind = FT_NONE;
 		o->why = "sonde is linked into it";
 		return 0;
@@ -441,19 +456,6 @@ static int scan_object(struct sd_module *m, struct ft_obj *o)
 	}
 	/* the filters' ranges end each function at the next one */
 	qsort(o->funcs, o->nfuncs, sizeof(*o->funcs), cmp_func);
-	if (o->kind == FT_NOP) {
-		o->stub = sd_xol_alloc(o->start);
-		if (o->stub) {
-			uint8_t buf[16] = {0xff, 0x25, 0, 0, 0, 0};
-			uint64_t caller = (uint64_t)sd_arch_ftrace_caller;
-
-			memcpy(buf + 6, &caller, 8);
-			if (sd_text_write(o->stub, buf, 14)) {
-				sd_xol_free(o->stub);
-				o->stub = NULL;
-			}
-		}
-	}
 	return 0;
 }
 
@@ -540,7 +542,7 @@ static void object_free(struct ft_obj *o)
 	free(o->path);
 	free(o->soname);
 	free(o->needed);
-	/* (o->stub: xol memory near an object gone, kept) */
+	/* (its functions' stubs: xol memory near an object gone, kept) */
 }
 
 static bool still_mapped(const struct ft_obj *o, struct sd_maps *maps)

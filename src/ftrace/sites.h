@@ -13,7 +13,7 @@
 
 enum ft_kind {
 	FT_NONE = 0, /* not traced (why says why) */
-	FT_NOP,	     /* an entry nop patched into a call */
+	FT_NOP,	     /* an entry nop patched into a jump to the function's stub */
 	FT_PG,	     /* -pg: calls mcount/__fentry__ itself */
 	FT_PROBE,    /* an entry probe */
 };
@@ -26,6 +26,7 @@ struct ft_func {
 	bool on;		 /* hooked now */
 	bool resolved;		 /* what an IFUNC resolved to (sym.h): every call runs it */
 	uint8_t orig[5];	 /* FT_NOP: the nop bytes */
+	uint8_t *stub;		 /* FT_NOP: its stub (ftrace_stub.c), made when first hooked */
 	const char *why;	 /* FT_NONE */
 	struct sonde_kprobe *kp; /* FT_PROBE, while on */
 };
@@ -38,7 +39,6 @@ struct ft_obj {
 	int kind;     /* how most of its functions are hooked */
 	const char *how;
 	const char *why; /* the whole object is not traced */
-	uint8_t *stub;	 /* FT_NOP: jmp *sd_arch_ftrace_caller, within reach */
 	struct ft_func *funcs;
 	size_t nfuncs, capfuncs;
 	char *soname;	/* DT_SONAME, or NULL */

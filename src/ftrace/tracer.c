@@ -6,6 +6,7 @@
  * Called under the trace lock (from the virtual tracefs).
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #include "probe/kretprobe.h"
 #include "probe/probe.h"
 #include "probe/thread.h"
+#include "probe/xol.h"
 #include "trace/trace.h"
 
 static int cur_tracer;
@@ -184,6 +186,8 @@ static struct sd_event ev_exit = {
     .internal = true,
 };
 
+static int release_site(uint64_t addr);
+
 int sd_ftrace_events_init(void)
 {
 	static bool done;
@@ -205,6 +209,7 @@ int sd_ftrace_events_init(void)
 	STORE_RELEASE(sd_fgraph.ev_exit, &ev_exit);
 	STORE_RELEASE(sd_fgraph.ev_leaf, &ev_leaf);
 	sd_trace_set_held_flush(sd_fgraph_flush_held);
+	sd_text_claim_set_release(release_site);
 	done = true;
 	return 0;
 }
@@ -470,6 +475,86 @@ static bool jump_failed(struct ft_func *f)
 	return true;
 }
 
+/* a patched nop's stub, near it and never freed (a thread may be in it at any time) */
+static uint8_t *make_stub(struct ft_func *f)
+{
+	uint8_t buf[SD_ARCH_FTRACE_STUB_SIZE];
+	uint8_t *stub = sd_xol_alloc_permanent(f->addr, sizeof(buf));
+
+	if (!stub || sd_arch_ftrace_stub(buf, (uint64_t)(uintptr_t)stub, f->addr + 5) ||
+	    sd_text_write(stub, buf, sizeof(buf))) {
+		sd_warn("%s: no room for its stub near %#" PRIx64 ": not traced", f->name, f->addr);
+		return NULL; /* (permanent memory is not given back) */
+	}
+	return stub;
+}
+
+/* @f's entry nop to the jump to its stub (@on) or back, as a poke of the batch */
+static void poke_nop(struct ft_func *f, struct sd_poke *pk, struct sd_range *ranges, int *nranges,
+		     bool on)
+{
+	pk->addr = (void *)f->addr;
+	pk->len = 5;
+	if (on) {
+		int32_t rel = (int32_t)((int64_t)(uintptr_t)f->stub - (int64_t)(f->addr + 5));
+
+		pk->new[0] = 0xe9;
+		memcpy(pk->new + 1, &rel, 4);
+	} else {
+		memcpy(pk->new, f->orig, 5);
+	}
+	/* single-byte nops: a thread may stand between two of them */
+	if (f->orig[0] == 0x90)
+		ranges[(*nranges)++] = (struct sd_range){f->addr + 1, f->addr + 5};
+	f->on = on;
+}
+
+/*
+ * A probe is to go on @addr, a patched entry nop (claim.c): the nop back,
+ * the claim given up, and the function hooked by a probe of ours at the
+ * same address instead, which the new one joins (as the kernel's kprobes
+ * join the function tracer on its sites, through ftrace). Called from the
+ * probe's registration, with the trace lock or without.
+ */
+static int release_site(uint64_t addr)
+{
+	bool mine = sd_trace_lock_held();
+	struct ft_func *f = NULL;
+	struct ft_obj *objs;
+	struct sd_range range;
+	struct sd_poke pk;
+	int nrange = 0, err = -EBUSY;
+	size_t n;
+
+	if (!mine)
+		sd_trace_lock();
+	objs = sd_ft_objects(&n);
+	for (size_t i = 0; i < n && !f; i++)
+		for (size_t k = 0; k < objs[i].nfuncs && !f; k++)
+			if (objs[i].funcs[k].addr == addr && objs[i].funcs[k].kind == FT_NOP &&
+			    objs[i].funcs[k].on && !objs[i].funcs[k].kp)
+				f = &objs[i].funcs[k];
+	if (!f)
+		goto out;
+	memset(&pk, 0, sizeof(pk));
+	poke_nop(f, &pk, &range, &nrange, false);
+	if (nrange && sd_threads_outside(&range, nrange, 100))
+		err = sd_error(-EBUSY, "a thread stayed inside the entry nops at 0x%lx",
+			       (unsigned long)addr);
+	else
+		err = sd_text_poke_batch(&pk, 1);
+	if (err) {
+		f->on = true;
+		goto out;
+	}
+	sd_text_unclaim(&f->addr, 1);
+	f->on = hook_probe(f) == 0;
+out:
+	if (!mine)
+		sd_trace_unlock();
+	return err;
+}
+
 static unsigned long long loads_seen; /* at the last apply */
 
 int sd_ftrace_apply(void)
@@ -478,7 +563,11 @@ int sd_ftrace_apply(void)
 	struct sd_poke *pokes = NULL;
 	struct sonde_kprobe **unreg = NULL;
 	struct sd_range *ranges = NULL;
-	int npokes = 0, nunreg = 0, nranges = 0, nhooked = 0, err = 0;
+	struct ft_func **nop_on = NULL; /* entry nops to patch, once claimed */
+	struct ft_func **poked = NULL;	/* whose site each poke changes */
+	uint64_t *addrs = NULL;		/* claimed, or to give up */
+	bool *claimed = NULL;
+	int npokes = 0, nunreg = 0, nranges = 0, nhooked = 0, nnop_on = 0, nunclaim = 0, err = 0;
 	size_t n, total = 0;
 	struct ft_obj *objs;
 	void *garbage[4];
@@ -495,7 +584,11 @@ int sd_ftrace_apply(void)
 	pokes = calloc(total + 1, sizeof(*pokes));
 	unreg = calloc(total + 1, sizeof(*unreg));
 	ranges = calloc(total + 1, sizeof(*ranges));
-	if (!pokes || !unreg || !ranges) {
+	nop_on = calloc(total + 1, sizeof(*nop_on));
+	addrs = calloc(total + 1, sizeof(*addrs));
+	claimed = calloc(total + 1, sizeof(*claimed));
+	poked = calloc(total + 1, sizeof(*poked));
+	if (!pokes || !unreg || !ranges || !nop_on || !addrs || !claimed || !poked) {
 		err = -ENOMEM;
 		goto out;
 	}
@@ -521,27 +614,18 @@ int sd_ftrace_apply(void)
 			if (want == f->on)
 				continue;
 			if (f->kind == FT_NOP) {
-				struct sd_poke *pk;
-
-				if (!o->stub)
-					continue;
-				pk = &pokes[npokes++];
-				pk->addr = (void *)f->addr;
-				pk->len = 5;
 				if (want) {
-					int32_t rel = (int32_t)((int64_t)(uintptr_t)o->stub -
-								(int64_t)(f->addr + 5));
-
-					pk->new[0] = 0xe8;
-					memcpy(pk->new + 1, &rel, 4);
+					nop_on[nnop_on++] = f; /* claimed below, all at once */
+				} else if (f->kp) {
+					unreg[nunreg++] =
+					    f->kp; /* hooked by a probe: claim refused */
+					f->on = false;
 				} else {
-					memcpy(pk->new, f->orig, 5);
+					poked[npokes] = f;
+					poke_nop(f, &pokes[npokes++], ranges, &nranges, false);
+					addrs[nunclaim++] =
+					    f->addr; /* given up once the nop is back */
 				}
-				/* single-byte nops: a thread may stand between two of them */
-				if (f->orig[0] == 0x90)
-					ranges[nranges++] =
-					    (struct sd_range){f->addr + 1, f->addr + 5};
-				f->on = want;
 			} else if (f->kind == FT_PROBE) {
 				if (want) {
 					if (hook_probe(f) == 0) {
@@ -555,15 +639,57 @@ int sd_ftrace_apply(void)
 			}
 		}
 	}
-	if (nranges && sd_threads_outside(ranges, nranges, 100))
+	/*
+	 * The nops to patch: claimed first (claim.c), and where a probe
+	 * already sits, hooked by a probe of ours at the same address instead
+	 */
+	if (nnop_on) {
+		int first = npokes;
+
+		for (int j = 0; j < nnop_on; j++)
+			addrs[nunclaim + j] = nop_on[j]->addr;
+		err = sd_text_claim(addrs + nunclaim, nnop_on, 5, claimed);
+		if (err)
+			goto out;
+		for (int j = 0; j < nnop_on; j++) {
+			struct ft_func *f = nop_on[j];
+
+			if (!claimed[j]) {
+				if (hook_probe(f) == 0) {
+					f->on = true;
+					nhooked++;
+				}
+			} else if (!f->stub && !(f->stub = make_stub(f))) {
+				sd_text_unclaim(&f->addr, 1);
+			} else {
+				poked[npokes] = f;
+				poke_nop(f, &pokes[npokes++], ranges, &nranges, true);
+			}
+		}
+		for (int j = first; j < npokes; j++)
+			addrs[nunclaim + j - first] = (uint64_t)(uintptr_t)pokes[j].addr;
+		nnop_on = npokes - first;
+	}
+	if (nranges && sd_threads_outside(ranges, nranges, 100)) {
 		sd_warn(
 		    "a thread stayed inside entry nops; patching them anyway is unsafe: skipped");
-	else if (npokes) {
+		err = -EBUSY;
+	} else if (npokes) {
 		/* a thread meeting a site mid-patch traps on its breakpoint: sonde must catch it */
 		err = sd_signal_setup();
 		if (!err)
 			err = sd_text_poke_batch(pokes, npokes);
 	}
+	if (err) {
+		/* nothing patched: every site as it was, its claim too */
+		for (int j = 0; j < npokes; j++)
+			poked[j]->on = !poked[j]->on;
+		sd_text_unclaim(addrs + nunclaim, nnop_on);
+		nnop_on = 0;
+	}
+	/* the nops back in place: given up */
+	if (!err && nunclaim)
+		sd_text_unclaim(addrs, nunclaim);
 	if (nhooked) {
 		/* every new site in its final form before the program goes on */
 		sonde_wait_kprobe_optimizer();
@@ -580,7 +706,7 @@ int sd_ftrace_apply(void)
 			free(unreg[i]);
 		for (size_t i = 0; i < n; i++)
 			for (size_t k = 0; k < objs[i].nfuncs; k++)
-				if (!objs[i].funcs[k].on && objs[i].funcs[k].kind == FT_PROBE)
+				if (!objs[i].funcs[k].on)
 					objs[i].funcs[k].kp = NULL;
 	}
 
@@ -613,6 +739,10 @@ out:
 	free(pokes);
 	free(unreg);
 	free(ranges);
+	free(nop_on);
+	free(addrs);
+	free(claimed);
+	free(poked);
 	return err;
 }
 

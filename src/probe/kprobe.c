@@ -40,6 +40,8 @@ extern const char __stop_sonde_text[] __attribute__((weak));
 static struct sd_maps *self_maps;
 static unsigned long long self_maps_loads; /* sd_dl_loads() when they were read */
 static unsigned long self_maps_gen;	   /* counts the reads */
+/* where the last registration met a claim (claim.c), under the lock */
+static uint64_t claimed_at;
 
 static void lock(void)
 {
@@ -703,6 +705,11 @@ static int __register_kprobe(struct sonde_kprobe *p)
 	err = sd_kprobe_resolve(p, &addr);
 	if (err)
 		return err;
+	if ((claimed_at = sd_text_claimed(addr, 1)))
+		return sd_error(-EBUSY,
+				"0x%lx: the function tracer has patched the entry nop there and "
+				"did not give it up",
+				(unsigned long)addr);
 	blocked = signals_blocked_at(addr);
 	jump_first = (p->__reserved[0] & (SD_KP_JUMP_FIRST | SD_KP_JUMP_ONLY)) || blocked ||
 		     site_in_libc(addr);
@@ -911,16 +918,24 @@ static int jump_settle(struct sonde_kprobe *p)
 
 SONDE_API int sonde_register_kprobe(struct sonde_kprobe *p)
 {
+	uint64_t at;
 	int err;
 
 	if (!p)
 		return -EINVAL;
-	lock();
-	sd_error_clear();
-	err = __register_kprobe(p);
-	if (!err)
-		err = jump_settle(p);
-	unlock();
+	for (int tries = 0;; tries++) {
+		lock();
+		sd_error_clear();
+		claimed_at = 0;
+		err = __register_kprobe(p);
+		if (!err)
+			err = jump_settle(p);
+		at = claimed_at;
+		unlock();
+		/* on a patched entry nop: the function tracer gives it up (claim.c) */
+		if (err != -EBUSY || !at || tries == 2 || sd_text_release(at))
+			break;
+	}
 	if (err == -EOPNOTSUPP && (p->__reserved[0] & SD_KP_REGISTERED)) {
 		char msg[512];
 

@@ -73,6 +73,25 @@ extern const char sd_opt_why_inside[];
 /* lock-free lookup, signal-safe */
 struct sd_site *sd_site_lookup(uint64_t addr);
 
+/*
+ * Code another patcher holds (claim.c): the function tracers claim each
+ * entry nop, @len bytes at each of @addrs, before patching it, and give
+ * the claim up once the nop is back. ok[i]: claimed; false where a probe
+ * site (or its jump) is already there. Returns 0 or -ENOMEM (nothing
+ * claimed). Both take sd_probe_mutex.
+ */
+int sd_text_claim(const uint64_t *addrs, int n, size_t len, bool *ok);
+void sd_text_unclaim(const uint64_t *addrs, int n);
+/* the start of a claim meeting [@addr, @addr + @len), or 0; under sd_probe_mutex */
+uint64_t sd_text_claimed(uint64_t addr, size_t len);
+/*
+ * A probe is to go on the claim at @addr: its holder puts the original
+ * code back and gives the claim up (hooking its function some other way),
+ * through the function it set; 0, or -errno. Called without sd_probe_mutex.
+ */
+void sd_text_claim_set_release(int (*release)(uint64_t addr));
+int sd_text_release(uint64_t addr);
+
 /* private bits kept in sonde_kprobe.__reserved[0] */
 #define SD_KP_REGISTERED 0x1UL
 #define SD_KP_INTERNAL	 0x2UL /* sonde's own probe: never listed */

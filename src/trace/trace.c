@@ -93,16 +93,25 @@ struct sd_trace *sd_trace_get(void)
 	return init_err ? NULL : &trace;
 }
 
+static SD_TLS_IE bool trace_lock_mine;
+
 void sd_trace_lock(void)
 {
 	sd_enter_sonde();
 	pthread_mutex_lock(&trace_mutex);
+	trace_lock_mine = true;
 }
 
 void sd_trace_unlock(void)
 {
+	trace_lock_mine = false;
 	pthread_mutex_unlock(&trace_mutex);
 	sd_leave_sonde();
+}
+
+bool sd_trace_lock_held(void)
+{
+	return trace_lock_mine;
 }
 
 /* ---- events ---------------------------------------------------------------------- */
@@ -473,7 +482,8 @@ SD_NOTRACE void *sd_trace_reserve_at(struct sd_event *ev, uint32_t len, uint64_t
 enum { FAST_OFF, FAST_SLOW, FAST_OK };
 
 SD_NOTRACE static inline __attribute__((always_inline)) int
-fast_reserve(struct sd_event *ev, uint32_t len, char **entryp, struct rb_buf **bp, uint64_t *endp)
+fast_reserve(struct sd_event *ev, uint32_t len, const uint64_t *at, char **entryp,
+	     struct rb_buf **bp, uint64_t *endp)
 {
 	struct rb_tls *t = &sd_rb_self;
 	struct sd_rb_region *rb = LOAD_ACQUIRE(trace.rb);
@@ -494,7 +504,7 @@ fast_reserve(struct sd_event *ev, uint32_t len, char **entryp, struct rb_buf **b
 		goto decline;
 	b = t->b;
 	size = (RB_RHDR + len + 7) & ~7ULL;
-	ts = sd_arch_tsc();
+	ts = at ? *at : sd_arch_tsc();
 	pos = READ_ONCE(b->head);
 	if (unlikely(ts >= t->comm_due || !(pos & RB_PMASK) || (pos & RB_PMASK) + size > RB_PAGE))
 		goto decline;
@@ -521,7 +531,7 @@ SD_NOTRACE SD_HOT int sd_trace_write_copy(const struct sd_trace_copy *c, const v
 	uint64_t end;
 	char *entry;
 
-	switch (fast_reserve(c->ev, c->ev->fixed_size, &entry, &b, &end)) {
+	switch (fast_reserve(c->ev, c->ev->fixed_size, NULL, &entry, &b, &end)) {
 	case FAST_OFF:
 		return 0;
 	case FAST_SLOW:
@@ -555,19 +565,15 @@ SD_NOTRACE static inline void copy_small(char *to, const char *from, size_t n)
 		*to = *from;
 }
 
-/*
- * A record of @len bytes built whole by its writer (@rec; its common header
- * is filled here), in one function; the general path when fast_reserve()
- * declines.
- */
-SD_NOTRACE SD_HOT void sd_trace_write(struct sd_event *ev, const void *rec, uint32_t len)
+SD_NOTRACE static inline __attribute__((always_inline)) void
+write_rec(struct sd_event *ev, const uint64_t *at, const void *rec, uint32_t len)
 {
 	struct sd_trace_res res;
 	struct rb_buf *b;
 	uint64_t end;
 	char *entry;
 
-	switch (fast_reserve(ev, len, &entry, &b, &end)) {
+	switch (fast_reserve(ev, len, at, &entry, &b, &end)) {
 	case FAST_OFF:
 		return;
 	case FAST_OK:
@@ -576,12 +582,28 @@ SD_NOTRACE SD_HOT void sd_trace_write(struct sd_event *ev, const void *rec, uint
 		rb_commit_to(b, end);
 		return;
 	}
-	entry = reserve(ev, len, NULL, &res);
+	entry = reserve(ev, len, at, &res);
 	if (!entry)
 		return;
 	copy_small(entry + SD_ENTRY_COMMON_SIZE, (const char *)rec + SD_ENTRY_COMMON_SIZE,
 		   len - SD_ENTRY_COMMON_SIZE);
 	sd_trace_commit(ev, &res);
+}
+
+/*
+ * A record of @len bytes built whole by its writer (@rec; its common header
+ * is filled here), in one function; the general path when fast_reserve()
+ * declines.
+ */
+SD_NOTRACE SD_HOT void sd_trace_write(struct sd_event *ev, const void *rec, uint32_t len)
+{
+	write_rec(ev, NULL, rec, len);
+}
+
+SD_NOTRACE SD_HOT void sd_trace_write_at(struct sd_event *ev, uint64_t ts, const void *rec,
+					 uint32_t len)
+{
+	write_rec(ev, &ts, rec, len);
 }
 
 int sd_trace_clock_id(void)

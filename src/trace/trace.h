@@ -50,6 +50,8 @@ struct sd_trace {
 struct sd_trace *sd_trace_get(void);
 void sd_trace_lock(void);
 void sd_trace_unlock(void);
+/* whether this thread holds the trace lock */
+bool sd_trace_lock_held(void);
 
 /* ---- events ------------------------------------------------------------------- */
 
@@ -129,6 +131,8 @@ int sd_trace_write_copy(const struct sd_trace_copy *c, const void *src);
  * one call.
  */
 void sd_trace_write(struct sd_event *ev, const void *rec, uint32_t len);
+/* the same, stamped @ts (a raw time of the trace clock read before) */
+void sd_trace_write_at(struct sd_event *ev, uint64_t ts, const void *rec, uint32_t len);
 
 /*
  * Set while this thread's function_graph holds back the entry record of a

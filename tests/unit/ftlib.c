@@ -7,9 +7,17 @@
  *   FT_top(x) -> FT_mid(x) -> FT_leaf(x), FT_leaf(x + 1)
  *   FT_jump(env) -> FT_deep(env, 3) -> ... longjmp(env) from the bottom
  *   FT_slow(us)  -> FT_leaf, then sleeps us microseconds
+ *   FT_args(...) eight integers (two on the stack), a struct by value (on
+ *                the stack) and a double: a checksum of them
+ *   FT_vsum(n, ...) n pairs of int and double through varargs (%al counts
+ *                the vector registers used)
+ *   FT_tail(x)   -> FT_leaf(x + 2) as a tail call (a jump)
  */
 #include <setjmp.h>
+#include <stdarg.h>
 #include <time.h>
+
+#include "ftlib.h"
 
 #define CAT2(a, b) a##b
 #define CAT(a, b)  CAT2(a, b)
@@ -63,4 +71,30 @@ TARGET int F(slow)(int us)
 
 	nanosleep(&ts, NULL);
 	return r;
+}
+
+TARGET long F(args)(long a1, long a2, long a3, long a4, long a5, long a6, long a7, long a8,
+		    struct ft_big s, double d)
+{
+	return a1 + 2 * a2 + 3 * a3 + 4 * a4 + 5 * a5 + 6 * a6 + 7 * a7 + 8 * a8 + 9 * s.a +
+	       10 * s.b + 11 * s.c + (long)(d * 100);
+}
+
+TARGET long F(vsum)(int n, ...)
+{
+	va_list ap;
+	long sum = 0;
+
+	va_start(ap, n);
+	for (int i = 0; i < n; i++) {
+		sum += va_arg(ap, int);
+		sum += (long)(va_arg(ap, double) * 10);
+	}
+	va_end(ap);
+	return sum;
+}
+
+TARGET int F(tail)(int x)
+{
+	return F(leaf)(x + 2);
 }

@@ -36,3 +36,16 @@ target_compile_definitions(test_ftrace_cxx PRIVATE _GNU_SOURCE)
 target_link_libraries(test_ftrace_cxx PRIVATE sonde_ubsan sonde_check ft_cxx)
 add_test(NAME test_ftrace_cxx COMMAND test_ftrace_cxx)
 set_tests_properties(test_ftrace_cxx PROPERTIES SKIP_RETURN_CODE 77 LABELS unit TIMEOUT 300)
+
+# the same through patched nops, whose stubs call the function's body
+add_library(ft_cxx_pfe SHARED ${CMAKE_CURRENT_LIST_DIR}/ftlib_cxx.cc)
+set_target_properties(ft_cxx_pfe PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${SONDE_TARGET_BIN})
+target_compile_options(ft_cxx_pfe PRIVATE -O2 -fpatchable-function-entry=5)
+add_executable(test_ftrace_cxx_pfe ${CMAKE_CURRENT_LIST_DIR}/test_ftrace_cxx.cc)
+set_target_properties(test_ftrace_cxx_pfe PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${SONDE_TEST_BIN})
+target_compile_options(test_ftrace_cxx_pfe PRIVATE ${SONDE_CXX_WARNINGS} -fno-omit-frame-pointer
+	-fsanitize=undefined -fno-sanitize-recover=all)
+target_compile_definitions(test_ftrace_cxx_pfe PRIVATE _GNU_SOURCE)
+target_link_libraries(test_ftrace_cxx_pfe PRIVATE sonde_ubsan sonde_check ft_cxx_pfe)
+add_test(NAME test_ftrace_cxx_pfe COMMAND test_ftrace_cxx_pfe)
+set_tests_properties(test_ftrace_cxx_pfe PROPERTIES SKIP_RETURN_CODE 77 LABELS unit TIMEOUT 300)

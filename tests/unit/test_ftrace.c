@@ -24,19 +24,25 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <sonde/kprobes.h>
+
 #include "check.h"
 #include "control/tracefs.h"
+#include "ftlib.h"
 #include "ftrace/ftrace.h"
 #include "probe/probe.h"
 #include "trace/trace.h"
 #include "tracefs_echo.h"
 
-#define LIB(p)                  \
-	int p##top(int);        \
-	int p##mid(int);        \
-	int p##leaf(int);       \
-	int p##jump(jmp_buf *); \
-	int p##slow(int);
+#define LIB(p)                                                                               \
+	int p##top(int);                                                                     \
+	int p##mid(int);                                                                     \
+	int p##leaf(int);                                                                    \
+	int p##jump(jmp_buf *);                                                              \
+	int p##slow(int);                                                                    \
+	long p##args(long, long, long, long, long, long, long, long, struct ft_big, double); \
+	long p##vsum(int, ...);                                                              \
+	int p##tail(int);
 LIB(plain_)
 LIB(pfe_)
 LIB(fentry_)
@@ -48,13 +54,18 @@ struct lib {
 	int (*leaf)(int);
 	int (*jump)(jmp_buf *);
 	int (*slow)(int);
+	long (*args)(long, long, long, long, long, long, long, long, struct ft_big, double);
+	long (*vsum)(int, ...);
+	int (*tail)(int);
 };
 
+#define LIB_FUNCS(p) #p, p##top, p##leaf, p##jump, p##slow, p##args, p##vsum, p##tail
+
 static const struct lib libs[] = {
-    {"plain_", plain_top, plain_leaf, plain_jump, plain_slow},
-    {"pfe_", pfe_top, pfe_leaf, pfe_jump, pfe_slow},
-    {"fentry_", fentry_top, fentry_leaf, fentry_jump, fentry_slow},
-    {"mcount_", mcount_top, mcount_leaf, mcount_jump, mcount_slow},
+    {LIB_FUNCS(plain_)},
+    {LIB_FUNCS(pfe_)},
+    {LIB_FUNCS(fentry_)},
+    {LIB_FUNCS(mcount_)},
 };
 
 #define NLIBS (int)(sizeof(libs) / sizeof(libs[0]))
@@ -210,6 +221,48 @@ TEST(graph_tree_every_kind)
 		expect(7, R_EXIT, fname(l, "top"), 0);
 		for (int k = 0; k < n; k++)
 			CHECK_EQ(recs[k].tid, syscall(SYS_gettid));
+	}
+}
+
+/*
+ * What the body of a traced function gets is what its caller passed: the
+ * arguments on the stack (where a stub that calls the body must leave
+ * them), a struct by value, a double, varargs with %al; and a tail call
+ * (a jump from one traced function into another) nests and returns
+ * through both.
+ */
+TEST(arguments_and_tail_calls)
+{
+	const struct ft_big big = {3, 5, 7};
+
+	for (int i = 0; i < NLIBS; i++) {
+		const struct lib *l = &libs[i];
+		long want_args = l->args(1, 2, 3, 4, 5, 6, 7, 8, big, 2.5);
+		long want_vsum = l->vsum(3, 1, 0.5, 2, 1.5, 3, 2.5);
+		char glob[64];
+		int n;
+
+		CHECK_EQ(want_args, 204 + 9 * 3 + 10 * 5 + 11 * 7 + 250);
+		CHECK_EQ(want_vsum, 1 + 5 + 2 + 15 + 3 + 25);
+		reset();
+		snprintf(glob, sizeof(glob), "%s*", l->prefix);
+		ECHO("set_ftrace_filter", glob);
+		ECHO("current_tracer", "function_graph");
+		CHECK_EQ(l->args(1, 2, 3, 4, 5, 6, 7, 8, big, 2.5), want_args);
+		CHECK_EQ(l->vsum(3, 1, 0.5, 2, 1.5, 3, 2.5), want_vsum);
+		CHECK_EQ(l->tail(5), 15);
+		ECHO("current_tracer", "nop");
+		n = take_trace();
+		if (n != 8)
+			check_fail(__FILE__, __LINE__, "%s: %d records, expected 8", l->prefix, n);
+		expect(0, R_ENTRY, fname(l, "args"), 0);
+		expect(1, R_EXIT, fname(l, "args"), 0);
+		expect(2, R_ENTRY, fname(l, "vsum"), 0);
+		expect(3, R_EXIT, fname(l, "vsum"), 0);
+		expect(4, R_ENTRY, fname(l, "tail"), 0);
+		expect(5, R_ENTRY, fname(l, "leaf"), 1);
+		expect(6, R_EXIT, fname(l, "leaf"), 1);
+		expect(7, R_EXIT, fname(l, "tail"), 0);
 	}
 }
 
@@ -422,7 +475,7 @@ TEST(nop_restores_code)
 	ECHO("set_ftrace_filter", "plain_* pfe_* fentry_* mcount_*");
 	ECHO("current_tracer", "function_graph");
 	CHECK(memcmp(before[0], code_of(libs[0].leaf), 1) != 0); /* a breakpoint or a jump */
-	CHECK(memcmp(before[1], code_of(libs[1].leaf), 5) != 0); /* a call */
+	CHECK(memcmp(before[1], code_of(libs[1].leaf), 5) != 0); /* a jump to its stub */
 	ECHO("current_tracer", "function");
 	ECHO("current_tracer", "nop");
 	for (int i = 0; i < NLIBS; i++)
@@ -444,6 +497,76 @@ static void *other_thread(void *arg)
 }
 
 /* set_ftrace_pid: only the threads named; threads nest apart */
+static int probe_hits;
+
+static int count_hit(struct sonde_kprobe *p, struct sonde_regs *regs)
+{
+	(void)p;
+	(void)regs;
+	probe_hits++;
+	return 0;
+}
+
+/* the records of pfe_leaf in the trace, emptied */
+static int leaf_records(void)
+{
+	int n = take_trace(), leaf = 0;
+
+	for (int i = 0; i < n; i++)
+		leaf += recs[i].kind == R_EXIT && !strcmp(recs[i].name, "pfe_leaf");
+	return leaf;
+}
+
+/*
+ * A kprobe on a patched entry nop, placed before the tracer starts or
+ * while it runs, and gone before it stops or after: both fire, and the
+ * nop is back at the end (the tracer gives the nop up and hooks the
+ * function through a probe of its own there).
+ */
+TEST(kprobe_on_a_patched_nop)
+{
+	const uint8_t *code = code_of(pfe_leaf);
+	uint8_t before[16];
+
+	memcpy(before, code, sizeof(before));
+	for (int order = 0; order < 4; order++) {
+		bool probe_first = order & 1, probe_last = order & 2;
+		struct sonde_kprobe kp;
+
+		memset(&kp, 0, sizeof(kp));
+		kp.addr = (void *)(uintptr_t)pfe_leaf;
+		kp.pre_handler = count_hit;
+		probe_hits = 0;
+		reset();
+		ECHO("set_ftrace_filter", "pfe_*");
+		if (probe_first)
+			CHECK_EQ(sonde_register_kprobe(&kp), 0);
+		ECHO("current_tracer", "function_graph");
+		if (!probe_first)
+			CHECK_EQ(sonde_register_kprobe(&kp), 0);
+		CHECK_EQ(pfe_top(5), 11 + 13 + 1);
+		CHECK_EQ(probe_hits, 2);
+		CHECK_EQ(leaf_records(), 2);
+		if (probe_last) {
+			ECHO("current_tracer", "nop");
+			CHECK_EQ(pfe_leaf(1), 3);
+			CHECK_EQ(probe_hits, 3);
+			sonde_unregister_kprobe(&kp);
+		} else {
+			sonde_unregister_kprobe(&kp);
+			CHECK_EQ(pfe_top(5), 11 + 13 + 1);
+			CHECK_EQ(probe_hits, 2);
+			CHECK_EQ(leaf_records(), 2);
+			ECHO("current_tracer", "nop");
+		}
+		if (memcmp(before, code, sizeof(before)))
+			check_fail(
+			    __FILE__, __LINE__,
+			    "order %d: pfe_leaf starts %02x %02x %02x %02x %02x, not as before",
+			    order, code[0], code[1], code[2], code[3], code[4]);
+	}
+}
+
 TEST(pid_filter_and_threads)
 {
 	pthread_t th;

@@ -2,13 +2,16 @@
 /*
  * ftrace_tramp.S - the function tracers' ways in and out.
  *
- *   sd_arch_ftrace_caller   a patched function-entry nop calls here (through
- *                           a near stub): the function's first instruction
- *                           has not run, its return address is at 8(%rsp)
+ *   sd_arch_ftrace_stub_entry  a patched function-entry nop jumps to its
+ *                           stub (ftrace_stub.c), which calls here: the
+ *                           function's first instruction has not run, its
+ *                           return address is at 8(%rsp)
  *   __fentry__, mcount      what a `-pg` build calls at every function entry
  *                           (after the prologue for mcount); exported so
  *                           that a preloaded libsonde takes the calls
  *   sd_arch_fgraph_return   where a function_graph-hooked function returns
+ *                           when its return address was swapped
+ *   sd_arch_fgraph_return_call  where it goes when its stub called it
  *
  * Every caller-saved general register is saved: a caller compiled with
  * -fipa-ra may keep values in registers its callee does not touch, and the
@@ -19,9 +22,9 @@
  * but for DF, which is clear there and which the C side leaves clear; and
  * popfq is a slow, microcoded instruction.
  *
- * sd_ftrace_enter(func, slot) gets the function's address and the address
- * of its return-address slot; sd_ftrace_enter_pg(site, slot) the address of
- * a -pg call, which names the function that holds it.
+ * sd_ftrace_enter_stub(in_stub, slot) gets an address in the function's
+ * stub and the address of its return-address slot; sd_ftrace_enter_pg(site,
+ * slot) the address of a -pg call, which names the function that holds it.
  */
 	.section sonde_text,"ax",@progbits
 
@@ -53,26 +56,32 @@
 
 /* 10 words pushed: the word the caller's call left is at 80(%rsp) */
 
-	.globl	sd_arch_ftrace_caller
-	.hidden	sd_arch_ftrace_caller
-	.type	sd_arch_ftrace_caller, @function
+/*
+ * A patched entry nop jumps to its function's stub (ftrace_stub.c), which
+ * calls here: 0(%rsp) is in the stub, 8(%rsp) the function's return
+ * address. The stub reads %r11 when we return: nonzero, function_graph
+ * took the call and the stub calls the body. (%r11 is scratch at a
+ * function's entry: no argument is passed in it.)
+ */
+	.globl	sd_arch_ftrace_stub_entry
+	.hidden	sd_arch_ftrace_stub_entry
+	.type	sd_arch_ftrace_stub_entry, @function
 	.p2align 4
-sd_arch_ftrace_caller:
+sd_arch_ftrace_stub_entry:
 	.cfi_startproc
-	/* 0(%rsp): after the patched call, in the function; 8(%rsp): its return address */
 	PUSH_GPRS
 	movq	%rsp, %rbx
 	andq	$-16, %rsp
 	cld
-	movq	80(%rbx), %rdi
-	subq	$5, %rdi		/* the call we were patched into: the site */
+	movq	80(%rbx), %rdi		/* in the stub */
 	leaq	88(%rbx), %rsi		/* the function's return-address slot */
-	call	sd_ftrace_enter
+	call	sd_ftrace_enter_stub
+	movq	%rax, 8(%rbx)		/* POP_GPRS puts it in %r11 */
 	movq	%rbx, %rsp
 	POP_GPRS
 	ret
 	.cfi_endproc
-	.size	sd_arch_ftrace_caller, . - sd_arch_ftrace_caller
+	.size	sd_arch_ftrace_stub_entry, . - sd_arch_ftrace_stub_entry
 
 /*
  * The -pg entries. Both are called from the traced function, directly
@@ -116,18 +125,11 @@ sd_arch_ftrace_caller:
 	PG_ENTRY mcount, 8(%rbp)
 
 /*
- * The return side of function_graph: like kretprobe_tramp.S, entered by
- * `ret` with %rsp just above the slot; sd_fgraph_return(slot) gives the
- * real return address.
+ * The return side of function_graph: entered with %rsp just above the
+ * return-address slot; sd_fgraph_return(slot) gives the real return
+ * address, which goes into the slot again.
  */
-	.globl	sd_arch_fgraph_return
-	.hidden	sd_arch_fgraph_return
-	.type	sd_arch_fgraph_return, @function
-	.p2align 4
-	.cfi_startproc
-	.cfi_undefined rip
-	nop
-sd_arch_fgraph_return:
+.macro FGRAPH_RETURN
 	subq	$8, %rsp		/* becomes the slot again: the real address goes there */
 	PUSH_GPRS
 	movq	%rsp, %rbx
@@ -138,6 +140,21 @@ sd_arch_fgraph_return:
 	movq	%rax, 80(%rbx)
 	movq	%rbx, %rsp
 	POP_GPRS
+.endm
+
+/*
+ * Where a function whose return address was swapped returns to (by `ret`:
+ * like kretprobe_tramp.S).
+ */
+	.globl	sd_arch_fgraph_return
+	.hidden	sd_arch_fgraph_return
+	.type	sd_arch_fgraph_return, @function
+	.p2align 4
+	.cfi_startproc
+	.cfi_undefined rip
+	nop
+sd_arch_fgraph_return:
+	FGRAPH_RETURN
 	/*
 	 * Out by an indirect jump, not `ret`: the function's own `ret` here
 	 * already took the caller's entry off the CPU's return-address stack,
@@ -152,5 +169,22 @@ sd_arch_fgraph_return_end:
 	.globl	sd_arch_fgraph_return_end
 	.hidden	sd_arch_fgraph_return_end
 	.size	sd_arch_fgraph_return, . - sd_arch_fgraph_return
+
+/*
+ * Where a stub that called the function's body goes when the body returns
+ * (a jump). The caller's own call is still the top of the return-address
+ * stack: this one leaves by `ret`.
+ */
+	.globl	sd_arch_fgraph_return_call
+	.hidden	sd_arch_fgraph_return_call
+	.type	sd_arch_fgraph_return_call, @function
+	.p2align 4
+sd_arch_fgraph_return_call:
+	.cfi_startproc
+	.cfi_undefined rip
+	FGRAPH_RETURN
+	ret
+	.cfi_endproc
+	.size	sd_arch_fgraph_return_call, . - sd_arch_fgraph_return_call
 
 	.section .note.GNU-stack,"",@progbits
