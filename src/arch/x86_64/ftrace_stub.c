@@ -46,26 +46,17 @@ static void put_rel32(uint8_t *buf, int at, uint64_t base, int end, uint64_t to)
 
 int sd_arch_ftrace_stub(uint8_t *buf, uint64_t at, uint64_t body)
 {
+	/* clang-format off */
 	static const uint8_t code[] = {
-	    0xff, 0x15,
-	    0,	  0,
-	    0,	  0, /* call *ENTRY(%rip) */
-	    0x45, 0x85,
-	    0xdb,		 /* test %r11d, %r11d */
-	    0x74, BODY_JMP - 11, /* jz +27 */
-	    0x48, 0x8d,
-	    0x64, 0x24,
-	    0x08, /* lea 8(%rsp), %rsp */
-	    0xe8, 0,
-	    0,	  0,
-	    0, /* call body */
-	    0xff, 0x25,
-	    0,	  0,
-	    0,	  0, /* jmp *EXIT(%rip) */
-	    0xe9, 0,
-	    0,	  0,
-	    0, /* jmp body */
+		0xff, 0x15, 0, 0, 0, 0,		/* call *ENTRY(%rip) */
+		0x45, 0x85, 0xdb,		/* test %r11d, %r11d */
+		0x74, BODY_JMP - 11,		/* jz +27 */
+		0x48, 0x8d, 0x64, 0x24, 0x08,	/* lea 8(%rsp), %rsp */
+		0xe8, 0, 0, 0, 0,		/* call body */
+		0xff, 0x25, 0, 0, 0, 0,		/* jmp *EXIT(%rip) */
+		0xe9, 0, 0, 0, 0,		/* jmp body */
 	};
+	/* clang-format on */
 	uint64_t entry = (uint64_t)(uintptr_t)sd_arch_ftrace_stub_entry;
 	uint64_t exit_ = (uint64_t)(uintptr_t)sd_arch_fgraph_return_call;
 	int64_t reach = (int64_t)body - (int64_t)at;
