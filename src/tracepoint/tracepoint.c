@@ -136,41 +136,56 @@ struct tp_res {
 _Static_assert(sizeof(struct tp_res) <= sizeof(struct sonde_tp_res),
 	       "struct sonde_tp_res is too small");
 
-SD_NOTRACE SD_HOT static void *tp_reserve(struct sonde_tracepoint *tp, uint32_t len,
-					  struct sonde_tp_res *r)
+/*
+ * The thread marked as inside (@prev: its mark before), so that nothing it
+ * uses is freed under it until it leaves; @tp's event, or NULL. A record
+ * too big for a ring page (the record function sized it) counts as missed.
+ * No hit count: a locked add would cost as much as the rest (the kernel has
+ * none).
+ */
+SD_NOTRACE static inline __attribute__((always_inline)) struct tp_event *
+tp_enter(struct sonde_tracepoint *tp, struct sd_thread *t, uint8_t prev, uint32_t len)
 {
-	struct tp_res *res = (struct tp_res *)r;
-	struct sd_thread *t = &sd_self;
-	uint8_t prev = t->active;
 	struct tp_inst *in;
 	struct tp_event *te;
-	void *entry;
 
-	/* seen inside until commit: what we use is not freed under us */
 	if (unlikely(!t->registered))
 		sd_thread_register(t);
 	sd_thread_enter(t, prev);
 	barrier();
 	in = __atomic_load_n((struct tp_inst **)&tp->priv, __ATOMIC_ACQUIRE);
 	te = in ? __atomic_load_n(&in->te, __ATOMIC_ACQUIRE) : NULL;
-	/* no hit count: a locked add would cost as much as the rest (the kernel has none) */
-	if (unlikely(!te))
-		goto out;
-	if (unlikely(len > SD_RB_MAX_PAYLOAD)) {
-		/* more than a ring page holds (the record function sized it) */
+	if (unlikely(te && len > SD_RB_MAX_PAYLOAD)) {
 		__atomic_add_fetch(&te->ev.nmissed, 1, __ATOMIC_RELAXED);
-		goto out;
+		return NULL;
 	}
-	entry = sd_trace_reserve(&te->ev, len, &res->tr);
-	if (!entry)
-		goto out;
+	return te;
+}
+
+SD_NOTRACE static inline void tp_leave(struct sd_thread *t, uint8_t prev)
+{
+	barrier();
+	t->active = prev;
+}
+
+SD_NOTRACE SD_HOT static void *tp_reserve(struct sonde_tracepoint *tp, uint32_t len,
+					  struct sonde_tp_res *r)
+{
+	struct tp_res *res = (struct tp_res *)r;
+	struct sd_thread *t = &sd_self;
+	uint8_t prev = t->active;
+	struct tp_event *te = tp_enter(tp, t, prev, len);
+	void *entry;
+
+	/* inside until commit */
+	entry = te ? sd_trace_reserve(&te->ev, len, &res->tr) : NULL;
+	if (!entry) {
+		tp_leave(t, prev);
+		return NULL;
+	}
 	res->ev = &te->ev;
 	res->prev_active = prev;
 	return entry;
-out:
-	barrier();
-	t->active = prev;
-	return NULL;
 }
 
 SD_NOTRACE SD_HOT static void tp_commit(struct sonde_tracepoint *tp, struct sonde_tp_res *r)
@@ -179,31 +194,18 @@ SD_NOTRACE SD_HOT static void tp_commit(struct sonde_tracepoint *tp, struct sond
 
 	(void)tp;
 	sd_trace_commit(res->ev, &res->tr);
-	barrier();
-	sd_self.active = res->prev_active;
+	tp_leave(&sd_self, res->prev_active);
 }
 
 SD_NOTRACE SD_HOT static void tp_write(struct sonde_tracepoint *tp, const void *rec, uint32_t len)
 {
 	struct sd_thread *t = &sd_self;
 	uint8_t prev = t->active;
-	struct tp_inst *in;
-	struct tp_event *te;
+	struct tp_event *te = tp_enter(tp, t, prev, len);
 
-	if (unlikely(!t->registered))
-		sd_thread_register(t);
-	sd_thread_enter(t, prev);
-	barrier();
-	in = __atomic_load_n((struct tp_inst **)&tp->priv, __ATOMIC_ACQUIRE);
-	te = in ? __atomic_load_n(&in->te, __ATOMIC_ACQUIRE) : NULL;
-	if (likely(te)) {
-		if (likely(len <= SD_RB_MAX_PAYLOAD))
-			sd_trace_write(&te->ev, rec, len);
-		else
-			__atomic_add_fetch(&te->ev.nmissed, 1, __ATOMIC_RELAXED);
-	}
-	barrier();
-	t->active = prev;
+	if (likely(te))
+		sd_trace_write(&te->ev, rec, len);
+	tp_leave(t, prev);
 }
 
 static const struct sonde_tp_runtime tp_runtime = {

@@ -180,6 +180,29 @@ static char *fname(const struct lib *l, const char *f)
 	return buf[k];
 }
 
+/* function_graph on every function of @l */
+static void graph_lib(const struct lib *l)
+{
+	char glob[64];
+
+	reset();
+	snprintf(glob, sizeof(glob), "%s*", l->prefix);
+	ECHO("set_ftrace_filter", glob);
+	ECHO("current_tracer", "function_graph");
+}
+
+/* ... off, and its records taken: @want of them */
+static int graph_done(const struct lib *l, int want)
+{
+	int n;
+
+	ECHO("current_tracer", "nop");
+	n = take_trace();
+	if (n != want)
+		check_fail(__FILE__, __LINE__, "%s: %d records, expected %d", l->prefix, n, want);
+	return n;
+}
+
 /* ---- tests ------------------------------------------------------------------------------ */
 
 TEST(tracers_listed)
@@ -199,18 +222,11 @@ TEST(graph_tree_every_kind)
 {
 	for (int i = 0; i < NLIBS; i++) {
 		const struct lib *l = &libs[i];
-		char glob[64];
 		int n;
 
-		reset();
-		snprintf(glob, sizeof(glob), "%s*", l->prefix);
-		ECHO("set_ftrace_filter", glob);
-		ECHO("current_tracer", "function_graph");
+		graph_lib(l);
 		CHECK_EQ(l->top(5), 11 + 13 + 1);
-		ECHO("current_tracer", "nop");
-		n = take_trace();
-		if (n != 8)
-			check_fail(__FILE__, __LINE__, "%s: %d records, expected 8", l->prefix, n);
+		n = graph_done(l, 8);
 		expect(0, R_ENTRY, fname(l, "top"), 0);
 		expect(1, R_ENTRY, fname(l, "mid"), 1);
 		expect(2, R_ENTRY, fname(l, "leaf"), 2);
@@ -239,22 +255,13 @@ TEST(arguments_and_tail_calls)
 		const struct lib *l = &libs[i];
 		long want_args = l->args(1, 2, 3, 4, 5, 6, 7, 8, big, 2.5);
 		long want_vsum = l->vsum(3, 1, 0.5, 2, 1.5, 3, 2.5);
-		char glob[64];
-		int n;
-
 		CHECK_EQ(want_args, 204 + 9 * 3 + 10 * 5 + 11 * 7 + 250);
 		CHECK_EQ(want_vsum, 1 + 5 + 2 + 15 + 3 + 25);
-		reset();
-		snprintf(glob, sizeof(glob), "%s*", l->prefix);
-		ECHO("set_ftrace_filter", glob);
-		ECHO("current_tracer", "function_graph");
+		graph_lib(l);
 		CHECK_EQ(l->args(1, 2, 3, 4, 5, 6, 7, 8, big, 2.5), want_args);
 		CHECK_EQ(l->vsum(3, 1, 0.5, 2, 1.5, 3, 2.5), want_vsum);
 		CHECK_EQ(l->tail(5), 15);
-		ECHO("current_tracer", "nop");
-		n = take_trace();
-		if (n != 8)
-			check_fail(__FILE__, __LINE__, "%s: %d records, expected 8", l->prefix, n);
+		graph_done(l, 8);
 		expect(0, R_ENTRY, fname(l, "args"), 0);
 		expect(1, R_EXIT, fname(l, "args"), 0);
 		expect(2, R_ENTRY, fname(l, "vsum"), 0);
