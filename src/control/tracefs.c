@@ -92,6 +92,7 @@ static void render_setup(struct sd_render *r)
 
 	r->pctx.sym = sd_symbolize;
 	r->pctx.sym_arg = self_symbolizer();
+	sd_symbolizer_sync(r->pctx.sym_arg);
 	r->clock = &t->clock_params;
 	r->clock_id = t->clock;
 	r->event = event_of;

@@ -529,6 +529,9 @@ static void object_free(struct ft_obj *o)
 	for (size_t k = 0; k < o->nfuncs; k++) {
 		struct ft_func *f = &o->funcs[k];
 
+		/* its patched nops' claims (claim.c): another object may come there */
+		if (f->kind == FT_NOP && f->on && !f->kp)
+			sd_text_unclaim(&f->addr, 1);
 		if (f->kp) {
 			sonde_unregister_kprobe(f->kp); /* (nothing, if it was forgotten) */
 			free(f->kp);
@@ -554,6 +557,15 @@ static bool still_mapped(const struct ft_obj *o, struct sd_maps *maps)
 			return true;
 	}
 	return false;
+}
+
+struct ft_func *sd_ft_func_at(uint64_t addr)
+{
+	for (size_t i = 0; i < nobjs; i++)
+		for (size_t k = 0; k < objs[i].nfuncs; k++)
+			if (objs[i].funcs[k].addr == addr)
+				return &objs[i].funcs[k];
+	return NULL;
 }
 
 /*

@@ -48,6 +48,8 @@ struct ft_obj {
 
 /* the objects of this process, scanned once each (new ones on each call) */
 struct ft_obj *sd_ft_objects(size_t *n);
+/* the function at @addr among the objects scanned so far (no new scan), or NULL */
+struct ft_func *sd_ft_func_at(uint64_t addr);
 /*
  * set_ftrace_filter / set_ftrace_notrace applied to one function, by any
  * of its names (a positive entry selects it by one, a '!' one or notrace

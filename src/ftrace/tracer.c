@@ -479,8 +479,14 @@ static bool jump_failed(struct ft_func *f)
 static uint8_t *make_stub(struct ft_func *f)
 {
 	uint8_t buf[SD_ARCH_FTRACE_STUB_SIZE];
-	uint8_t *stub = sd_xol_alloc_permanent(f->addr, sizeof(buf));
+	uint8_t *stub;
 
+	/* (xol memory is the probe engine's: its optimizer takes some meanwhile) */
+	sd_enter_sonde();
+	pthread_mutex_lock(&sd_probe_mutex);
+	stub = sd_xol_alloc_permanent(f->addr, sizeof(buf));
+	pthread_mutex_unlock(&sd_probe_mutex);
+	sd_leave_sonde();
 	if (!stub || sd_arch_ftrace_stub(buf, (uint64_t)(uintptr_t)stub, f->addr + 5) ||
 	    sd_text_write(stub, buf, sizeof(buf))) {
 		sd_warn("%s: no room for its stub near %#" PRIx64 ": not traced", f->name, f->addr);
@@ -519,22 +525,16 @@ static void poke_nop(struct ft_func *f, struct sd_poke *pk, struct sd_range *ran
 static int release_site(uint64_t addr)
 {
 	bool mine = sd_trace_lock_held();
-	struct ft_func *f = NULL;
-	struct ft_obj *objs;
+	struct ft_func *f;
 	struct sd_range range;
 	struct sd_poke pk;
 	int nrange = 0, err = -EBUSY;
-	size_t n;
 
 	if (!mine)
 		sd_trace_lock();
-	objs = sd_ft_objects(&n);
-	for (size_t i = 0; i < n && !f; i++)
-		for (size_t k = 0; k < objs[i].nfuncs && !f; k++)
-			if (objs[i].funcs[k].addr == addr && objs[i].funcs[k].kind == FT_NOP &&
-			    objs[i].funcs[k].on && !objs[i].funcs[k].kp)
-				f = &objs[i].funcs[k];
-	if (!f)
+	/* (the objects as they are: a scan could move them under sd_ftrace_apply) */
+	f = sd_ft_func_at(addr);
+	if (!f || f->kind != FT_NOP || !f->on || f->kp)
 		goto out;
 	memset(&pk, 0, sizeof(pk));
 	poke_nop(f, &pk, &range, &nrange, false);
@@ -648,9 +648,10 @@ int sd_ftrace_apply(void)
 
 		for (int j = 0; j < nnop_on; j++)
 			addrs[nunclaim + j] = nop_on[j]->addr;
-		err = sd_text_claim(addrs + nunclaim, nnop_on, 5, claimed);
-		if (err)
-			goto out;
+		/* (out of memory: none claimed, every one hooked by a probe) */
+		if (sd_text_claim(addrs + nunclaim, nnop_on, 5, claimed))
+			for (int j = 0; j < nnop_on; j++)
+				claimed[j] = false;
 		for (int j = 0; j < nnop_on; j++) {
 			struct ft_func *f = nop_on[j];
 

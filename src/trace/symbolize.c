@@ -14,7 +14,8 @@
 struct sd_symbolizer {
 	pid_t pid;
 	struct sd_maps *maps;
-	int64_t refreshed_ms; /* CLOCK_MONOTONIC */
+	int64_t refreshed_ms;	  /* CLOCK_MONOTONIC */
+	unsigned long long loads; /* this process: sd_dl_loads() when the maps were read */
 };
 
 /* an address in no object: the maps are read again, at most this often */
@@ -62,12 +63,22 @@ static struct sd_module *find(struct sd_symbolizer *s, uint64_t addr)
 	{
 		struct sd_maps *fresh;
 
+		if (!s->pid)
+			s->loads = sd_dl_loads();
 		if (sd_maps_read(s->pid, &fresh))
 			return NULL;
 		sd_maps_free(s->maps);
 		s->maps = fresh;
 	}
 	return sd_maps_find_addr(s->maps, addr);
+}
+
+void sd_symbolizer_sync(struct sd_symbolizer *s)
+{
+	if (s && !s->pid && s->maps && sd_dl_loads() != s->loads) {
+		sd_maps_free(s->maps);
+		s->maps = NULL;
+	}
 }
 
 int sd_symbolize(void *arg, uint64_t addr, char *buf, size_t len)

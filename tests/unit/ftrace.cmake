@@ -14,15 +14,21 @@ target_compile_options(ft_mcount PRIVATE -pg)
 # (their -pg calls resolve to the __fentry__/mcount this program exports:
 # sonde's, found before libc's gprof one)
 
-# one more, that test_ftrace opens and closes (dlopen) while tracing
+# two more, that test_ftrace opens and closes (dlopen) while tracing: one
+# hooked by probes, one by its patched nops
 add_library(ft_dl SHARED ${FTLIB_SRC})
 set_target_properties(ft_dl PROPERTIES OUTPUT_NAME ft_dl LIBRARY_OUTPUT_DIRECTORY ${SONDE_TARGET_BIN})
 target_compile_definitions(ft_dl PRIVATE FT=dl_)
 target_compile_options(ft_dl PRIVATE -O2 -fno-omit-frame-pointer)
+add_library(ft_dlpfe SHARED ${FTLIB_SRC})
+set_target_properties(ft_dlpfe PROPERTIES OUTPUT_NAME ft_dlpfe
+	LIBRARY_OUTPUT_DIRECTORY ${SONDE_TARGET_BIN})
+target_compile_definitions(ft_dlpfe PRIVATE FT=dlp_)
+target_compile_options(ft_dlpfe PRIVATE -O2 -fno-omit-frame-pointer -fpatchable-function-entry=5)
 
 sonde_unit_test(test_ftrace ubsan ${CMAKE_CURRENT_LIST_DIR}/test_ftrace.c)
 target_link_libraries(test_ftrace PRIVATE ft_plain ft_pfe ft_fentry ft_mcount)
-add_dependencies(test_ftrace ft_dl)
+add_dependencies(test_ftrace ft_dl ft_dlpfe)
 
 # C++ exceptions through hooked frames: a library's functions hooked by
 # probes (plain -O2) or by their patched entry nops (and stubs)

@@ -762,32 +762,60 @@ static int count_named(int n, const char *name)
  * before); closed, its probes go without a byte written where its code
  * was; opened again, it is hooked again; nop then restores the rest.
  */
-TEST(dlopen_dlclose_while_tracing)
+/*
+ * @lib (libft_dl: probes; libft_dlpfe: patched nops) opened and closed
+ * twice while tracing; the second time, a kprobe on its leaf too (where
+ * the patched nop of the first time was: nothing of it may be left).
+ */
+static void dlopen_dlclose(const char *lib, const char *prefix)
 {
-	const char *path = SONDE_TARGET_BIN "/libft_dl.so";
+	char path[256], filter[128], name[3][64];
 	int (*top)(int);
 	void *h;
 	int n;
 
+	snprintf(path, sizeof(path), "%s/lib%s.so", SONDE_TARGET_BIN, lib);
+	snprintf(filter, sizeof(filter), "%s*:mod:lib%s", prefix, lib);
+	snprintf(name[0], sizeof(name[0]), "%stop", prefix);
+	snprintf(name[1], sizeof(name[1]), "%smid", prefix);
+	snprintf(name[2], sizeof(name[2]), "%sleaf", prefix);
 	reset();
-	ECHO("set_ftrace_filter", "dl_*:mod:libft_dl");
+	ECHO("set_ftrace_filter", filter);
 	ECHO("current_tracer", "function");
 	for (int round = 0; round < 2; round++) {
+		struct sonde_kprobe kp;
+
 		h = dlopen(path, RTLD_NOW);
 		if (!h)
 			check_fail(__FILE__, __LINE__, "dlopen %s: %s", path, dlerror());
 		look_again();
-		top = (int (*)(int))dlsym(h, "dl_top");
+		top = (int (*)(int))dlsym(h, name[0]);
 		CHECK(top);
+		memset(&kp, 0, sizeof(kp));
+		kp.addr = dlsym(h, name[2]);
+		kp.pre_handler = count_hit;
+		probe_hits = 0;
+		if (round == 1)
+			CHECK_EQ(sonde_register_kprobe(&kp), 0);
 		CHECK_EQ(top(3), 17);
 		n = take_trace();
-		CHECK_EQ(count_named(n, "dl_top"), 1);
-		CHECK_EQ(count_named(n, "dl_mid"), 1);
-		CHECK_EQ(count_named(n, "dl_leaf"), 2);
+		CHECK_EQ(count_named(n, name[0]), 1);
+		CHECK_EQ(count_named(n, name[1]), 1);
+		CHECK_EQ(count_named(n, name[2]), 2);
+		if (round == 1) {
+			CHECK_EQ(probe_hits, 2);
+			sonde_unregister_kprobe(&kp);
+		}
 		CHECK_EQ(dlclose(h), 0);
 		look_again();
 	}
 	/* (the code is unmapped: this once wrote to it, or read it, and died) */
 	ECHO("current_tracer", "nop");
 	reset();
+}
+
+TEST(dlopen_dlclose_while_tracing)
+{
+	dlopen_dlclose("ft_dl", "dl_");
+	dlopen_dlclose("ft_dlpfe", "dlp_");
 }
