@@ -649,7 +649,7 @@ int sd_ftrace_apply(void)
 		for (int j = 0; j < nnop_on; j++)
 			addrs[nunclaim + j] = nop_on[j]->addr;
 		/* (out of memory: none claimed, every one hooked by a probe) */
-		if (sd_text_claim(addrs + nunclaim, nnop_on, 5, claimed))
+		if (sd_text_claim(addrs + nunclaim, nnop_on, 5, SD_CLAIM_FTRACE, claimed))
 			for (int j = 0; j < nnop_on; j++)
 				claimed[j] = false;
 		for (int j = 0; j < nnop_on; j++) {

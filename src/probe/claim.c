@@ -13,6 +13,11 @@
  * its own instead, as the kernel's function tracer meets kprobes on its
  * sites through ftrace.
  *
+ * Static tracepoints claim their jump-label nops too, for as long as their
+ * object is loaded: as in the kernel (jump_label_text_reserved), no probe
+ * goes there, and no probe's jump covers one; the nop is the tracepoint's
+ * to patch when its event is enabled.
+ *
  * Claims are kept sorted and changed in batches, under sd_probe_mutex.
  */
 #include <errno.h>
@@ -25,6 +30,7 @@
 
 struct claim {
 	uint64_t start, end;
+	int owner; /* enum sd_claim_owner */
 };
 
 static struct claim *claims;
@@ -54,16 +60,20 @@ static size_t first_after(uint64_t addr, size_t n)
 	return lo;
 }
 
-static uint64_t claimed_in(uint64_t addr, size_t len, size_t n)
+static const struct claim *claimed_in(uint64_t addr, size_t len, size_t n)
 {
 	size_t i = first_after(addr, n);
 
-	return i < n && claims[i].start < addr + len ? claims[i].start : 0;
+	return i < n && claims[i].start < addr + len ? &claims[i] : NULL;
 }
 
-uint64_t sd_text_claimed(uint64_t addr, size_t len)
+uint64_t sd_text_claimed(uint64_t addr, size_t len, int *owner)
 {
-	return claimed_in(addr, len, nclaims);
+	const struct claim *c = claimed_in(addr, len, nclaims);
+
+	if (c && owner)
+		*owner = c->owner;
+	return c ? c->start : 0;
 }
 
 /* a probe site whose code (its jump, once optimized) may reach into [addr, addr + len) */
@@ -77,31 +87,39 @@ static bool probed_near(uint64_t addr, size_t len)
 	return false;
 }
 
-int sd_text_claim(const uint64_t *addrs, int n, size_t len, bool *ok)
+int sd_text_claim_held(const uint64_t *addrs, int n, size_t len, int owner, bool *ok)
 {
-	int err = 0;
-
-	sd_enter_sonde();
-	pthread_mutex_lock(&sd_probe_mutex);
 	if (nclaims + (size_t)n > capclaims) {
 		size_t cap = (nclaims + (size_t)n) * 2;
 		struct claim *c = realloc(claims, cap * sizeof(*c));
 
-		if (!c) {
-			err = -ENOMEM;
-			goto out;
-		}
+		if (!c)
+			return -ENOMEM;
 		claims = c;
 		capclaims = cap;
 	}
 	for (int i = 0, sorted = (int)nclaims; i < n; i++) {
 		/* (the sorted ones: a batch names each address once) */
-		ok[i] = !probed_near(addrs[i], len) && !claimed_in(addrs[i], len, (size_t)sorted);
+		/*
+		 * (a function tracer's nop may be under a probe's jump already;
+		 * a tracepoint's site was read as its nop, so no jump covers it)
+		 */
+		ok[i] = !(owner == SD_CLAIM_FTRACE && probed_near(addrs[i], len)) &&
+			!claimed_in(addrs[i], len, (size_t)sorted);
 		if (ok[i])
-			claims[nclaims++] = (struct claim){addrs[i], addrs[i] + len};
+			claims[nclaims++] = (struct claim){addrs[i], addrs[i] + len, owner};
 	}
 	qsort(claims, nclaims, sizeof(*claims), cmp_claim);
-out:
+	return 0;
+}
+
+int sd_text_claim(const uint64_t *addrs, int n, size_t len, int owner, bool *ok)
+{
+	int err;
+
+	sd_enter_sonde();
+	pthread_mutex_lock(&sd_probe_mutex);
+	err = sd_text_claim_held(addrs, n, len, owner, ok);
 	pthread_mutex_unlock(&sd_probe_mutex);
 	sd_leave_sonde();
 	return err;
@@ -119,12 +137,10 @@ int sd_text_release(uint64_t addr)
 	return release ? release(addr) : -EBUSY;
 }
 
-void sd_text_unclaim(const uint64_t *addrs, int n)
+void sd_text_unclaim_held(const uint64_t *addrs, int n)
 {
 	size_t k = 0;
 
-	sd_enter_sonde();
-	pthread_mutex_lock(&sd_probe_mutex);
 	for (int i = 0; i < n; i++) {
 		size_t j = first_after(addrs[i], nclaims);
 
@@ -136,6 +152,13 @@ void sd_text_unclaim(const uint64_t *addrs, int n)
 		if (claims[j].start)
 			claims[k++] = claims[j];
 	nclaims = k;
+}
+
+void sd_text_unclaim(const uint64_t *addrs, int n)
+{
+	sd_enter_sonde();
+	pthread_mutex_lock(&sd_probe_mutex);
+	sd_text_unclaim_held(addrs, n);
 	pthread_mutex_unlock(&sd_probe_mutex);
 	sd_leave_sonde();
 }

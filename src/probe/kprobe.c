@@ -689,8 +689,8 @@ static int __register_kprobe(struct sonde_kprobe *p)
 	struct sd_probe_list *list, *old_list;
 	const char *blocked;
 	bool jump_first;
-	uint64_t addr;
-	int err;
+	uint64_t addr, claimed;
+	int err, owner;
 
 	if (p->__reserved[0] & SD_KP_REGISTERED)
 		return sd_error(-EBUSY, "this kprobe is already registered");
@@ -705,11 +705,20 @@ static int __register_kprobe(struct sonde_kprobe *p)
 	err = sd_kprobe_resolve(p, &addr);
 	if (err)
 		return err;
-	if ((claimed_at = sd_text_claimed(addr, 1)))
+	if ((claimed = sd_text_claimed(addr, 1, &owner))) {
+		if (owner == SD_CLAIM_JUMP_LABEL)
+			/* (the kernel's jump_label_text_reserved() answer) */
+			return sd_error(
+			    -EINVAL,
+			    "0x%lx: a static tracepoint's jump label is there: "
+			    "enable the tracepoint instead, or probe another instruction",
+			    (unsigned long)addr);
+		claimed_at = claimed;
 		return sd_error(-EBUSY,
 				"0x%lx: the function tracer has patched the entry nop there and "
 				"did not give it up",
 				(unsigned long)addr);
+	}
 	blocked = signals_blocked_at(addr);
 	jump_first = (p->__reserved[0] & (SD_KP_JUMP_FIRST | SD_KP_JUMP_ONLY)) || blocked ||
 		     site_in_libc(addr);

@@ -578,8 +578,9 @@ static int prepare(struct sd_site *site)
 		site->opt_why = sd_opt_why_inside;
 		return -EBUSY;
 	}
-	if (sd_text_claimed(site->addr, site->region.len)) {
-		site->opt_why = "the function tracer has patched an entry nop inside its jump";
+	if (sd_text_claimed(site->addr, site->region.len, NULL)) {
+		site->opt_why =
+		    "its jump would cover a function tracer's or a static tracepoint's nop";
 		return -EBUSY;
 	}
 	detour = sd_xol_alloc_n(site->addr, SD_OPT_DETOUR_MAX / SD_XOL_SLOT_SIZE);

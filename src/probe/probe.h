@@ -76,14 +76,21 @@ struct sd_site *sd_site_lookup(uint64_t addr);
 /*
  * Code another patcher holds (claim.c): the function tracers claim each
  * entry nop, @len bytes at each of @addrs, before patching it, and give
- * the claim up once the nop is back. ok[i]: claimed; false where a probe
- * site (or its jump) is already there. Returns 0 or -ENOMEM (nothing
- * claimed). Both take sd_probe_mutex.
+ * the claim up once the nop is back; a static tracepoint's jump-label nops
+ * are claimed while their object is loaded. ok[i]: claimed; false where a
+ * probe site (or its jump) is already there. Returns 0 or -ENOMEM (nothing
+ * claimed). These take sd_probe_mutex, the _held ones want it held.
  */
-int sd_text_claim(const uint64_t *addrs, int n, size_t len, bool *ok);
+enum sd_claim_owner { SD_CLAIM_FTRACE = 1, SD_CLAIM_JUMP_LABEL };
+int sd_text_claim(const uint64_t *addrs, int n, size_t len, int owner, bool *ok);
+int sd_text_claim_held(const uint64_t *addrs, int n, size_t len, int owner, bool *ok);
 void sd_text_unclaim(const uint64_t *addrs, int n);
-/* the start of a claim meeting [@addr, @addr + @len), or 0; under sd_probe_mutex */
-uint64_t sd_text_claimed(uint64_t addr, size_t len);
+void sd_text_unclaim_held(const uint64_t *addrs, int n);
+/*
+ * The start of a claim meeting [@addr, @addr + @len), or 0 (*@owner: whose,
+ * if @owner); under sd_probe_mutex
+ */
+uint64_t sd_text_claimed(uint64_t addr, size_t len, int *owner);
 /*
  * A probe is to go on the claim at @addr: its holder puts the original
  * code back and gives the claim up (hooking its function some other way),

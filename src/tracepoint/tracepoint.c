@@ -717,6 +717,36 @@ static struct tp_event *event_for(struct tp_desc *d, const char *objname)
 
 /* ---- objects ---------------------------------------------------------------------------- */
 
+/*
+ * @o's jump-label nops claimed (@claim, with sd_probe_mutex held), or given
+ * up: while the object is loaded they are its tracepoints' to patch, and,
+ * as in the kernel, no probe goes on one or covers one with its jump
+ * (claim.c). One that cannot be claimed (a probe came first) is the
+ * broken one read_sites() found.
+ */
+static void claim_sites(struct tp_object *o, bool claim)
+{
+	unsigned int n = 0, k = 0;
+	uint64_t *addrs;
+	bool *ok;
+
+	for (unsigned int i = 0; i < o->ninsts; i++)
+		n += o->insts[i]->nsites;
+	addrs = calloc(n + 1, sizeof(*addrs));
+	ok = calloc(n + 1, sizeof(*ok));
+	if (addrs && ok) {
+		for (unsigned int i = 0; i < o->ninsts; i++)
+			for (unsigned int j = 0; j < o->insts[i]->nsites; j++)
+				addrs[k++] = o->insts[i]->sites[j].addr;
+		if (claim)
+			sd_text_claim_held(addrs, (int)n, SD_JUMP_LEN, SD_CLAIM_JUMP_LABEL, ok);
+		else
+			sd_text_unclaim(addrs, (int)n);
+	}
+	free(addrs);
+	free(ok);
+}
+
 static void object_free(struct tp_object *o)
 {
 	for (unsigned int i = 0; i < o->ninsts; i++) {
@@ -788,6 +818,7 @@ static void object_remove(struct tp_object *o)
 	}
 	if (sync)
 		sd_sync_threads();
+	claim_sites(o, false);
 	object_free(o);
 }
 
@@ -879,6 +910,7 @@ static int object_register(struct loaded *l, struct tp_object *o)
 				sd_warn("%s:%s in %s: cannot enable: %s", te->ev.system,
 					te->ev.name, obj_name(l), sonde_last_error());
 	}
+	claim_sites(o, true);
 out:
 	for (int i = 0; i < nd; i++)
 		desc_free(&d[i]);

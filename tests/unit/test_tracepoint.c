@@ -13,11 +13,13 @@
  *   - a dlopen()ed library's events appear at once and go with dlclose().
  */
 #include <dlfcn.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <sonde/kprobes.h>
 #include <sonde/sonde.h>
 
 #include "check.h"
@@ -331,6 +333,48 @@ TEST(older_runtime_without_write)
 	out = drain();
 	CHECK_STREQ(out, "tpu_int: tag=q value=7 big=0x7f6e5d4bf neg=-7\n"
 			 "tpu_int: tag=z value=-3 big=0x23456785962fc965 neg=3\n");
+	free(out);
+	CHECK_EQ(enable(ev, false), 0);
+}
+
+static int never(struct sonde_kprobe *p, struct sonde_regs *regs)
+{
+	(void)p;
+	(void)regs;
+	return 0;
+}
+
+/*
+ * As the kernel (jump_label_text_reserved), no kprobe goes on a
+ * tracepoint's jump-label nop, nor into it: the nop is the tracepoint's to
+ * patch, and a probe there would hide the event or be undone by it.
+ */
+TEST(no_kprobe_on_a_jump_label)
+{
+	struct sd_event *ev = setup_event("tpunit", "tpu_int");
+	uint64_t sites[64];
+	int n = sd_tracepoint_sites(ev, sites, 64);
+	char *out;
+
+	CHECK(n >= 1);
+	for (int at = 0; at < 5; at += 2) {
+		struct sonde_kprobe kp;
+		int err;
+
+		memset(&kp, 0, sizeof(kp));
+		kp.addr = (void *)(uintptr_t)(sites[0] + (uint64_t)at);
+		kp.pre_handler = never;
+		err = sonde_register_kprobe(&kp);
+		/* (inside the nop: not an instruction's start either) */
+		CHECK(at ? err < 0 : err == -EINVAL);
+		if (!at)
+			CHECK(strstr(sonde_last_error(), "jump label"));
+	}
+	CHECK_EQ(memcmp((const void *)(uintptr_t)sites[0], nop5, 5), 0);
+	CHECK_EQ(enable(ev, true), 0);
+	trace_tpu_int(4, 'j');
+	out = drain();
+	CHECK_STREQ(out, "tpu_int: tag=j value=4 big=0x48d159e24 neg=-4\n");
 	free(out);
 	CHECK_EQ(enable(ev, false), 0);
 }
