@@ -133,6 +133,7 @@ uint64_t sd_arch_regs_arg(const struct sonde_regs *regs, unsigned int n);
 int sd_arch_regs_arg_offset(unsigned int n);
 void sd_arch_regs_to_uc(void *uc, const struct sonde_regs *regs);
 uint64_t sd_arch_uc_ip(const void *uc);
+uint64_t sd_arch_uc_sp(const void *uc);
 void sd_arch_uc_set_ip(void *uc, uint64_t ip);
 /* offset in struct sonde_regs of the register named @name ("di", "rdi"…), or -ENOENT */
 int sd_arch_reg_offset(const char *name);
@@ -161,6 +162,12 @@ struct sd_poke {
  * atomically). Returns 0 or -errno; on failure nothing is changed.
  */
 int sd_text_poke_batch(struct sd_poke *pokes, int n);
+/*
+ * The same, calling @settle(@arg) once the breakpoints are in (no thread
+ * can enter a site but through one): a nonzero return puts everything
+ * back and is returned.
+ */
+int sd_text_poke_batch_settle(struct sd_poke *pokes, int n, int (*settle)(void *arg), void *arg);
 
 /* write code no thread can be running yet (a fresh slot); no serialization */
 int sd_text_write(void *addr, const void *src, size_t len);

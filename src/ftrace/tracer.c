@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define SD_LOG_PREFIX "ftrace"
 #include "arch/arch.h"
@@ -495,6 +496,40 @@ static uint8_t *make_stub(struct ft_func *f)
 	return stub;
 }
 
+struct settle_arg {
+	const struct sd_range *ranges;
+	int n;
+};
+
+/* with the breakpoints in: no thread may still be between two one-byte nops */
+static int settle(void *arg)
+{
+	const struct settle_arg *a = arg;
+
+	return sd_threads_outside(a->ranges, a->n, 100) ? -EBUSY : 0;
+}
+
+/*
+ * The batch, checking the threads once its breakpoints are in (before, a
+ * thread seen at a site's first nop could step past it unseen). A thread
+ * whose signal handler waits at one of the batch's breakpoints while the
+ * signal left it inside another site's nops holds the batch up: put back,
+ * it goes on, and a later try passes.
+ */
+static int poke(struct sd_poke *pokes, int n, const struct sd_range *ranges, int nranges)
+{
+	struct settle_arg a = {ranges, nranges};
+	int err = 0;
+
+	for (int tries = 0; tries < 5; tries++) {
+		err = sd_text_poke_batch_settle(pokes, n, nranges ? settle : NULL, &a);
+		if (err != -EBUSY)
+			break;
+		usleep(2000);
+	}
+	return err;
+}
+
 /* @f's entry nop to the jump to its stub (@on) or back, as a poke of the batch */
 static void poke_nop(struct ft_func *f, struct sd_poke *pk, struct sd_range *ranges, int *nranges,
 		     bool on)
@@ -538,11 +573,10 @@ static int release_site(uint64_t addr)
 		goto out;
 	memset(&pk, 0, sizeof(pk));
 	poke_nop(f, &pk, &range, &nrange, false);
-	if (nrange && sd_threads_outside(&range, nrange, 100))
-		err = sd_error(-EBUSY, "a thread stayed inside the entry nops at 0x%lx",
-			       (unsigned long)addr);
-	else
-		err = sd_text_poke_batch(&pk, 1);
+	err = poke(&pk, 1, &range, nrange);
+	if (err == -EBUSY)
+		sd_error(err, "a thread stayed inside the entry nops at 0x%lx",
+			 (unsigned long)addr);
 	if (err) {
 		f->on = true;
 		goto out;
@@ -671,15 +705,14 @@ int sd_ftrace_apply(void)
 			addrs[nunclaim + j - first] = (uint64_t)(uintptr_t)pokes[j].addr;
 		nnop_on = npokes - first;
 	}
-	if (nranges && sd_threads_outside(ranges, nranges, 100)) {
-		sd_warn(
-		    "a thread stayed inside entry nops; patching them anyway is unsafe: skipped");
-		err = -EBUSY;
-	} else if (npokes) {
+	if (npokes) {
 		/* a thread meeting a site mid-patch traps on its breakpoint: sonde must catch it */
 		err = sd_signal_setup();
 		if (!err)
-			err = sd_text_poke_batch(pokes, npokes);
+			err = poke(pokes, npokes, ranges, nranges);
+		if (err == -EBUSY)
+			sd_warn("a thread stayed inside entry nops; patching them anyway is "
+				"unsafe: skipped");
 	}
 	if (err) {
 		/* nothing patched: every site as it was, its claim too */

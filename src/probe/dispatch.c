@@ -23,6 +23,8 @@
 #include <signal.h>
 #include <stddef.h>
 
+#include <sd_arch/syscall.h>
+
 #include "common/compiler.h"
 #include "probe/probe.h"
 #include "probe/hits.h"
@@ -148,9 +150,19 @@ SD_NOTRACE static void no_site(struct sd_thread *t, uint64_t bp, int sig, void *
 			       uint8_t prev, unsigned long gen)
 {
 	t->active = prev;
-	if (sd_text_poke_trap(bp)) {
-		sd_arch_uc_set_ip(uc, bp);
-		return;
+	{
+		/* waiting out a batch, the thread can still say where it is (threads_ip.c) */
+		uint64_t sample = 1ULL << (SD_SAMPLE_SIGNAL - 1), old;
+		bool transient;
+
+		sd_raw_syscall6(SYS_rt_sigprocmask, SIG_UNBLOCK, (long)&sample, (long)&old, 8, 0,
+				0);
+		transient = sd_text_poke_trap(bp);
+		sd_raw_syscall6(SYS_rt_sigprocmask, SIG_SETMASK, (long)&old, 0, 8, 0, 0);
+		if (transient) {
+			sd_arch_uc_set_ip(uc, bp);
+			return;
+		}
 	}
 	if (*(volatile uint8_t *)bp != SD_ARCH_BP_INSN ||
 	    __atomic_load_n(&sd_code_gen, __ATOMIC_SEQ_CST) != gen) {

@@ -18,6 +18,15 @@
  * kernel leaves out SIGKILL. (libc's own short windows with every signal
  * blocked cannot be reached this way; the function tracers stay out of
  * them.)
+ *
+ * A thread running one of the program's handlers is seen there, but goes
+ * back to where the signal found it: replacing code there meanwhile (a
+ * probe's jump over several instructions, a patched nop) would make it
+ * resume inside the new instruction. So every handler the program sets
+ * through these calls runs behind a wrapper that records where its signal
+ * interrupted the thread (struct sd_thread: sig_at), and the chained ones
+ * do the same; sd_threads_outside() counts those places. (Handlers set
+ * before libsonde was loaded, and SA_RESETHAND ones, run unwrapped.)
  */
 #include <errno.h>
 #include <signal.h>
@@ -31,10 +40,10 @@
 #include "common/log.h"
 #include "arch/arch.h"
 #include "probe/probe.h"
+#include "probe/thread.h"
 
 /* libc's own entry points, not the interposed ones below */
 extern int __sigaction(int sig, const struct sigaction *act, struct sigaction *old);
-extern __sighandler_t bsd_signal(int sig, __sighandler_t handler);
 
 static struct sigaction prog_act[_NSIG]; /* what the program believes is installed */
 static volatile bool owned[_NSIG];
@@ -110,12 +119,48 @@ SD_NOTRACE static uint64_t owned_mask(void)
 	return m;
 }
 
+/* a handler's frame is below the place it interrupted, on the same stack */
+#define SAME_STACK (8UL << 20)
+
+/*
+ * Before one of the program's handlers: where its signal interrupted the
+ * thread. Places of handlers left by longjmp are dropped once a later
+ * signal finds the thread at or above them on the same stack. Returns the
+ * depth to put back after.
+ */
+SD_NOTRACE static uint8_t handler_enter(void *uc)
+{
+	struct sd_thread *t = &sd_self;
+	uint64_t sp = sd_arch_uc_sp(uc);
+	uint8_t d = t->sig_depth;
+
+	if (!t->registered)
+		sd_thread_register(t);
+	while (d && d <= SD_SIG_NEST && sp >= t->sig_at[d - 1].sp &&
+	       sp - t->sig_at[d - 1].sp < SAME_STACK)
+		d--;
+	if (d < SD_SIG_NEST) {
+		t->sig_at[d].ip = sd_arch_uc_ip(uc);
+		t->sig_at[d].sp = sp;
+	}
+	barrier(); /* (the place before the depth that counts it) */
+	t->sig_depth = d < 255 ? d + 1 : d;
+	return d;
+}
+
+SD_NOTRACE static void handler_leave(uint8_t depth)
+{
+	barrier();
+	sd_self.sig_depth = depth;
+}
+
 /* signal context */
 SD_NOTRACE void sd_signal_chain(int sig, void *info, void *uc)
 {
 	struct sigaction *a = &prog_act[sig];
 	const siginfo_t *si = info;
 	uint64_t old_mask, mask;
+	uint8_t depth;
 
 	if (a->sa_handler == SIG_IGN && si->si_code != SI_KERNEL)
 		return;
@@ -148,13 +193,113 @@ SD_NOTRACE void sd_signal_chain(int sig, void *info, void *uc)
 		mask |= 1ULL << (sig - 1);
 	mask &= ~owned_mask();
 	sd_raw_syscall6(SYS_rt_sigprocmask, SIG_BLOCK, (long)&mask, (long)&old_mask, 8, 0, 0);
+	depth = handler_enter(uc);
 	if (a->sa_flags & SA_SIGINFO)
 		a->sa_sigaction(sig, (siginfo_t *)info, uc);
 	else
 		a->sa_handler(sig);
+	handler_leave(depth);
 	if (a->sa_flags & SA_RESETHAND)
 		a->sa_handler = SIG_DFL;
 	sd_raw_syscall6(SYS_rt_sigprocmask, SIG_SETMASK, (long)&old_mask, 0, 8, 0, 0);
+}
+
+/* ---- the program's handlers of the signals sonde does not own ------------------- */
+
+/*
+ * The handler behind each wrapped signal, published whole: a new one goes
+ * into the other of two slots, then the index flips (a signal may be
+ * delivered on another thread while the program changes its handler).
+ */
+struct wrapped {
+	void *fn;
+	bool siginfo;
+};
+
+static struct wrapped wrapped[_NSIG][2];
+static uint8_t wrapped_cur[_NSIG]; /* the slot in use, plus one; 0: not wrapped */
+
+SD_NOTRACE static void wrap_entry(int sig, siginfo_t *si, void *uc)
+{
+	uint8_t cur = __atomic_load_n(&wrapped_cur[sig], __ATOMIC_ACQUIRE);
+	struct wrapped w;
+	uint8_t depth;
+
+	if (!cur)
+		return; /* (unwrapped meanwhile: the kernel has the program's own now) */
+	w = wrapped[sig][cur - 1];
+	depth = handler_enter(uc);
+	if (w.siginfo)
+		((void (*)(int, siginfo_t *, void *))w.fn)(sig, si, uc);
+	else
+		((void (*)(int))w.fn)(sig);
+	handler_leave(depth);
+}
+
+/*
+ * What the kernel is to have for the program's @act, in @k: its handler
+ * behind wrap_entry (published before it is installed), or as it is.
+ * Whether it is wrapped.
+ */
+static bool wrap(int sig, const struct sigaction *act, struct sigaction *k)
+{
+	uint8_t cur = wrapped_cur[sig];
+	struct wrapped *w;
+
+	*k = *act;
+	if (act->sa_handler == SIG_DFL || act->sa_handler == SIG_IGN ||
+	    (act->sa_flags & SA_RESETHAND))
+		return false;
+	w = &wrapped[sig][cur == 1 ? 1 : 0];
+	w->siginfo = act->sa_flags & SA_SIGINFO;
+	w->fn = w->siginfo ? (void *)act->sa_sigaction : (void *)act->sa_handler;
+	__atomic_store_n(&wrapped_cur[sig], (uint8_t)(w - wrapped[sig] + 1), __ATOMIC_RELEASE);
+	k->sa_sigaction = wrap_entry;
+	k->sa_flags |= SA_SIGINFO;
+	return true;
+}
+
+/* @k as the program set it: the handler behind the wrapper */
+static void unwrap(int sig, struct sigaction *k)
+{
+	uint8_t cur = wrapped_cur[sig];
+
+	if (k->sa_sigaction != wrap_entry || !cur)
+		return;
+	if (wrapped[sig][cur - 1].siginfo) {
+		k->sa_sigaction = wrapped[sig][cur - 1].fn;
+	} else {
+		k->sa_handler = wrapped[sig][cur - 1].fn;
+		k->sa_flags &= ~SA_SIGINFO;
+	}
+}
+
+/*
+ * One change of a wrapped disposition at a time, with the program's
+ * signals blocked: sigaction() may be called from a handler, so no mutex
+ */
+static volatile int wrap_busy;
+
+static uint64_t wrap_lock(void)
+{
+	/*
+	 * (but sonde's own signals, and the faults: a breakpoint met with
+	 * SIGTRAP blocked, in a probed libc function, kills the process)
+	 */
+	uint64_t all = ~(owned_mask() | 1ULL << (SIGTRAP - 1) | 1ULL << (SIGSEGV - 1) |
+			 1ULL << (SIGBUS - 1) | 1ULL << (SIGILL - 1) | 1ULL << (SIGFPE - 1)),
+		 old;
+
+	sd_raw_syscall6(SYS_rt_sigprocmask, SIG_BLOCK, (long)&all, (long)&old, 8, 0, 0);
+	while (__atomic_exchange_n(&wrap_busy, 1, __ATOMIC_ACQUIRE))
+		__builtin_ia32_pause();
+	return old;
+}
+
+static void wrap_unlock(uint64_t old)
+{
+	__atomic_store_n(&wrap_busy, 0, __ATOMIC_RELEASE);
+	sd_raw_syscall6(SYS_rt_sigprocmask, SIG_SETMASK, (long)&old, 0, 8, 0, 0);
 }
 
 /* ---- interposed libc entry points ---------------------------------------- */
@@ -162,7 +307,10 @@ SD_NOTRACE void sd_signal_chain(int sig, void *info, void *uc)
 __attribute__((visibility("default"))) int sigaction(int sig, const struct sigaction *act,
 						     struct sigaction *old)
 {
-	struct sigaction mine;
+	struct sigaction mine, was;
+	uint64_t mask;
+	bool wrapped_now = false;
+	int r;
 
 	if (sig > 0 && sig < _NSIG && __atomic_load_n(&owned[sig], __ATOMIC_ACQUIRE)) {
 		if (old)
@@ -171,16 +319,28 @@ __attribute__((visibility("default"))) int sigaction(int sig, const struct sigac
 			prog_act[sig] = *act;
 		return 0;
 	}
-	if (act) {
+	if (sig <= 0 || sig >= _NSIG || sig == SIGKILL || sig == SIGSTOP)
+		return __sigaction(sig, act, old);
+	mask = wrap_lock();
+	r = __sigaction(sig, NULL, &was);
+	if (!r)
+		unwrap(sig, &was);
+	if (!r && act) {
 		uint64_t own = owned_mask();
 
-		mine = *act;
+		wrapped_now = wrap(sig, act, &mine);
 		for (int s = 1; own; s++, own >>= 1)
 			if (own & 1)
 				sigdelset(&mine.sa_mask, s);
-		act = &mine;
+		r = __sigaction(sig, &mine, NULL);
 	}
-	return __sigaction(sig, act, old);
+	/* (unwrapped once the kernel has the program's own) */
+	if (!r && act && !wrapped_now)
+		__atomic_store_n(&wrapped_cur[sig], 0, __ATOMIC_RELEASE);
+	wrap_unlock(mask);
+	if (!r && old)
+		*old = was;
+	return r;
 }
 
 /*
@@ -241,5 +401,16 @@ __attribute__((visibility("default"))) __sighandler_t signal(int sig, __sighandl
 		sigaddset(&prog_act[sig].sa_mask, sig);
 		return prev;
 	}
-	return bsd_signal(sig, handler);
+	{
+		struct sigaction act, old;
+
+		/* BSD semantics, as glibc's signal(), through the wrapping above */
+		memset(&act, 0, sizeof(act));
+		act.sa_handler = handler;
+		act.sa_flags = SA_RESTART;
+		sigaddset(&act.sa_mask, sig);
+		if (sigaction(sig, &act, &old))
+			return SIG_ERR;
+		return old.sa_handler;
+	}
 }

@@ -158,6 +158,22 @@ bool sd_thread_register_vec_free(void)
 	return !key_ok || exit_key < 32;
 }
 
+bool sd_threads_interrupted(bool (*inside)(uint64_t ip, const void *arg), const void *arg)
+{
+	for (struct chunk *c = LOAD_ACQUIRE(chunks); c; c = c->next)
+		for (int i = 0; i < CHUNK_SLOTS; i++) {
+			struct sd_thread *t = LOAD_ACQUIRE(c->slot[i]), now;
+
+			/* (its TLS may go with it meanwhile) */
+			if (!t || t == &sd_self || sd_safe_read(&now, t, sizeof(now)))
+				continue;
+			for (int k = 0; k < now.sig_depth && k < SD_SIG_NEST; k++)
+				if (inside(now.sig_at[k].ip, arg))
+					return true;
+		}
+	return false;
+}
+
 struct watch {
 	struct sd_thread *t;
 	uint8_t gen;

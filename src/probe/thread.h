@@ -42,6 +42,9 @@
 struct sd_site;
 struct sd_shadow;
 
+/* how many nested handlers of the program's signals a thread's record keeps */
+#define SD_SIG_NEST 4
+
 struct sd_thread {
 	union {
 		struct {
@@ -60,6 +63,15 @@ struct sd_thread {
 	uint64_t *hits;		   /* its kprobe hit counters (hits.c) */
 	uint8_t hits_off;	   /* exiting: hits are counted with a locked add */
 	int tid;
+	/*
+	 * The program's signal handlers running on this thread, and where
+	 * each interrupted it (signal.c): a thread stopped in one is
+	 * elsewhere, but resumes there (sd_threads_outside looks at both).
+	 */
+	uint8_t sig_depth;
+	struct {
+		uint64_t ip, sp;
+	} sig_at[SD_SIG_NEST];
 };
 
 extern SD_TLS_IE struct sd_thread sd_self;
@@ -79,6 +91,12 @@ int32_t sd_thread_resume_tls_offset(void);
 
 /* put this thread on the list sd_sync_threads() watches (signal-safe) */
 void sd_thread_register(struct sd_thread *t);
+/*
+ * Whether a registered thread other than this one is running one of the
+ * program's signal handlers, which interrupted it where @inside(ip, arg)
+ * holds (threads_ip.c)
+ */
+bool sd_threads_interrupted(bool (*inside)(uint64_t ip, const void *arg), const void *arg);
 /*
  * whether sd_thread_register() leaves the vector registers alone (it calls
  * pthread_setspecific, which allocates for a key past glibc's first 32):

@@ -76,6 +76,18 @@ static bool inside(uint64_t ip, const struct sd_range *r, int n)
 	return false;
 }
 
+struct ranges {
+	const struct sd_range *r;
+	int n;
+};
+
+static bool inside_ranges(uint64_t ip, const void *arg)
+{
+	const struct ranges *rs = arg;
+
+	return inside(ip, rs->r, rs->n);
+}
+
 /*
  * 1: the thread is blocked and its ip is known (*ip); 0: it runs; -1: gone.
  * The syscall file reads "nr a1 … a6 sp pc", "-1 sp pc" or "running".
@@ -160,8 +172,9 @@ static int list_threads(struct probe_thread **out)
  * A thread seen outside stays outside: it can only enter the ranges through
  * their first byte (a breakpoint, which sends it elsewhere) -- nothing jumps
  * into them. So only threads seen inside, or not seen yet, are asked again.
- * (A thread interrupted inside by a signal whose handler is still running
- * would be missed: its handler's code is where it is seen.)
+ * A thread interrupted inside by a signal whose handler is still running is
+ * seen in its handler: the places the program's handlers interrupted are
+ * recorded (signal.c) and looked at too.
  */
 static int threads_outside(const struct sd_range *ranges, int n, int attempts)
 {
@@ -227,6 +240,12 @@ static int threads_outside(const struct sd_range *ranges, int n, int attempts)
 		for (int i = 0; i < nth; i++)
 			if (th[i].state != 1)
 				left++;
+		/*
+		 * a thread in one of the program's signal handlers is seen
+		 * there, but resumes where the signal found it
+		 */
+		if (!left && sd_threads_interrupted(inside_ranges, &(struct ranges){ranges, n}))
+			left++;
 		if (!left) {
 			free(th);
 			return 0;

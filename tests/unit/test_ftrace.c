@@ -18,10 +18,12 @@
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include <sonde/kprobes.h>
@@ -31,6 +33,7 @@
 #include "ftlib.h"
 #include "ftrace/ftrace.h"
 #include "probe/probe.h"
+#include "probe/thread.h"
 #include "trace/trace.h"
 #include "tracefs_echo.h"
 
@@ -572,6 +575,121 @@ TEST(kprobe_on_a_patched_nop)
 			    "order %d: pfe_leaf starts %02x %02x %02x %02x %02x, not as before",
 			    order, code[0], code[1], code[2], code[3], code[4]);
 	}
+}
+
+/*
+ * A thread stopped in its own signal handler, which interrupted it inside
+ * a function's entry nops (one-byte ones, as gcc's patchable entries are):
+ * the nops are not patched under it, or it would resume inside the jump.
+ * The thread is stepped with the trap flag into pfe_leaf's nops; its
+ * SIGTRAP handler stops stepping after the first nop and waits.
+ */
+static volatile int tf_state; /* 1: waiting in the handler, inside the nops; 2: let go */
+
+static void tf_handler(int sig, siginfo_t *si, void *ucv)
+{
+	ucontext_t *uc = ucv;
+	uint64_t ip = (uint64_t)uc->uc_mcontext.gregs[REG_RIP], at = (uint64_t)(uintptr_t)pfe_leaf;
+
+	(void)sig;
+	(void)si;
+	if (ip > at && ip < at + 5) {
+		uc->uc_mcontext.gregs[REG_EFL] &= ~0x100LL; /* no more steps */
+		tf_state = 1;
+		while (tf_state != 2)
+			__builtin_ia32_pause(); /* running, in the handler: seen here */
+	}
+}
+
+static void *tf_stepper(void *arg)
+{
+	int (*leaf)(int) = pfe_leaf;
+
+	(void)arg;
+	__asm__ volatile("pushfq; orq $0x100, (%%rsp); popfq" ::: "memory", "cc");
+	*(volatile int *)&tf_state; /* (a few steps in this function first) */
+	return (void *)(intptr_t)leaf(1);
+}
+
+TEST(no_patch_under_a_signal_handler)
+{
+	struct sigaction sa, old;
+	pthread_t th;
+	void *ret;
+	int err;
+
+	CHECK(code_of(pfe_leaf)[1] == 0x90); /* one-byte nops */
+	reset();
+	ECHO("set_ftrace_filter", "pfe_leaf");
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = tf_handler;
+	sa.sa_flags = SA_SIGINFO;
+	CHECK_EQ(sigaction(SIGTRAP, &sa, &old), 0);
+	tf_state = 0;
+	CHECK_EQ(pthread_create(&th, NULL, tf_stepper, NULL), 0);
+	while (tf_state != 1)
+		usleep(100);
+	/* it stands in the nops: they stay as they are */
+	err = echo("current_tracer", "function");
+	CHECK_EQ(err, -EBUSY);
+	CHECK_EQ(code_of(pfe_leaf)[0], 0x90);
+	tf_state = 2;
+	CHECK_EQ(pthread_join(th, &ret), 0);
+	CHECK_EQ((int)(intptr_t)ret, 3);
+	/* out of them: patched */
+	ECHO("current_tracer", "function");
+	CHECK_EQ(code_of(pfe_leaf)[0], 0xe9);
+	CHECK_EQ(pfe_leaf(2), 5);
+	CHECK_EQ(sigaction(SIGTRAP, &old, NULL), 0);
+	reset();
+}
+
+/*
+ * The program's handlers run behind sonde's wrapper (signal.c), which
+ * records where the signal interrupted the thread; the program sees its
+ * own handlers, called as it set them.
+ */
+static volatile int usr1_seen, usr1_depth;
+
+static void usr1_info(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	usr1_seen = sig == SIGUSR1 && si->si_signo == SIGUSR1 ? 1 : -1;
+	usr1_depth = sd_self.sig_depth;
+}
+
+static void usr1_plain(int sig)
+{
+	usr1_seen = sig == SIGUSR1 ? 2 : -1;
+	usr1_depth = sd_self.sig_depth;
+}
+
+TEST(program_handlers_are_wrapped)
+{
+	struct sigaction sa, cur, old;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = usr1_info;
+	sa.sa_flags = SA_SIGINFO;
+	CHECK_EQ(sigaction(SIGUSR1, &sa, &old), 0);
+	CHECK_EQ(sigaction(SIGUSR1, NULL, &cur), 0);
+	CHECK(cur.sa_sigaction == usr1_info && (cur.sa_flags & SA_SIGINFO));
+	CHECK_EQ(raise(SIGUSR1), 0);
+	CHECK_EQ(usr1_seen, 1);
+	CHECK_EQ(usr1_depth, 1);
+	CHECK_EQ(sd_self.sig_depth, 0);
+
+	CHECK(signal(SIGUSR1, usr1_plain) == (__sighandler_t)(void *)usr1_info);
+	CHECK_EQ(sigaction(SIGUSR1, NULL, &cur), 0);
+	CHECK(cur.sa_handler == usr1_plain && !(cur.sa_flags & SA_SIGINFO));
+	CHECK_EQ(raise(SIGUSR1), 0);
+	CHECK_EQ(usr1_seen, 2);
+	CHECK_EQ(usr1_depth, 1);
+
+	CHECK(signal(SIGUSR1, SIG_IGN) == usr1_plain);
+	CHECK_EQ(raise(SIGUSR1), 0); /* ignored */
+	CHECK_EQ(sigaction(SIGUSR1, &old, &cur), 0);
+	CHECK(cur.sa_handler == SIG_IGN);
 }
 
 TEST(pid_filter_and_threads)

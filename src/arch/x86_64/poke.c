@@ -244,6 +244,11 @@ int sd_text_write(void *addr, const void *src, size_t len)
 
 int sd_text_poke_batch(struct sd_poke *v, int n)
 {
+	return sd_text_poke_batch_settle(v, n, NULL, NULL);
+}
+
+int sd_text_poke_batch_settle(struct sd_poke *v, int n, int (*settle)(void *arg), void *arg)
+{
 	static const uint8_t bp = SD_ARCH_BP_INSN;
 	bool multi = false;
 	int err = 0, i;
@@ -272,6 +277,9 @@ int sd_text_poke_batch(struct sd_poke *v, int n)
 	for (i = 0; i < n && !err; i++)
 		err = write_bytes(v[i].addr, &bp, 1);
 	sd_sync_cores();
+	/* no thread gets in now but through a breakpoint: none may be left inside */
+	if (!err && settle)
+		err = settle(arg);
 	for (i = 0; i < n && !err; i++)
 		if (v[i].len > 1)
 			err = write_bytes((uint8_t *)v[i].addr + 1, v[i].new + 1, v[i].len - 1);

@@ -65,6 +65,11 @@ uint64_t sd_arch_uc_ip(const void *ucv)
 	return ((const ucontext_t *)ucv)->uc_mcontext.gregs[REG_RIP];
 }
 
+uint64_t sd_arch_uc_sp(const void *ucv)
+{
+	return ((const ucontext_t *)ucv)->uc_mcontext.gregs[REG_RSP];
+}
+
 void sd_arch_uc_set_ip(void *ucv, uint64_t ip)
 {
 	((ucontext_t *)ucv)->uc_mcontext.gregs[REG_RIP] = ip;
