@@ -24,7 +24,7 @@
  * probe's jump over several instructions, a patched nop) would make it
  * resume inside the new instruction. So every handler the program sets
  * through these calls runs behind a wrapper that records where its signal
- * interrupted the thread (struct sd_thread: sig_at), and the chained ones
+ * interrupted the thread (struct sd_sig_record), and the chained ones
  * do the same; sd_threads_outside() counts those places. (Handlers set
  * before libsonde was loaded, and SA_RESETHAND ones, run unwrapped.)
  */
@@ -130,28 +130,27 @@ SD_NOTRACE static uint64_t owned_mask(void)
  */
 SD_NOTRACE static uint8_t handler_enter(void *uc)
 {
-	struct sd_thread *t = &sd_self;
+	struct sd_sig_record *r = &sd_sig_self;
 	uint64_t sp = sd_arch_uc_sp(uc);
-	uint8_t d = t->sig_depth;
+	uint8_t d = r->depth;
 
-	if (!t->registered)
-		sd_thread_register(t);
-	while (d && d <= SD_SIG_NEST && sp >= t->sig_at[d - 1].sp &&
-	       sp - t->sig_at[d - 1].sp < SAME_STACK)
+	if (!sd_self.registered)
+		sd_thread_register(&sd_self);
+	while (d && d <= SD_SIG_NEST && sp >= r->at[d - 1].sp && sp - r->at[d - 1].sp < SAME_STACK)
 		d--;
 	if (d < SD_SIG_NEST) {
-		t->sig_at[d].ip = sd_arch_uc_ip(uc);
-		t->sig_at[d].sp = sp;
+		r->at[d].ip = sd_arch_uc_ip(uc);
+		r->at[d].sp = sp;
 	}
 	barrier(); /* (the place before the depth that counts it) */
-	t->sig_depth = d < 255 ? d + 1 : d;
+	r->depth = d < 255 ? d + 1 : d;
 	return d;
 }
 
 SD_NOTRACE static void handler_leave(uint8_t depth)
 {
 	barrier();
-	sd_self.sig_depth = depth;
+	sd_sig_self.depth = depth;
 }
 
 /* signal context */

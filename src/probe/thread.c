@@ -29,7 +29,9 @@
 #include "probe/probe.h"
 #include "probe/thread.h"
 
-SD_TLS_IE struct sd_thread sd_self;
+/* one cache line: the hit path reads it */
+SD_TLS_IE struct sd_thread sd_self __attribute__((aligned(64)));
+SD_TLS_IE struct sd_sig_record sd_sig_self;
 
 #define CHUNK_SLOTS 254
 
@@ -121,6 +123,7 @@ void sd_thread_register(struct sd_thread *t)
 	struct chunk *c, *fresh;
 
 	t->tid = sd_raw_gettid();
+	t->sig = &sd_sig_self; /* (t is this thread's sd_self) */
 	for (;;) {
 		for (c = LOAD_ACQUIRE(chunks); c; c = c->next)
 			if (claim(c, t))
@@ -163,12 +166,14 @@ bool sd_threads_interrupted(bool (*inside)(uint64_t ip, const void *arg), const 
 	for (struct chunk *c = LOAD_ACQUIRE(chunks); c; c = c->next)
 		for (int i = 0; i < CHUNK_SLOTS; i++) {
 			struct sd_thread *t = LOAD_ACQUIRE(c->slot[i]), now;
+			struct sd_sig_record rec;
 
 			/* (its TLS may go with it meanwhile) */
-			if (!t || t == &sd_self || sd_safe_read(&now, t, sizeof(now)))
+			if (!t || t == &sd_self || sd_safe_read(&now, t, sizeof(now)) || !now.sig ||
+			    sd_safe_read(&rec, now.sig, sizeof(rec)))
 				continue;
-			for (int k = 0; k < now.sig_depth && k < SD_SIG_NEST; k++)
-				if (inside(now.sig_at[k].ip, arg))
+			for (int k = 0; k < rec.depth && k < SD_SIG_NEST; k++)
+				if (inside(rec.at[k].ip, arg))
 					return true;
 		}
 	return false;

@@ -45,6 +45,19 @@ struct sd_shadow;
 /* how many nested handlers of the program's signals a thread's record keeps */
 #define SD_SIG_NEST 4
 
+/*
+ * The program's signal handlers running on a thread, and where each
+ * interrupted it (signal.c): a thread stopped in one is elsewhere, but
+ * resumes there (sd_threads_outside looks at both). Apart from struct
+ * sd_thread, which the hit path reads: that stays one cache line.
+ */
+struct sd_sig_record {
+	uint8_t depth;
+	struct {
+		uint64_t ip, sp;
+	} at[SD_SIG_NEST];
+};
+
 struct sd_thread {
 	union {
 		struct {
@@ -63,18 +76,11 @@ struct sd_thread {
 	uint64_t *hits;		   /* its kprobe hit counters (hits.c) */
 	uint8_t hits_off;	   /* exiting: hits are counted with a locked add */
 	int tid;
-	/*
-	 * The program's signal handlers running on this thread, and where
-	 * each interrupted it (signal.c): a thread stopped in one is
-	 * elsewhere, but resumes there (sd_threads_outside looks at both).
-	 */
-	uint8_t sig_depth;
-	struct {
-		uint64_t ip, sp;
-	} sig_at[SD_SIG_NEST];
+	struct sd_sig_record *sig; /* the thread's sd_sig_self, once registered */
 };
 
 extern SD_TLS_IE struct sd_thread sd_self;
+extern SD_TLS_IE struct sd_sig_record sd_sig_self;
 
 /* a hit marks the thread as in a handler; @prev, its `active` before */
 static inline void sd_thread_enter(struct sd_thread *t, uint8_t prev)

@@ -655,13 +655,13 @@ static void usr1_info(int sig, siginfo_t *si, void *uc)
 {
 	(void)uc;
 	usr1_seen = sig == SIGUSR1 && si->si_signo == SIGUSR1 ? 1 : -1;
-	usr1_depth = sd_self.sig_depth;
+	usr1_depth = sd_sig_self.depth;
 }
 
 static void usr1_plain(int sig)
 {
 	usr1_seen = sig == SIGUSR1 ? 2 : -1;
-	usr1_depth = sd_self.sig_depth;
+	usr1_depth = sd_sig_self.depth;
 }
 
 TEST(program_handlers_are_wrapped)
@@ -677,7 +677,7 @@ TEST(program_handlers_are_wrapped)
 	CHECK_EQ(raise(SIGUSR1), 0);
 	CHECK_EQ(usr1_seen, 1);
 	CHECK_EQ(usr1_depth, 1);
-	CHECK_EQ(sd_self.sig_depth, 0);
+	CHECK_EQ(sd_sig_self.depth, 0);
 
 	CHECK(signal(SIGUSR1, usr1_plain) == (__sighandler_t)(void *)usr1_info);
 	CHECK_EQ(sigaction(SIGUSR1, NULL, &cur), 0);
