@@ -390,26 +390,14 @@ __attribute__((visibility("default"))) int sigprocmask(int how, const sigset_t *
 
 __attribute__((visibility("default"))) __sighandler_t signal(int sig, __sighandler_t handler)
 {
-	if (sig > 0 && sig < _NSIG && __atomic_load_n(&owned[sig], __ATOMIC_ACQUIRE)) {
-		__sighandler_t prev = prog_act[sig].sa_handler;
+	struct sigaction act, old;
 
-		/* BSD semantics, as glibc's signal() */
-		memset(&prog_act[sig], 0, sizeof(prog_act[sig]));
-		prog_act[sig].sa_handler = handler;
-		prog_act[sig].sa_flags = SA_RESTART;
-		sigaddset(&prog_act[sig].sa_mask, sig);
-		return prev;
-	}
-	{
-		struct sigaction act, old;
-
-		/* BSD semantics, as glibc's signal(), through the wrapping above */
-		memset(&act, 0, sizeof(act));
-		act.sa_handler = handler;
-		act.sa_flags = SA_RESTART;
-		sigaddset(&act.sa_mask, sig);
-		if (sigaction(sig, &act, &old))
-			return SIG_ERR;
-		return old.sa_handler;
-	}
+	/* BSD semantics, as glibc's signal(); sigaction() above shadows or wraps it */
+	memset(&act, 0, sizeof(act));
+	act.sa_handler = handler;
+	act.sa_flags = SA_RESTART;
+	sigaddset(&act.sa_mask, sig);
+	if (sigaction(sig, &act, &old))
+		return SIG_ERR; /* (errno set) */
+	return old.sa_handler;
 }
