@@ -22,7 +22,9 @@
 #include <sonde/kprobes.h>
 #include <sonde/sonde.h>
 
+#include "arch/x86_64/insn_len.h"
 #include "check.h"
+#include "probe/probe.h"
 #include "trace/output.h"
 #include "trace/printfmt.h"
 #include "trace/trace.h"
@@ -377,6 +379,53 @@ TEST(no_kprobe_on_a_jump_label)
 	CHECK_STREQ(out, "tpu_int: tag=j value=4 big=0x48d159e24 neg=-4\n");
 	free(out);
 	CHECK_EQ(enable(ev, false), 0);
+}
+
+/*
+ * A probe on the instruction before a tracepoint's nop, too short for a
+ * jump of its own: its jump would cover the nop, so it stays a breakpoint,
+ * and the tracepoint still patches its nop and fires.
+ */
+TEST(no_probe_jump_over_a_jump_label)
+{
+	static const char *const names[] = {"tpu_int", "tpu_mix", "tpu_cond", "tpu_opaque"};
+	struct sonde_kprobe kp;
+	struct sd_event *ev = NULL;
+	bool placed = false;
+	char *out;
+
+	for (int e = 0; e < 4 && !placed; e++) {
+		uint64_t sites[64];
+		int n;
+
+		ev = setup_event("tpunit", names[e]);
+		n = sd_tracepoint_sites(ev, sites, 64);
+		for (int i = 0; i < n && !placed; i++)
+			for (uint64_t d = 1; d < 5 && !placed; d++) {
+				struct sd_insn_len il;
+
+				/* an instruction that ends where the nop starts */
+				if (sd_insn_len((const uint8_t *)(uintptr_t)(sites[i] - d), 16,
+						&il) ||
+				    il.len != d)
+					continue;
+				memset(&kp, 0, sizeof(kp));
+				kp.addr = (void *)(uintptr_t)(sites[i] - d);
+				kp.pre_handler = never;
+				placed = sonde_register_kprobe(&kp) == 0;
+			}
+	}
+	if (!placed)
+		check_fail(__FILE__, __LINE__, "no short instruction before any tracepoint's nop");
+	sonde_wait_kprobe_optimizer();
+	CHECK(!(kp.flags & SONDE_KPROBE_FLAG_OPTIMIZED));
+	CHECK(sd_kprobe_opt_why(&kp) && strstr(sd_kprobe_opt_why(&kp), "tracepoint"));
+	CHECK_EQ(enable(ev, true), 0);
+	check_sites(ev, true, 1);
+	CHECK_EQ(enable(ev, false), 0);
+	sonde_unregister_kprobe(&kp);
+	out = drain();
+	free(out);
 }
 
 TEST(unprintable_print_fmt_falls_back)
