@@ -601,7 +601,9 @@ int sd_ftrace_apply(void)
 	struct ft_func **poked = NULL;	/* whose site each poke changes */
 	uint64_t *addrs = NULL;		/* claimed, or to give up */
 	bool *claimed = NULL;
-	int npokes = 0, nunreg = 0, nranges = 0, nhooked = 0, nnop_on = 0, nunclaim = 0, err = 0;
+	int npokes = 0, nunreg = 0, nranges = 0, nhooked = 0, nnop_on = 0, nunclaim = 0,
+	    nclaimed = 0;
+	int err = 0;
 	size_t n, total = 0;
 	struct ft_obj *objs;
 	void *garbage[4];
@@ -701,9 +703,10 @@ int sd_ftrace_apply(void)
 				poke_nop(f, &pokes[npokes++], ranges, &nranges, true);
 			}
 		}
+		/* claimed and to be patched: given up again if the batch fails */
 		for (int j = first; j < npokes; j++)
 			addrs[nunclaim + j - first] = (uint64_t)(uintptr_t)pokes[j].addr;
-		nnop_on = npokes - first;
+		nclaimed = npokes - first;
 	}
 	if (npokes) {
 		/* a thread meeting a site mid-patch traps on its breakpoint: sonde must catch it */
@@ -718,8 +721,7 @@ int sd_ftrace_apply(void)
 		/* nothing patched: every site as it was, its claim too */
 		for (int j = 0; j < npokes; j++)
 			poked[j]->on = !poked[j]->on;
-		sd_text_unclaim(addrs + nunclaim, nnop_on);
-		nnop_on = 0;
+		sd_text_unclaim(addrs + nunclaim, nclaimed);
 	}
 	/* the nops back in place: given up */
 	if (!err && nunclaim)
