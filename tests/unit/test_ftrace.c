@@ -493,6 +493,7 @@ TEST(nop_restores_code)
 }
 
 static volatile int stop_thread;
+static volatile unsigned other_calls;
 
 static void *other_thread(void *arg)
 {
@@ -501,6 +502,7 @@ static void *other_thread(void *arg)
 	*tid = (int)syscall(SYS_gettid);
 	while (!stop_thread) {
 		pfe_leaf(1);
+		other_calls++;
 		usleep(200);
 	}
 	return NULL;
@@ -719,6 +721,9 @@ TEST(pid_filter_and_threads)
 	ECHO("current_tracer", "function_graph");
 	for (int i = 0; i < 100; i++)
 		pfe_top(1);
+	/* (the other thread's calls while tracing, however busy the machine) */
+	for (unsigned seen = other_calls, k = 0; other_calls - seen < 2 && k < 2000; k++)
+		usleep(1000);
 	ECHO("current_tracer", "nop");
 	stop_thread = 1;
 	pthread_join(th, NULL);
